@@ -1,0 +1,239 @@
+"""Cached Azure SDK clients built from the settings.
+
+One :class:`AzureClients` per process holds one credential and one client per vault URL
+(Key Vault data plane) or per subscription (ARM). Every client gets the cloud profile's
+endpoint, audience, CA bundle and LRO polling interval, azure-core's retry policy with a few
+attempts (the work queue retries across minutes; HTTP retries only bridge blips), and the
+:class:`CallCounter` policy so each Azure call is counted.
+
+SDK modules are imported inside the methods that build the clients: importing this module
+costs nothing, and an invocation pays only for the SDKs it uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.eventgrid import EventGridPublisherClient
+    from azure.keyvault.keys import KeyClient
+    from azure.keyvault.secrets import SecretClient
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+    from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+    from shared.config import Settings
+
+
+class CallCounter:
+    """Counts outgoing Azure calls by ``METHOD host`` (thread-safe).
+
+    Used as an azure-core per-call policy (see :meth:`policy`); benchmarks and logs read
+    :meth:`snapshot`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def record(self, method: str, url: str) -> None:
+        """Count one call."""
+        host = urlparse(url).netloc
+        with self._lock:
+            self._counts[f"{method} {host}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counts so far."""
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        """All calls counted so far."""
+        with self._lock:
+            return sum(self._counts.values())
+
+    def policy(self) -> Any:
+        """An azure-core ``SansIOHTTPPolicy`` that records each request it sees."""
+        from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+        counter = self
+
+        class _CountingPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+            def on_request(self, request: Any) -> None:
+                counter.record(request.http_request.method, request.http_request.url)
+
+        return _CountingPolicy()
+
+
+class AzureClients:
+    """Builds and caches the SDK clients Keyguard uses.
+
+    Parameters
+    ----------
+    settings:
+        The validated settings (cloud profile, retry, identity).
+    credential:
+        A token credential; by default a ``ManagedIdentityCredential`` (the user-assigned
+        identity when ``AZURE_CLIENT_ID`` is set), which also serves the local Azure through
+        ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``.
+    """
+
+    def __init__(self, settings: Settings, credential: TokenCredential | None = None) -> None:
+        self._settings = settings
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self.calls = CallCounter()
+
+    # -- shared pieces ----------------------------------------------------------------------
+
+    @property
+    def credential(self) -> TokenCredential:
+        """The token credential all clients share (built on first use)."""
+        with self._lock:
+            if self._credential is None:
+                from azure.identity import ManagedIdentityCredential
+
+                client_id = self._settings.managed_identity_client_id
+                self._credential = (
+                    ManagedIdentityCredential(client_id=client_id)
+                    if client_id
+                    else ManagedIdentityCredential()
+                )
+            return self._credential
+
+    def _common(self) -> dict[str, Any]:
+        cloud = self._settings.cloud
+        kwargs: dict[str, Any] = {
+            "retry_total": self._settings.retry.http_retry_total,
+            "retry_backoff_max": 30,
+            "per_call_policies": [self.calls.policy()],
+        }
+        if cloud.ca_bundle:
+            kwargs["connection_verify"] = cloud.ca_bundle
+        return kwargs
+
+    def _arm(self) -> dict[str, Any]:
+        cloud = self._settings.cloud
+        return {
+            **self._common(),
+            "base_url": cloud.arm_endpoint,
+            "credential_scopes": [cloud.arm_scope],
+            "polling_interval": cloud.lro_poll_seconds,
+        }
+
+    def _cached(self, kind: str, key: str, build: Any) -> Any:
+        cache_key = (kind, key.lower())
+        with self._lock:
+            client = self._cache.get(cache_key)
+        if client is None:
+            client = build()
+            with self._lock:
+                client = self._cache.setdefault(cache_key, client)
+        return client
+
+    # -- Key Vault data plane ---------------------------------------------------------------
+
+    def key_client(self, vault_url: str) -> KeyClient:
+        """A ``KeyClient`` for one vault (``https://{vault}.vault.azure.net``)."""
+
+        def build() -> KeyClient:
+            from azure.keyvault.keys import KeyClient
+
+            return KeyClient(
+                vault_url,
+                self.credential,
+                verify_challenge_resource=self._settings.cloud.keyvault_verify_challenge,
+                **self._common(),
+            )
+
+        return self._cached("keys", vault_url.rstrip("/"), build)  # type: ignore[no-any-return]
+
+    def secret_client(self, vault_url: str) -> SecretClient:
+        """A ``SecretClient`` for one vault."""
+
+        def build() -> SecretClient:
+            from azure.keyvault.secrets import SecretClient
+
+            return SecretClient(
+                vault_url,
+                self.credential,
+                verify_challenge_resource=self._settings.cloud.keyvault_verify_challenge,
+                **self._common(),
+            )
+
+        return self._cached("secrets", vault_url.rstrip("/"), build)  # type: ignore[no-any-return]
+
+    # -- ARM --------------------------------------------------------------------------------
+
+    def keyvault_mgmt(self, subscription_id: str) -> KeyVaultManagementClient:
+        """``azure-mgmt-keyvault`` client for one subscription."""
+
+        def build() -> KeyVaultManagementClient:
+            from azure.mgmt.keyvault import KeyVaultManagementClient
+
+            return KeyVaultManagementClient(self.credential, subscription_id, **self._arm())
+
+        return self._cached("kvmgmt", subscription_id, build)  # type: ignore[no-any-return]
+
+    def compute(self, subscription_id: str) -> ComputeManagementClient:
+        """``azure-mgmt-compute`` client for one subscription."""
+
+        def build() -> ComputeManagementClient:
+            from azure.mgmt.compute import ComputeManagementClient
+
+            return ComputeManagementClient(self.credential, subscription_id, **self._arm())
+
+        return self._cached("compute", subscription_id, build)  # type: ignore[no-any-return]
+
+    def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
+        """``azure-mgmt-authorization`` client for one subscription."""
+
+        def build() -> AuthorizationManagementClient:
+            from azure.mgmt.authorization import AuthorizationManagementClient
+
+            return AuthorizationManagementClient(self.credential, subscription_id, **self._arm())
+
+        return self._cached("authz", subscription_id, build)  # type: ignore[no-any-return]
+
+    def backup(self, subscription_id: str) -> RecoveryServicesBackupClient:
+        """``azure-mgmt-recoveryservicesbackup`` client for one subscription."""
+
+        def build() -> RecoveryServicesBackupClient:
+            from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+            return RecoveryServicesBackupClient(self.credential, subscription_id, **self._arm())
+
+        return self._cached("backup", subscription_id, build)  # type: ignore[no-any-return]
+
+    # -- Event Grid -------------------------------------------------------------------------
+
+    def alert_publisher(self) -> EventGridPublisherClient | None:
+        """Publisher for the alert topic, or None when no topic is configured.
+
+        ``EventGridPublisherClient`` ignores transport options given to its constructor, so
+        callers pass :meth:`send_options` to each ``send()``.
+        """
+        endpoint = self._settings.alert_topic_endpoint
+        if endpoint is None:
+            return None
+
+        def build() -> EventGridPublisherClient:
+            from azure.eventgrid import EventGridPublisherClient
+
+            return EventGridPublisherClient(endpoint, self.credential)
+
+        return self._cached("eventgrid", endpoint, build)  # type: ignore[no-any-return]
+
+    def send_options(self) -> dict[str, Any]:
+        """Per-call options for ``EventGridPublisherClient.send`` (CA bundle, retries)."""
+        options: dict[str, Any] = {"retry_total": self._settings.retry.http_retry_total}
+        if self._settings.cloud.ca_bundle:
+            options["connection_verify"] = self._settings.cloud.ca_bundle
+        return options

@@ -1,0 +1,464 @@
+"""Keyguard's configuration: one typed, immutable settings object, validated once at startup.
+
+Settings come from app settings (environment variables). :func:`load_settings` reads them,
+applies safe defaults (remediation off, dry run off, public Azure) and raises
+:class:`~shared.errors.ConfigError` naming the first setting that is missing or invalid.
+
+The cloud profile carries the knobs a sovereign cloud — or the local Azure emulator —
+needs: ARM endpoint and audience, Key Vault challenge-resource verification, a CA bundle,
+and the LRO polling interval. Production code reaches the local Azure through these
+settings alone; there is no test-only branch.
+
+:data:`SETTINGS` lists every setting with its default and meaning; ``infra/`` and the README
+are checked against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Final
+from urllib.parse import urlparse
+
+from shared.errors import ConfigError
+
+# --- the catalogue ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One app setting: its name, default (None = required) and what it is for."""
+
+    name: str
+    default: str | None
+    doc: str
+
+
+_S = SettingSpec
+SETTINGS: Final[tuple[SettingSpec, ...]] = (
+    # scope
+    _S("KEYGUARD_TENANT_ID", None, "Entra tenant id of the subscriptions and vaults."),
+    _S("KEYGUARD_SUBSCRIPTIONS", None, "Comma-separated subscription ids Keyguard watches."),
+    _S(
+        "KEYGUARD_VAULTS",
+        None,
+        "Comma-separated Key Vault ARM ids in scope, or '*' for every vault in the "
+        "configured subscriptions.",
+    ),
+    _S(
+        "KEYGUARD_RECOVERY_VAULTS",
+        "",
+        "Comma-separated Recovery Services vault ARM ids the sweep reads protected items from.",
+    ),
+    _S(
+        "KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID",
+        None,
+        "Object id, in this tenant, of the Backup Management Service principal "
+        "(az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv).",
+    ),
+    # behaviour switches (safe defaults)
+    _S("KEYGUARD_REMEDIATION", "false", "Repair Backup's vault access and re-enable pinned versions."),
+    _S(
+        "KEYGUARD_ENABLE_PURGE_PROTECTION",
+        "false",
+        "Switch purge protection on for vaults holding needed versions (irreversible).",
+    ),
+    _S("KEYGUARD_DRY_RUN", "false", "Plan and report backups but trigger none."),
+    _S("KEYGUARD_ESCROW", "false", "Write backup_key/backup_secret blobs of needed objects."),
+    # alerts
+    _S("KEYGUARD_ALERT_TOPIC_ENDPOINT", "", "Event Grid custom topic endpoint for alerts."),
+    _S("KEYGUARD_ALERT_DEDUPE_MINUTES", "60", "Identical alerts within this window are sent once."),
+    # pipeline
+    _S("KEYGUARD_RETRY_BASE_SECONDS", "30", "First retry delay of a failed work item."),
+    _S("KEYGUARD_RETRY_CAP_SECONDS", "3600", "Longest delay between two retries."),
+    _S("KEYGUARD_RETRY_BUDGET_HOURS", "24", "A work item is dead-lettered after this long."),
+    _S("KEYGUARD_LEASE_SECONDS", "300", "Lease of an in-progress ledger record."),
+    _S("KEYGUARD_OPERATION_DEADLINE_SECONDS", "120", "In-process retry deadline per step."),
+    _S("KEYGUARD_COALESCE_SECONDS", "60", "Window in which events for one target coalesce."),
+    _S("KEYGUARD_SWEEP_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the sweep."),
+    # backups
+    _S("KEYGUARD_BACKUP_WINDOW_MINUTES", "15", "Coalescing window: one backup per VM per window."),
+    _S("KEYGUARD_BACKUP_DAILY_BUDGET", "4", "On-demand backups per VM per day (1-9)."),
+    _S("KEYGUARD_BACKUP_RETENTION_DAYS", "30", "Expiry of on-demand recovery points."),
+    # cloud profile
+    _S("KEYGUARD_CLOUD", "AzurePublic", "AzurePublic, AzureUSGovernment or Custom."),
+    _S("KEYGUARD_ARM_ENDPOINT", "", "ARM endpoint override (Custom cloud)."),
+    _S("KEYGUARD_ARM_AUDIENCE", "", "ARM token audience override (Custom cloud)."),
+    _S("KEYGUARD_STORAGE_SUFFIX", "", "Storage endpoint suffix override (Custom cloud)."),
+    _S(
+        "KEYGUARD_KEYVAULT_VERIFY_CHALLENGE",
+        "true",
+        "Verify that Key Vault's auth challenge names the vault's domain.",
+    ),
+    _S("KEYGUARD_CA_BUNDLE", "", "CA bundle (PEM path) to trust for Azure endpoints."),
+    _S("KEYGUARD_LRO_POLL_SECONDS", "30", "Polling interval of long-running operations."),
+    _S("KEYGUARD_HTTP_RETRY_TOTAL", "3", "azure-core retry attempts per HTTP call."),
+    # identity and storage (names fixed by the platform)
+    _S("AZURE_CLIENT_ID", "", "Client id of a user-assigned managed identity (optional)."),
+    _S(
+        "AzureWebJobsStorage",
+        "",
+        "Storage connection string (local), or use AzureWebJobsStorage__accountName (Azure).",
+    ),
+    _S("AzureWebJobsStorage__accountName", "", "Storage account for identity-based access."),
+)
+SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS)
+_DEFAULTS: Final[dict[str, str | None]] = {s.name: s.default for s in SETTINGS}
+
+BACKUP_MANAGEMENT_APP_ID_PUBLIC: Final = "262044b1-e2ce-469f-a196-69ab7ada62d3"
+BACKUP_MANAGEMENT_APP_ID_USGOV: Final = "ff281ffe-705c-4f53-9f37-a40e6f2c68f3"
+MAX_ON_DEMAND_BACKUPS_PER_DAY: Final = 9
+
+
+# --- the typed objects --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """Endpoints and client behaviour for one Azure cloud."""
+
+    name: str
+    arm_endpoint: str
+    arm_audience: str
+    storage_suffix: str
+    keyvault_verify_challenge: bool = True
+    ca_bundle: str | None = None
+    lro_poll_seconds: float = 30.0
+    backup_management_app_id: str = BACKUP_MANAGEMENT_APP_ID_PUBLIC
+
+    @property
+    def arm_scope(self) -> str:
+        """The OAuth scope for ARM tokens (audience + ``/.default``)."""
+        return self.arm_audience.rstrip("/") + "/.default"
+
+
+KNOWN_CLOUDS: Final[dict[str, CloudProfile]] = {
+    "AzurePublic": CloudProfile(
+        name="AzurePublic",
+        arm_endpoint="https://management.azure.com",
+        arm_audience="https://management.azure.com",
+        storage_suffix="core.windows.net",
+    ),
+    "AzureUSGovernment": CloudProfile(
+        name="AzureUSGovernment",
+        arm_endpoint="https://management.usgovcloudapi.net",
+        arm_audience="https://management.usgovcloudapi.net",
+        storage_suffix="core.usgovcloudapi.net",
+        backup_management_app_id=BACKUP_MANAGEMENT_APP_ID_USGOV,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """How to reach Keyguard's own storage account (queues, tables, blobs).
+
+    Exactly one of ``connection_string`` (local, Azurite) or ``account_name`` (identity-based,
+    Azure) is set.
+    """
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    suffix: str = "core.windows.net"
+
+    def endpoint(self, service: str) -> str:
+        """The ``https://{account}.{service}.{suffix}`` endpoint for identity-based access."""
+        return f"https://{self.account_name}.{service}.{self.suffix}"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Durable (queue-level) retry schedule and the in-process operation deadline."""
+
+    base_seconds: float = 30.0
+    cap_seconds: float = 3600.0
+    budget_seconds: float = 24 * 3600.0
+    lease_seconds: float = 300.0
+    operation_deadline_seconds: float = 120.0
+    http_retry_total: int = 3
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """On-demand backup policy."""
+
+    window_minutes: int = 15
+    daily_budget: int = 4
+    retention_days: int = 30
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Keyguard is configured with. Build it with :func:`load_settings`."""
+
+    tenant_id: str
+    subscriptions: frozenset[str]
+    #: Lower-cased Key Vault ARM ids in scope; empty with ``all_vaults`` for '*'.
+    vaults: frozenset[str]
+    all_vaults: bool
+    recovery_vaults: tuple[str, ...]
+    backup_principal_object_id: str
+    storage: StorageSettings
+    cloud: CloudProfile
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
+    remediation: bool = False
+    enable_purge_protection: bool = False
+    escrow: bool = False
+    alert_topic_endpoint: str | None = None
+    alert_dedupe_minutes: int = 60
+    coalesce_seconds: int = 60
+    managed_identity_client_id: str | None = None
+
+    def vault_in_scope(self, vault_id: str) -> bool:
+        """True when a Key Vault ARM id is one Keyguard may act on."""
+        vid = vault_id.strip().rstrip("/").lower()
+        if not vid.startswith("/subscriptions/"):
+            return False
+        sub = vid.split("/")[2]
+        if sub not in self.subscriptions:
+            return False
+        return self.all_vaults or vid in self.vaults
+
+    def subscription_in_scope(self, subscription_id: str) -> bool:
+        """True when a subscription id is configured."""
+        return subscription_id.strip().lower() in self.subscriptions
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads and validates settings from a mapping, naming the setting on every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, name: str) -> str:
+        value = self._env.get(name)
+        if value is None or value.strip() == "":
+            default = _DEFAULTS.get(name)
+            if default is None:
+                raise ConfigError(name, "is required but not set")
+            return default
+        return value.strip()
+
+    def text(self, name: str) -> str | None:
+        value = self.raw(name)
+        return value or None
+
+    def boolean(self, name: str) -> bool:
+        value = self.raw(name).lower()
+        if value in {"true", "1", "yes", "on"}:
+            return True
+        if value in {"false", "0", "no", "off"}:
+            return False
+        raise ConfigError(name, f"must be true or false, not {value!r}")
+
+    def number(self, name: str, *, low: float, high: float) -> float:
+        value = self.raw(name)
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, not {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(name, f"must be between {low:g} and {high:g}, not {value}")
+        return number
+
+    def integer(self, name: str, *, low: int, high: int) -> int:
+        number = self.number(name, low=low, high=high)
+        if number != int(number):
+            raise ConfigError(name, f"must be a whole number, not {self.raw(name)}")
+        return int(number)
+
+    def guid(self, name: str) -> str:
+        value = self.raw(name).lower()
+        if not _is_guid(value):
+            raise ConfigError(name, f"must be a GUID, not {value!r}")
+        return value
+
+    def guid_list(self, name: str) -> frozenset[str]:
+        items = [v.strip().lower() for v in self.raw(name).split(",") if v.strip()]
+        if not items:
+            raise ConfigError(name, "must list at least one id")
+        for item in items:
+            if not _is_guid(item):
+                raise ConfigError(name, f"{item!r} is not a GUID")
+        return frozenset(items)
+
+    def https_url(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme != "https" or not parsed.netloc:
+            raise ConfigError(name, f"must be an https:// URL, not {value!r}")
+        return value.rstrip("/")
+
+
+def _is_guid(value: str) -> bool:
+    parts = value.split("-")
+    if [len(p) for p in parts] != [8, 4, 4, 4, 12]:
+        return False
+    return all(c in "0123456789abcdef" for c in "".join(parts))
+
+
+def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str]) -> list[str]:
+    ids = []
+    for raw in reader.raw(name).split(","):
+        rid = raw.strip().rstrip("/")
+        if not rid:
+            continue
+        parts = rid.split("/")
+        ok = (
+            len(parts) == 9
+            and parts[1].lower() == "subscriptions"
+            and parts[3].lower() == "resourcegroups"
+            and parts[5].lower() == "providers"
+            and f"{parts[6]}/{parts[7]}".lower() == provider_type.lower()
+        )
+        if not ok:
+            raise ConfigError(name, f"{rid!r} is not a {provider_type} resource id")
+        if parts[2].lower() not in subs:
+            raise ConfigError(name, f"{rid!r} is outside KEYGUARD_SUBSCRIPTIONS")
+        ids.append(rid)
+    return ids
+
+
+def _cloud(reader: _Reader) -> CloudProfile:
+    name = reader.raw("KEYGUARD_CLOUD")
+    arm = reader.https_url("KEYGUARD_ARM_ENDPOINT")
+    audience = reader.https_url("KEYGUARD_ARM_AUDIENCE")
+    suffix = reader.text("KEYGUARD_STORAGE_SUFFIX")
+    if name in KNOWN_CLOUDS:
+        base = KNOWN_CLOUDS[name]
+    elif name == "Custom":
+        if arm is None:
+            raise ConfigError("KEYGUARD_ARM_ENDPOINT", "is required when KEYGUARD_CLOUD=Custom")
+        base = CloudProfile(
+            name="Custom",
+            arm_endpoint=arm,
+            arm_audience=audience or KNOWN_CLOUDS["AzurePublic"].arm_audience,
+            storage_suffix=suffix or KNOWN_CLOUDS["AzurePublic"].storage_suffix,
+        )
+    else:
+        choices = ", ".join([*KNOWN_CLOUDS, "Custom"])
+        raise ConfigError("KEYGUARD_CLOUD", f"must be one of {choices}, not {name!r}")
+    ca_bundle = reader.text("KEYGUARD_CA_BUNDLE")
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise ConfigError("KEYGUARD_CA_BUNDLE", f"file {ca_bundle!r} does not exist")
+    return CloudProfile(
+        name=base.name,
+        arm_endpoint=arm or base.arm_endpoint,
+        arm_audience=audience or base.arm_audience,
+        storage_suffix=suffix or base.storage_suffix,
+        keyvault_verify_challenge=reader.boolean("KEYGUARD_KEYVAULT_VERIFY_CHALLENGE"),
+        ca_bundle=ca_bundle,
+        lro_poll_seconds=reader.number("KEYGUARD_LRO_POLL_SECONDS", low=0.01, high=600),
+        backup_management_app_id=base.backup_management_app_id,
+    )
+
+
+def _storage(reader: _Reader, suffix: str) -> StorageSettings:
+    conn = reader.text("AzureWebJobsStorage")
+    account = reader.text("AzureWebJobsStorage__accountName")
+    if conn and account:
+        raise ConfigError("AzureWebJobsStorage", "set either it or __accountName, not both")
+    if conn:
+        if conn != "UseDevelopmentStorage=true" and "AccountName=" not in conn:
+            raise ConfigError("AzureWebJobsStorage", "is not a storage connection string")
+        return StorageSettings(connection_string=conn, suffix=suffix)
+    if account:
+        return StorageSettings(account_name=account, suffix=suffix)
+    raise ConfigError("AzureWebJobsStorage", "is required (or AzureWebJobsStorage__accountName)")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting.
+
+    Parameters
+    ----------
+    env:
+        The settings to read; defaults to ``os.environ``.
+
+    Returns
+    -------
+    Settings
+        The validated, immutable settings.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first setting that is missing or invalid.
+    """
+    reader = _Reader(os.environ if env is None else env)
+    subscriptions = reader.guid_list("KEYGUARD_SUBSCRIPTIONS")
+    vault_setting = reader.raw("KEYGUARD_VAULTS")
+    all_vaults = vault_setting == "*"
+    vaults = (
+        frozenset()
+        if all_vaults
+        else frozenset(
+            v.lower()
+            for v in _arm_ids(reader, "KEYGUARD_VAULTS", "Microsoft.KeyVault/vaults", subscriptions)
+        )
+    )
+    if not all_vaults and not vaults:
+        raise ConfigError("KEYGUARD_VAULTS", "must list vault ids or be '*'")
+    cloud = _cloud(reader)
+    retry = RetrySettings(
+        base_seconds=reader.number("KEYGUARD_RETRY_BASE_SECONDS", low=0.01, high=86400),
+        cap_seconds=reader.number("KEYGUARD_RETRY_CAP_SECONDS", low=0.01, high=7 * 86400),
+        budget_seconds=reader.number("KEYGUARD_RETRY_BUDGET_HOURS", low=0.0001, high=7 * 24)
+        * 3600,
+        lease_seconds=reader.number("KEYGUARD_LEASE_SECONDS", low=1, high=86400),
+        operation_deadline_seconds=reader.number(
+            "KEYGUARD_OPERATION_DEADLINE_SECONDS", low=1, high=3600
+        ),
+        http_retry_total=reader.integer("KEYGUARD_HTTP_RETRY_TOTAL", low=0, high=10),
+    )
+    if retry.cap_seconds < retry.base_seconds:
+        raise ConfigError("KEYGUARD_RETRY_CAP_SECONDS", "must not be below the retry base")
+    backup = BackupSettings(
+        window_minutes=reader.integer("KEYGUARD_BACKUP_WINDOW_MINUTES", low=1, high=1440),
+        daily_budget=reader.integer(
+            "KEYGUARD_BACKUP_DAILY_BUDGET", low=1, high=MAX_ON_DEMAND_BACKUPS_PER_DAY
+        ),
+        retention_days=reader.integer("KEYGUARD_BACKUP_RETENTION_DAYS", low=1, high=99),
+        dry_run=reader.boolean("KEYGUARD_DRY_RUN"),
+    )
+    return Settings(
+        tenant_id=reader.guid("KEYGUARD_TENANT_ID"),
+        subscriptions=subscriptions,
+        vaults=vaults,
+        all_vaults=all_vaults,
+        recovery_vaults=tuple(
+            _arm_ids(
+                reader,
+                "KEYGUARD_RECOVERY_VAULTS",
+                "Microsoft.RecoveryServices/vaults",
+                subscriptions,
+            )
+        ),
+        backup_principal_object_id=reader.guid("KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"),
+        storage=_storage(reader, cloud.storage_suffix),
+        cloud=cloud,
+        retry=retry,
+        backup=backup,
+        remediation=reader.boolean("KEYGUARD_REMEDIATION"),
+        enable_purge_protection=reader.boolean("KEYGUARD_ENABLE_PURGE_PROTECTION"),
+        escrow=reader.boolean("KEYGUARD_ESCROW"),
+        alert_topic_endpoint=reader.https_url("KEYGUARD_ALERT_TOPIC_ENDPOINT"),
+        alert_dedupe_minutes=reader.integer("KEYGUARD_ALERT_DEDUPE_MINUTES", low=0, high=10080),
+        coalesce_seconds=reader.integer("KEYGUARD_COALESCE_SECONDS", low=0, high=86400),
+        managed_identity_client_id=reader.text("AZURE_CLIENT_ID"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once (the first invocation validates them)."""
+    return load_settings()

@@ -1,0 +1,89 @@
+"""One exception hierarchy for Keyguard.
+
+Every error Keyguard raises on purpose derives from :class:`KeyguardError`. The pipeline
+decides what to do with a failure from its class alone:
+
+* :class:`TransientError` — worth retrying later (throttling, 5xx, a backup already running).
+  The work queue re-enqueues the item with backoff until its budget is spent.
+* :class:`PermanentError` — retrying cannot help (403, 404, a missing permission). The item is
+  dead-lettered and an ops alert is raised.
+* :class:`ConfigError` — a setting is missing or invalid; raised at startup, names the setting.
+* :class:`EventParseError` — an Event Grid payload Keyguard cannot read.
+* :class:`OutOfScopeError` — an event about a subscription or vault Keyguard is not configured for.
+* :class:`MalformedWorkItemError` — a queue message that is not a valid work item.
+
+Azure SDK exceptions are mapped onto these by ``shared.retry.classify`` (one place), and the
+original exception is always chained (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+
+class KeyguardError(Exception):
+    """Base of every error Keyguard raises on purpose."""
+
+
+class ConfigError(KeyguardError):
+    """A setting is missing or invalid.
+
+    Parameters
+    ----------
+    setting:
+        The app setting / environment variable name at fault.
+    problem:
+        What is wrong with it, in words an operator can act on.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"invalid setting {setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class EventParseError(KeyguardError):
+    """An Event Grid / CloudEvents payload could not be parsed into a typed event."""
+
+
+class OutOfScopeError(KeyguardError):
+    """An event names a subscription or vault outside the configured scope."""
+
+
+class MalformedWorkItemError(KeyguardError):
+    """A work-queue message is not a valid, known-version work item."""
+
+
+class ActionError(KeyguardError):
+    """Base for failures while executing a work item's step."""
+
+    #: Short machine-readable code (e.g. an Azure error code) for records and alerts.
+    code: str = "ActionError"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class TransientError(ActionError):
+    """Retry later: throttling, a 5xx, a connection reset, an operation already in progress.
+
+    ``retry_after`` (seconds), when known, is the earliest sensible retry time.
+    """
+
+    code = "Transient"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentError(ActionError):
+    """Retrying cannot help: the item is dead-lettered and an alert raised."""
+
+    code = "Permanent"
+
+
+class StorageError(KeyguardError):
+    """Keyguard's own storage (queues, tables, blobs) failed; the caller must not ack work."""

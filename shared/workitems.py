@@ -1,0 +1,173 @@
+"""Work items: the small, versioned JSON messages on the work queue.
+
+A work item names one step (``kind``) on one ``target`` (an ARM id or a Key Vault object
+URL), the events that caused it (``reasons``), how often it was tried (``attempt``), when the
+pipeline first saw it (``first_seen``) and its idempotency ``key``. The key decides
+deduplication: two items with the same key are the same work, run once (the ledger).
+
+Key shapes, one per kind (see :func:`work_key`)::
+
+    verify:{vault_id}:{bucket}          access verification of one vault
+    pin:{vault_id}:{key|secret}:{name}:{bucket}
+    backup:{vm_id}:{window}             one on-demand backup per VM per window
+    track:{vm_id}:{operation_id}        follow a triggered backup to its job's end
+    inventory:{resource_id}:{bucket}    re-read a resource into the inventory
+    alert:{alert_id}                    publish one alert (retried through the queue)
+
+``bucket``/``window`` is the event time floored to a coalescing window, so a burst of
+events about one target within the window yields one item, while a later event yields a
+new one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.errors import MalformedWorkItemError
+
+SCHEMA_VERSION = 1
+#: Storage queue messages are at most 64 KiB (base64 inflates by 4/3); keep items well below.
+MAX_ITEM_BYTES = 32 * 1024
+
+
+class WorkKind(StrEnum):
+    """The steps the worker knows how to run."""
+
+    VERIFY_ACCESS = "verify"
+    PIN = "pin"
+    BACKUP = "backup"
+    TRACK_BACKUP = "track"
+    REFRESH_INVENTORY = "inventory"
+    PUBLISH_ALERT = "alert"
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One failed attempt: when, what error code, and a short message (no secrets)."""
+
+    at: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"at": self.at, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work for the worker.
+
+    ``params`` holds small kind-specific data (e.g. the object type, a VM list); it must be
+    JSON-serialisable. ``history`` keeps the last few failed attempts for the dead-letter
+    record.
+    """
+
+    kind: WorkKind
+    target: str
+    key: str
+    reasons: tuple[str, ...] = ()
+    attempt: int = 0
+    first_seen: str = field(default_factory=lambda: utc_now().isoformat())
+    params: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[AttemptRecord, ...] = ()
+    version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        """Serialise; raises ``ValueError`` when the item is too large for a queue message."""
+        text = json.dumps(
+            {
+                "v": self.version,
+                "kind": self.kind.value,
+                "target": self.target,
+                "key": self.key,
+                "reasons": list(self.reasons),
+                "attempt": self.attempt,
+                "first_seen": self.first_seen,
+                "params": dict(self.params),
+                "history": [h.to_dict() for h in self.history],
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        if len(text.encode()) > MAX_ITEM_BYTES:
+            raise ValueError(f"work item {self.key} is {len(text)} bytes, over {MAX_ITEM_BYTES}")
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkItem:
+        """Parse a queue message body.
+
+        Raises
+        ------
+        MalformedWorkItemError
+            When the text is not JSON, not a known schema version, or misses a field.
+        """
+        try:
+            raw = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedWorkItemError(f"not JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise MalformedWorkItemError("not a JSON object")
+        if raw.get("v") != SCHEMA_VERSION:
+            raise MalformedWorkItemError(f"unknown schema version {raw.get('v')!r}")
+        try:
+            kind = WorkKind(raw["kind"])
+            target, key = raw["target"], raw["key"]
+            if not isinstance(target, str) or not isinstance(key, str) or not key:
+                raise TypeError("target and key must be non-empty strings")
+            params = raw.get("params") or {}
+            if not isinstance(params, dict):
+                raise TypeError("params must be an object")
+            history = tuple(
+                AttemptRecord(at=str(h["at"]), code=str(h["code"]), message=str(h["message"]))
+                for h in raw.get("history") or []
+            )
+            return cls(
+                kind=kind,
+                target=target,
+                key=key,
+                reasons=tuple(str(r) for r in raw.get("reasons") or []),
+                attempt=int(raw.get("attempt", 0)),
+                first_seen=str(raw["first_seen"]),
+                params=params,
+                history=history,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedWorkItemError(f"invalid work item: {exc!r}") from exc
+
+    def next_attempt(self, code: str, message: str, *, keep: int = 5) -> WorkItem:
+        """This item after one more failed attempt (history trimmed to the last ``keep``)."""
+        record = AttemptRecord(at=utc_now().isoformat(), code=code, message=message[:500])
+        return replace(self, attempt=self.attempt + 1, history=(*self.history, record)[-keep:])
+
+    def merged(self, other: WorkItem) -> WorkItem:
+        """This item with ``other``'s reasons added (same key: coalesced work)."""
+        reasons = tuple(dict.fromkeys((*self.reasons, *other.reasons)))
+        return replace(self, reasons=reasons)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (one place, so tests can reason about it)."""
+    return datetime.now(UTC)
+
+
+def window_bucket(when: datetime, seconds: int) -> str:
+    """``when`` floored to a window of ``seconds``, as a compact UTC string.
+
+    With ``seconds`` 0 the bucket is the exact second (no coalescing).
+    """
+    ts = int(when.timestamp())
+    if seconds > 0:
+        ts -= ts % seconds
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def work_key(kind: WorkKind, *parts: str) -> str:
+    """The idempotency key for ``kind`` over ``parts`` (lower-cased: ARM ids are not
+    case-sensitive)."""
+    return ":".join([kind.value, *(p.strip().lower() for p in parts)])
