@@ -1,0 +1,66 @@
+"""Keyguard's Azure Functions app: wiring only.
+
+Each function hands its trigger input to a handler in ``handlers/``; the handlers call the
+domain code in ``shared/``. Nothing here imports an Azure SDK module (cold start): the
+handlers and ``shared`` import SDKs lazily, inside the code that uses them.
+
+Settings are validated when the app loads, so an invalid or missing setting fails the
+start-up with an error naming it (see ``shared.config``).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from handlers import arm_events, http_ops, keyvault_events, sweep, worker
+from shared import logs, names
+from shared.config import get_settings
+
+logs.configure()
+get_settings()  # fail fast: raises ConfigError naming the first bad setting
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name(names.FN_KEYVAULT_EVENTS)
+@app.event_grid_trigger(arg_name="event")
+def keyvault_event(event: func.EventGridEvent) -> None:
+    """Key Vault system-topic events (new versions, expiry, access policy changes)."""
+    keyvault_events.handle(event)
+
+
+@app.function_name(names.FN_ARM_EVENTS)
+@app.event_grid_trigger(arg_name="event")
+def arm_event(event: func.EventGridEvent) -> None:
+    """Subscription system-topic events (VM, disk, DES, vault and role assignment writes)."""
+    arm_events.handle(event)
+
+
+@app.function_name(names.FN_WORKER)
+@app.queue_trigger(arg_name="msg", queue_name=names.WORK_QUEUE, connection="AzureWebJobsStorage")
+def work(msg: func.QueueMessage) -> None:
+    """Runs one step of one work item."""
+    worker.handle(msg)
+
+
+@app.function_name(names.FN_POISON_DRAIN)
+@app.queue_trigger(
+    arg_name="msg", queue_name=names.WORK_POISON_QUEUE, connection="AzureWebJobsStorage"
+)
+def poison(msg: func.QueueMessage) -> None:
+    """Moves messages the host gave up on into the dead-letter table (never dropped)."""
+    worker.handle_poison(msg)
+
+
+@app.function_name(names.FN_SWEEP)
+@app.timer_trigger(arg_name="timer", schedule="%KEYGUARD_SWEEP_SCHEDULE%", run_on_startup=False)
+def sweep_timer(timer: func.TimerRequest) -> None:
+    """Periodic sweep: re-plans verification, pinning and inventory for the whole scope."""
+    sweep.handle(timer)
+
+
+@app.function_name(names.FN_REPLAY)
+@app.route(route="replay", methods=["POST"])
+def replay(req: func.HttpRequest) -> func.HttpResponse:
+    """Re-enqueues dead-lettered work and ingests Event Grid dead-letter blobs."""
+    return http_ops.replay(req)
