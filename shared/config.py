@@ -59,7 +59,11 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "(az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv).",
     ),
     # behaviour switches (safe defaults)
-    _S("KEYGUARD_REMEDIATION", "false", "Repair Backup's vault access and re-enable pinned versions."),
+    _S(
+        "KEYGUARD_REMEDIATION",
+        "false",
+        "Repair Backup's vault access and re-enable pinned versions.",
+    ),
     _S(
         "KEYGUARD_ENABLE_PURGE_PROTECTION",
         "false",
@@ -412,8 +416,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry = RetrySettings(
         base_seconds=reader.number("KEYGUARD_RETRY_BASE_SECONDS", low=0.01, high=86400),
         cap_seconds=reader.number("KEYGUARD_RETRY_CAP_SECONDS", low=0.01, high=7 * 86400),
-        budget_seconds=reader.number("KEYGUARD_RETRY_BUDGET_HOURS", low=0.0001, high=7 * 24)
-        * 3600,
+        budget_seconds=reader.number("KEYGUARD_RETRY_BUDGET_HOURS", low=0.0001, high=7 * 24) * 3600,
         lease_seconds=reader.number("KEYGUARD_LEASE_SECONDS", low=1, high=86400),
         operation_deadline_seconds=reader.number(
             "KEYGUARD_OPERATION_DEADLINE_SECONDS", low=1, high=3600

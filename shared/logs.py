@@ -67,7 +67,7 @@ class StructuredLogger:
 
 
 def get_logger(name: str) -> StructuredLogger:
-    """A structured logger under the ``keyguard`` hierarchy (``shared.x`` → ``keyguard.shared.x``)."""
+    """A structured logger under the ``keyguard`` hierarchy (``x`` → ``keyguard.x``)."""
     full = name if name.startswith("keyguard") else f"keyguard.{name}"
     return StructuredLogger(logging.getLogger(full))
 

@@ -10,6 +10,7 @@ SDK modules are imported inside the factory functions (cold start).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -113,17 +114,11 @@ class StorageClients:
         from shared import names
 
         for queue in names.ALL_QUEUES:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self.queue(queue).create_queue()
-            except ResourceExistsError:
-                pass
         for table in names.ALL_TABLES:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self.table(table).create_table()
-            except ResourceExistsError:
-                pass
         for container in names.ALL_CONTAINERS:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self.container(container).create_container()
-            except ResourceExistsError:
-                pass
