@@ -68,6 +68,9 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     #: the Key Vault name when the request arrived on that vault's data-plane listener
     vault: str | None = None
+    #: the caller's validated token claims (``oid``, ``tid``, ``aud``...); empty when the
+    #: surface needs no token (admin, identity)
+    claims: dict[str, Any] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The JSON body; a 400 ``BadRequest`` when it is not JSON."""
@@ -107,6 +110,9 @@ class Route:
     surface: Surface
     arm_operation: str | None
     pattern: re.Pattern[str]
+    #: run the handler under ``world.lock`` (False only for admin routes that wait on
+    #: other threads, e.g. the Event Grid drain, which would otherwise deadlock)
+    lock: bool = True
 
 
 class Router:
@@ -127,10 +133,12 @@ class Router:
         name: str,
         surface: Surface = "arm",
         arm_operation: str | None = None,
+        lock: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method template`` under a stable ``name``.
 
         ``name`` (e.g. ``"keyvault.vaults.get"``) is what fault injection and call counts use.
+        ``lock=False`` runs the handler without ``world.lock`` (it must lock what it touches).
         """
 
         def register(handler: Handler) -> Handler:
@@ -146,6 +154,7 @@ class Router:
                     surface,
                     arm_operation,
                     re.compile(regex, re.IGNORECASE),
+                    lock,
                 )
             )
             return handler
@@ -239,6 +248,21 @@ class World:
         )
         # set by the server once listeners exist
         self.arm_url = ""
+        #: the running server (``local.azure.server.LocalAzureServer``), None when offline
+        self.server: Any = None
+
+    def add_vault_listener(self, vault_name: str) -> str:
+        """Give a vault its own HTTPS data-plane listener; return its ``vaultUri``.
+
+        Service modules call this when they create or load a vault. The URI is
+        ``https://127.0.0.1:{port}/`` (one port per vault, reused across scenario reloads).
+        Without a running server (a module used on its own) the public-cloud form
+        ``https://{vault}.vault.azure.net/`` is returned.
+        """
+        if self.server is None:
+            return f"https://{vault_name}.vault.azure.net/"
+        uri: str = self.server.add_vault_listener(vault_name)
+        return uri
 
     def now_iso(self) -> str:
         """The emulator time in ARM's ISO 8601 form."""
