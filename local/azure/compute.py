@@ -1,0 +1,417 @@
+"""The local Azure's Compute service (surface "arm"): VMs, VM extensions, disks, DES.
+
+State lives in ``world.compute`` (:class:`ComputeState`): ARM-shaped JSON bodies keyed by
+lower-cased resource id, because ARM ids are case-insensitive and Keyguard gets ids from
+events whose casing differs from the resource's own. Bodies follow the published examples
+(``VirtualMachine_Get.json``, ``Disk_Get.json``, ``DiskEncryptionSet_Get.json``...).
+
+Where ADE settings live (azure-facts §2.4): dual-pass ADE stamps
+``storageProfile.osDisk.encryptionSettings`` on the VM model; single-pass ADE stamps
+``encryptionSettingsCollection`` (version ``1.1``) on each managed disk; both show
+``disks[].encryptionSettings[]`` in the instance view and the ADE extension
+(``Microsoft.Azure.Security`` / ``AzureDiskEncryption[ForLinux]``) in ``extensions[]``.
+:meth:`ComputeState.key_refs` reads the key/secret URLs in effect from that state, which is
+what the Backup module records in a recovery point.
+
+PUT/PATCH/DELETE routes are ``arm_operation`` routes, so the server emits the
+``ResourceWriteSuccess`` events. The scenario loader and admin change routes (re-encrypt a
+VM, rotate a DES) are in :mod:`local.azure.compute_admin`.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from local.azure import core
+from local.azure.compute_common import deep_merge, param, resource_id, settle_backup
+from local.azure.core import AzureHttpError, Request, Response, World
+
+RG_BASE = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute"
+SUB_BASE = "/subscriptions/{sub}/providers/Microsoft.Compute"
+ADE_PUBLISHER = "Microsoft.Azure.Security"
+ADE_TYPES = frozenset({"AzureDiskEncryption", "AzureDiskEncryptionForLinux"})
+
+# (state attribute, ARM type segment, operation prefix) per top-level resource kind
+KINDS: dict[str, tuple[str, str]] = {
+    "vms": ("virtualMachines", "Microsoft.Compute/virtualMachines"),
+    "disks": ("disks", "Microsoft.Compute/disks"),
+    "des": ("diskEncryptionSets", "Microsoft.Compute/diskEncryptionSets"),
+}
+# properties the service owns: a PUT cannot drop or change them
+READ_ONLY = frozenset(
+    {"vmId", "provisioningState", "timeCreated", "uniqueId", "LastOwnershipUpdateTime"}
+)
+
+
+class ComputeState:
+    """All Compute resources of one local Azure, as ARM JSON bodies keyed by lower-cased id."""
+
+    def __init__(self) -> None:
+        self.vms: dict[str, dict[str, Any]] = {}
+        self.disks: dict[str, dict[str, Any]] = {}
+        self.des: dict[str, dict[str, Any]] = {}
+        #: lower-cased VM id -> lower-cased extension name -> extension body
+        self.extensions: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def find_vm(self, name: str, resource_group: str | None = None) -> dict[str, Any]:
+        """The VM called ``name`` (optionally in ``resource_group``); 404 when none, 400 when
+        the name is ambiguous."""
+        found = [
+            vm
+            for vm in self.vms.values()
+            if vm["name"].lower() == name.lower()
+            and (resource_group is None or _rg(vm["id"]).lower() == resource_group.lower())
+        ]
+        if not found:
+            raise core.not_found("Microsoft.Compute/virtualMachines", name)
+        if len(found) > 1:
+            raise AzureHttpError(400, "AmbiguousName", f"Several VMs are called {name}.")
+        return found[0]
+
+    def disk_of(self, managed_disk: dict[str, Any]) -> dict[str, Any] | None:
+        """The disk a VM's ``managedDisk`` reference points to, if it exists."""
+        disk_id = str(managed_disk.get("id", "")).lower()
+        return self.disks.get(disk_id)
+
+    def vm_disks(self, vm: dict[str, Any]) -> list[dict[str, Any]]:
+        """The managed disks of a VM (OS disk first) that exist in this state."""
+        storage = vm["properties"].get("storageProfile", {})
+        refs = [storage.get("osDisk", {}), *storage.get("dataDisks", [])]
+        disks = [self.disk_of(ref.get("managedDisk", {})) for ref in refs]
+        return [d for d in disks if d is not None]
+
+    def ade_extension(self, vm_id: str) -> dict[str, Any] | None:
+        """The VM's ADE extension (found by publisher and type, its name is user-chosen)."""
+        for ext in self.extensions.get(vm_id.lower(), {}).values():
+            props = ext["properties"]
+            if props.get("publisher") == ADE_PUBLISHER and props.get("type") in ADE_TYPES:
+                return ext
+        return None
+
+    def key_refs(self, vm_id: str) -> dict[str, Any] | None:
+        """The ADE key and secret a VM uses now, or ``None`` when it is not ADE-encrypted.
+
+        Returns ``{"mechanism": "DoublePass"|"SinglePass", "secret_url", "secret_vault_id",
+        "key_url", "key_vault_id"}`` (the key entries are ``None`` without a KEK), read from
+        the VM model (dual pass) or its OS disk (single pass).
+        """
+        vm = self.vms.get(vm_id.lower())
+        if vm is None:
+            return None
+        os_disk = vm["properties"].get("storageProfile", {}).get("osDisk", {})
+        settings = os_disk.get("encryptionSettings") or {}
+        mechanism = "DoublePass"
+        if not settings.get("enabled"):
+            disk = self.disk_of(os_disk.get("managedDisk", {}))
+            collection = (disk or {}).get("properties", {}).get("encryptionSettingsCollection")
+            if not collection or not collection.get("enabled"):
+                return None
+            settings = collection["encryptionSettings"][0]
+            mechanism = "SinglePass"
+        bek = settings.get("diskEncryptionKey") or {}
+        kek = settings.get("keyEncryptionKey") or {}
+        return {
+            "mechanism": mechanism,
+            "secret_url": bek.get("secretUrl"),
+            "secret_vault_id": bek.get("sourceVault", {}).get("id"),
+            "key_url": kek.get("keyUrl"),
+            "key_vault_id": kek.get("sourceVault", {}).get("id") if kek else None,
+        }
+
+
+def install(world: World) -> None:
+    """Create the empty Compute state (``world.compute``)."""
+    world.compute = ComputeState()
+
+
+def load_scenario(world: World, scenario: dict[str, Any]) -> None:
+    """Fill Compute from the scenario (see :func:`local.azure.compute_admin.load`)."""
+    compute_admin.load(world, scenario)
+
+
+def dump(world: World) -> dict[str, Any]:
+    """Every Compute resource, for the admin state dump."""
+    state: ComputeState = world.compute
+    return {
+        "virtual_machines": [_vm_body(state, vm) for vm in state.vms.values()],
+        "disks": list(state.disks.values()),
+        "disk_encryption_sets": list(state.des.values()),
+    }
+
+
+def _rg(rid: str) -> str:
+    return rid.split("/")[4]
+
+
+def _vm_body(state: ComputeState, vm: dict[str, Any], *, expand: bool = False) -> dict[str, Any]:
+    """A VM as GET returns it: with its extensions under ``resources`` (and instance view)."""
+    body = copy.deepcopy(vm)
+    exts = state.extensions.get(vm["id"].lower(), {})
+    if exts:
+        body["resources"] = [copy.deepcopy(e) for e in exts.values()]
+    if expand:
+        body["properties"]["instanceView"] = instance_view(state, vm)
+    return body
+
+
+def _status(code: str, display: str, time: str | None = None) -> dict[str, Any]:
+    status = {"code": code, "level": "Info", "displayStatus": display}
+    if time:
+        status["time"] = time
+    return status
+
+
+def instance_view(state: ComputeState, vm: dict[str, Any]) -> dict[str, Any]:
+    """The VM's instance view, shaped like ``VirtualMachine_Get_InstanceView.json``.
+
+    Each disk lists the ADE settings in effect (``encryptionSettings``), from the VM model
+    (dual pass) or the disk's ``encryptionSettingsCollection`` (single pass).
+    """
+    props = vm["properties"]
+    storage = props.get("storageProfile", {})
+    os_disk = storage.get("osDisk", {})
+    disks = []
+    for ref in [os_disk, *storage.get("dataDisks", [])]:
+        entry: dict[str, Any] = {
+            "name": ref.get("name"),
+            "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded")],
+        }
+        settings = ref.get("encryptionSettings")
+        disk = state.disk_of(ref.get("managedDisk", {}))
+        collection = (disk or {}).get("properties", {}).get("encryptionSettingsCollection")
+        if settings and settings.get("enabled"):
+            entry["encryptionSettings"] = [copy.deepcopy(settings)]
+        elif collection and collection.get("enabled"):
+            entry["encryptionSettings"] = [
+                {"enabled": True, **copy.deepcopy(s)} for s in collection["encryptionSettings"]
+            ]
+        disks.append(entry)
+    extensions = [
+        {
+            "name": ext["name"],
+            "type": f"{ext['properties'].get('publisher')}.{ext['properties'].get('type')}",
+            "typeHandlerVersion": ext["properties"].get("typeHandlerVersion"),
+            "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded")],
+        }
+        for ext in state.extensions.get(vm["id"].lower(), {}).values()
+    ]
+    return {
+        "computerName": props.get("osProfile", {}).get("computerName", vm["name"]),
+        "osName": "Windows" if os_disk.get("osType") == "Windows" else "ubuntu",
+        "vmAgent": {
+            "vmAgentVersion": "2.7.41491.949",
+            "statuses": [_status("ProvisioningState/succeeded", "Ready")],
+        },
+        "disks": disks,
+        "extensions": extensions,
+        "hyperVGeneration": "V2",
+        "statuses": [
+            _status("ProvisioningState/succeeded", "Provisioning succeeded"),
+            _status("PowerState/running", "VM running"),
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- generic CRUD
+
+
+def _store(world: World, kind: str) -> dict[str, dict[str, Any]]:
+    store: dict[str, dict[str, Any]] = getattr(world.compute, kind)
+    return store
+
+
+def _path_id(request: Request, kind: str) -> str:
+    segment = KINDS[kind][0]
+    return resource_id(
+        param(request, "sub"),
+        param(request, "rg"),
+        f"Microsoft.Compute/{segment}",
+        param(request, "name"),
+    )
+
+
+def _get_existing(world: World, request: Request, kind: str) -> dict[str, Any]:
+    rid = _path_id(request, kind)
+    found = _store(world, kind).get(rid.lower())
+    if found is None:
+        raise core.not_found(KINDS[kind][1], param(request, "name"))
+    return found
+
+
+def _render(world: World, kind: str, body: dict[str, Any], request: Request) -> dict[str, Any]:
+    if kind == "vms":
+        expand = request.query.get("$expand", "").lower() == "instanceview"
+        return _vm_body(world.compute, body, expand=expand)
+    return copy.deepcopy(body)
+
+
+def _put(world: World, request: Request, kind: str) -> Response:
+    """PUT: create, or replace what the caller owns and keep what the service owns."""
+    settle_backup(world)
+    rid = _path_id(request, kind)
+    store = _store(world, kind)
+    incoming = request.json()
+    if not isinstance(incoming, dict):
+        raise AzureHttpError(400, "InvalidRequestContent", "The body must be a JSON object.")
+    existing = store.get(rid.lower())
+    if existing is None and not incoming.get("location"):
+        raise AzureHttpError(400, "LocationRequired", "The location property is required.")
+    body = {k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources")}
+    props = dict(body.get("properties") or {})
+    kept = {k: v for k, v in (existing or {}).get("properties", {}).items() if k in READ_ONLY}
+    props.update(kept)
+    props["provisioningState"] = "Succeeded"
+    if kind == "vms":
+        props.setdefault("vmId", str(uuid.uuid4()))
+        props.setdefault("timeCreated", world.now_iso())
+    stored = {
+        **(existing or {}),
+        **body,
+        "id": rid,
+        "name": param(request, "name"),
+        "type": KINDS[kind][1],
+        "properties": props,
+    }
+    store[rid.lower()] = stored
+    return Response(200 if existing else 201, _render(world, kind, stored, request))
+
+
+def _patch(world: World, request: Request, kind: str) -> Response:
+    """PATCH: a JSON merge of the body into the resource."""
+    settle_backup(world)
+    existing = _get_existing(world, request, kind)
+    incoming = request.json()
+    if not isinstance(incoming, dict):
+        raise AzureHttpError(400, "InvalidRequestContent", "The body must be a JSON object.")
+    patch = {k: v for k, v in incoming.items() if k not in ("id", "name", "type")}
+    merged = deep_merge(existing, patch)
+    merged["properties"]["provisioningState"] = "Succeeded"
+    _store(world, kind)[existing["id"].lower()] = merged
+    return Response(200, _render(world, kind, merged, request))
+
+
+def _list(world: World, request: Request, kind: str) -> Response:
+    sub = param(request, "sub").lower()
+    rg = request.params.get("rg")
+    items = [
+        _render(world, kind, body, request)
+        for key, body in sorted(_store(world, kind).items())
+        if key.split("/")[2] == sub and (rg is None or key.split("/")[4] == rg.lower())
+    ]
+    return Response(200, {"value": items})
+
+
+def _register_crud() -> None:
+    for kind, (segment, arm_type) in KINDS.items():
+        one = f"{RG_BASE}/{segment}/{{name}}"
+        short = f"compute.{segment}"
+
+        def get(world: World, request: Request, kind: str = kind) -> Response:
+            return Response(200, _render(world, kind, _get_existing(world, request, kind), request))
+
+        def put(world: World, request: Request, kind: str = kind) -> Response:
+            return _put(world, request, kind)
+
+        def patch(world: World, request: Request, kind: str = kind) -> Response:
+            return _patch(world, request, kind)
+
+        def list_(world: World, request: Request, kind: str = kind) -> Response:
+            return _list(world, request, kind)
+
+        core.ROUTER.route("GET", one, name=f"{short}.get")(get)
+        write = f"{arm_type}/write"
+        core.ROUTER.route("PUT", one, name=f"{short}.put", arm_operation=write)(put)
+        core.ROUTER.route("PATCH", one, name=f"{short}.patch", arm_operation=write)(patch)
+        core.ROUTER.route("GET", f"{RG_BASE}/{segment}", name=f"{short}.list")(list_)
+        core.ROUTER.route("GET", f"{SUB_BASE}/{segment}", name=f"{short}.list_all")(list_)
+
+
+_register_crud()
+
+
+# --------------------------------------------------------------------------- VM sub-resources
+
+
+def _vm(world: World, request: Request) -> dict[str, Any]:
+    return _get_existing(world, request, "vms")
+
+
+@core.ROUTER.route(
+    "GET",
+    RG_BASE + "/virtualMachines/{name}/instanceView",
+    name="compute.virtualMachines.instance_view",
+)
+def vm_instance_view(world: World, request: Request) -> Response:
+    """``GET .../virtualMachines/{vm}/instanceView``."""
+    return Response(200, instance_view(world.compute, _vm(world, request)))
+
+
+EXT_ONE = RG_BASE + "/virtualMachines/{name}/extensions/{ext}"
+EXT_WRITE = "Microsoft.Compute/virtualMachines/extensions/write"
+
+
+@core.ROUTER.route(
+    "GET", RG_BASE + "/virtualMachines/{name}/extensions", name="compute.extensions.list"
+)
+def extensions_list(world: World, request: Request) -> Response:
+    """``GET .../virtualMachines/{vm}/extensions`` (one page, as Azure answers)."""
+    vm = _vm(world, request)
+    exts = world.compute.extensions.get(vm["id"].lower(), {})
+    return Response(200, {"value": [copy.deepcopy(e) for e in exts.values()]})
+
+
+@core.ROUTER.route("GET", EXT_ONE, name="compute.extensions.get")
+def extension_get(world: World, request: Request) -> Response:
+    """``GET .../extensions/{name}``."""
+    vm = _vm(world, request)
+    ext = world.compute.extensions.get(vm["id"].lower(), {}).get(param(request, "ext").lower())
+    if ext is None:
+        raise core.not_found("Microsoft.Compute/virtualMachines/extensions", param(request, "ext"))
+    return Response(200, copy.deepcopy(ext))
+
+
+@core.ROUTER.route("PUT", EXT_ONE, name="compute.extensions.put", arm_operation=EXT_WRITE)
+def extension_put(world: World, request: Request) -> Response:
+    """``PUT .../extensions/{name}``: create or replace (how ADE is enabled or re-keyed)."""
+    settle_backup(world)
+    vm = _vm(world, request)
+    incoming = request.json()
+    if not isinstance(incoming, dict):
+        raise AzureHttpError(400, "InvalidRequestContent", "The body must be a JSON object.")
+    name = param(request, "ext")
+    exts = world.compute.extensions.setdefault(vm["id"].lower(), {})
+    existing = exts.get(name.lower())
+    props = dict(incoming.get("properties") or {})
+    props.pop("protectedSettings", None)  # write-only: never returned
+    props["provisioningState"] = "Succeeded"
+    body = {
+        "name": name,
+        "id": f"{vm['id']}/extensions/{name}",
+        "type": "Microsoft.Compute/virtualMachines/extensions",
+        "location": incoming.get("location", vm.get("location")),
+        "properties": props,
+    }
+    if incoming.get("tags"):
+        body["tags"] = incoming["tags"]
+    exts[name.lower()] = body
+    return Response(200 if existing else 201, copy.deepcopy(body))
+
+
+@core.ROUTER.route(
+    "DELETE",
+    EXT_ONE,
+    name="compute.extensions.delete",
+    arm_operation="Microsoft.Compute/virtualMachines/extensions/delete",
+)
+def extension_delete(world: World, request: Request) -> Response:
+    """``DELETE .../extensions/{name}``: 200 when removed, 204 when there was none."""
+    vm = _vm(world, request)
+    removed = world.compute.extensions.get(vm["id"].lower(), {}).pop(
+        param(request, "ext").lower(), None
+    )
+    return Response(200 if removed else 204)
+
+
+from local.azure import compute_admin  # noqa: E402  (registers the admin routes)

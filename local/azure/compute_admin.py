@@ -1,0 +1,353 @@
+"""Compute scenario loading and admin change routes of the local Azure.
+
+Scenario sections (see ``local/azure/README.md``)::
+
+    disk_encryption_sets: [{name, resource_group, key_vault, key, key_version?, auto_rotate?,
+                            location?}]
+    virtual_machines: [{name, resource_group, location, os_type, data_disks?: int,
+                        encryption?: {type: ade, key_vault, secret, secret_version?, kek?,
+                                      kek_version?, kek_vault?, dual_pass?: bool}
+                                   | {type: des, des: name}}]
+
+Key and secret versions default to the current ones in Key Vault (``world.kv``).
+
+Admin routes (surface "admin") change state the way Azure itself would, and emit the ARM
+events that change produces (admin routes are not ``arm_operation`` routes, so they emit
+through ``world.emit`` themselves):
+
+* ``POST /_admin/compute/virtualMachines/{vm}/reencrypt`` — re-run ADE with a new KEK and/or
+  BEK version: updates the ADE extension settings, the VM model (dual pass) or the disks
+  (single pass); emits the extension write and the VM or disk writes.
+* ``POST /_admin/compute/diskEncryptionSets/{des}/rotate`` — what
+  ``rotationToLatestKeyVersionEnabled`` does after a key rotation: ``activeKey`` moves to the
+  new version, the old one goes to ``previousKeys``, ``lastKeyRotationTimestamp`` is set; emits
+  the DES write.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from local.azure import core
+from local.azure.compute import ComputeState
+from local.azure.compute_common import emit_write, resource_id, settle_backup, subscription_of
+from local.azure.core import AzureHttpError, Request, Response, World
+
+VM_WRITE = "Microsoft.Compute/virtualMachines/write"
+EXT_WRITE = "Microsoft.Compute/virtualMachines/extensions/write"
+DISK_WRITE = "Microsoft.Compute/disks/write"
+DES_WRITE = "Microsoft.Compute/diskEncryptionSets/write"
+
+
+def _kv_ref(world: World, vault: str, kind: str, name: str, version: str | None) -> dict[str, Any]:
+    """``{secretUrl|keyUrl, sourceVault{id}}`` for a versioned Key Vault object."""
+    version = version or world.kv.current_version(vault, kind, name)
+    url_key = "secretUrl" if kind == "secret" else "keyUrl"
+    return {
+        url_key: world.kv.version_url(vault, kind, name, version),
+        "sourceVault": {"id": world.kv.vault_id(vault)},
+    }
+
+
+def ade_settings(world: World, enc: dict[str, Any]) -> dict[str, Any]:
+    """``DiskEncryptionSettings`` (without ``enabled``) for a scenario ``encryption`` entry."""
+    settings = {
+        "diskEncryptionKey": _kv_ref(
+            world, enc["key_vault"], "secret", enc["secret"], enc.get("secret_version")
+        )
+    }
+    if enc.get("kek"):
+        kek_vault = enc.get("kek_vault") or enc["key_vault"]
+        settings["keyEncryptionKey"] = _kv_ref(
+            world, kek_vault, "key", enc["kek"], enc.get("kek_version")
+        )
+    return settings
+
+
+def ade_extension_settings(world: World, settings: dict[str, Any], sequence: str) -> dict[str, Any]:
+    """The ADE extension's public settings (azure-facts §2.4) for ``settings``."""
+    bek = settings["diskEncryptionKey"]
+    vault_uri = bek["secretUrl"].split("/secrets/")[0] + "/"
+    out = {
+        "EncryptionOperation": "EnableEncryption",
+        "KeyVaultURL": vault_uri,
+        "KeyVaultResourceId": bek["sourceVault"]["id"],
+        "VolumeType": "All",
+        "SequenceVersion": sequence,
+    }
+    kek = settings.get("keyEncryptionKey")
+    if kek:
+        out.update(
+            KeyEncryptionKeyURL=kek["keyUrl"],
+            KekVaultResourceId=kek["sourceVault"]["id"],
+            KeyEncryptionAlgorithm="RSA-OAEP",
+        )
+    return out
+
+
+def _disk(sub: str, rg: str, name: str, location: str, os_type: str | None) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "creationData": {"createOption": "FromImage" if os_type else "Empty"},
+        "diskSizeGB": 30 if os_type else 128,
+        "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+        "provisioningState": "Succeeded",
+        "diskState": "Attached",
+        "uniqueId": str(uuid.uuid4()),
+    }
+    if os_type:
+        props["osType"] = os_type
+    return {
+        "id": resource_id(sub, rg, "Microsoft.Compute/disks", name),
+        "name": name,
+        "type": "Microsoft.Compute/disks",
+        "location": location,
+        "sku": {"name": "Premium_LRS"},
+        "properties": props,
+    }
+
+
+def _load_des(world: World, entry: dict[str, Any]) -> None:
+    sub = subscription_of(world, entry)
+    rid = resource_id(
+        sub, entry["resource_group"], "Microsoft.Compute/diskEncryptionSets", entry["name"]
+    )
+    world.compute.des[rid.lower()] = {
+        "id": rid,
+        "name": entry["name"],
+        "type": "Microsoft.Compute/diskEncryptionSets",
+        "location": entry.get("location", "westeurope"),
+        "identity": {
+            "type": "SystemAssigned",
+            "principalId": str(uuid.uuid4()),
+            "tenantId": world.tenant_id,
+        },
+        "properties": {
+            "activeKey": _kv_ref(
+                world, entry["key_vault"], "key", entry["key"], entry.get("key_version")
+            ),
+            "encryptionType": "EncryptionAtRestWithCustomerKey",
+            "rotationToLatestKeyVersionEnabled": bool(entry.get("auto_rotate", False)),
+            "previousKeys": [],
+            "provisioningState": "Succeeded",
+        },
+    }
+
+
+def _load_vm(world: World, entry: dict[str, Any]) -> None:
+    state: ComputeState = world.compute
+    sub, rg, name = subscription_of(world, entry), entry["resource_group"], entry["name"]
+    location = entry.get("location", "westeurope")
+    os_type = entry.get("os_type", "Linux")
+    vm_id = resource_id(sub, rg, "Microsoft.Compute/virtualMachines", name)
+    disks = [_disk(sub, rg, f"{name}_OsDisk_1", location, os_type)]
+    disks += [
+        _disk(sub, rg, f"{name}_DataDisk_{i}", location, None)
+        for i in range(int(entry.get("data_disks", 0)))
+    ]
+    refs = [
+        {
+            "name": d["name"],
+            "createOption": "Attach",
+            "managedDisk": {"storageAccountType": "Premium_LRS", "id": d["id"]},
+        }
+        for d in disks
+    ]
+    os_disk = {
+        **refs[0],
+        "osType": os_type,
+        "createOption": "FromImage",
+        "caching": "ReadWrite",
+        "diskSizeGB": 30,
+    }
+    data_disks = [
+        {**ref, "lun": i, "caching": "None", "diskSizeGB": 128} for i, ref in enumerate(refs[1:])
+    ]
+    os_config = "windowsConfiguration" if os_type == "Windows" else "linuxConfiguration"
+    vm = {
+        "id": vm_id,
+        "name": name,
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": location,
+        "tags": dict(entry.get("tags", {})),
+        "properties": {
+            "vmId": str(uuid.uuid4()),
+            "hardwareProfile": {"vmSize": entry.get("size", "Standard_D2s_v3")},
+            "storageProfile": {"osDisk": os_disk, "dataDisks": data_disks},
+            "osProfile": {
+                "computerName": name,
+                "adminUsername": "azureadmin",
+                os_config: {},
+                "secrets": [],
+            },
+            "networkProfile": {
+                "networkInterfaces": [
+                    {
+                        "id": resource_id(
+                            sub, rg, "Microsoft.Network/networkInterfaces", f"{name}-nic"
+                        )
+                    }
+                ]
+            },
+            "provisioningState": "Succeeded",
+            "timeCreated": world.now_iso(),
+        },
+    }
+    for disk in disks:
+        disk["managedBy"] = vm_id
+        state.disks[disk["id"].lower()] = disk
+    state.vms[vm_id.lower()] = vm
+    enc = entry.get("encryption")
+    if enc and enc.get("type", "ade") == "ade":
+        _stamp_ade(world, vm, ade_settings(world, enc), bool(enc.get("dual_pass", False)))
+    elif enc and enc.get("type") == "des":
+        des_id = resource_id(
+            sub, enc.get("resource_group", rg), "Microsoft.Compute/diskEncryptionSets", enc["des"]
+        )
+        if des_id.lower() not in state.des:
+            raise ValueError(f"scenario VM {name}: unknown disk encryption set {enc['des']}")
+        for ref in [os_disk, *data_disks]:
+            ref["managedDisk"]["diskEncryptionSet"] = {"id": state.des[des_id.lower()]["id"]}
+        for disk in disks:
+            disk["properties"]["encryption"] = {
+                "type": "EncryptionAtRestWithCustomerKey",
+                "diskEncryptionSetId": state.des[des_id.lower()]["id"],
+            }
+
+
+def _stamp_ade(
+    world: World, vm: dict[str, Any], settings: dict[str, Any], dual_pass: bool
+) -> list[str]:
+    """Put ADE ``settings`` where ADE keeps them; return the ids of the resources written."""
+    state: ComputeState = world.compute
+    written = []
+    if dual_pass:
+        os_disk = vm["properties"]["storageProfile"]["osDisk"]
+        os_disk["encryptionSettings"] = {"enabled": True, **copy.deepcopy(settings)}
+        written.append(vm["id"])
+    else:
+        for disk in state.vm_disks(vm):
+            disk["properties"]["encryptionSettingsCollection"] = {
+                "enabled": True,
+                "encryptionSettings": [copy.deepcopy(settings)],
+                "encryptionSettingsVersion": "1.1",
+            }
+            written.append(disk["id"])
+    linux = vm["properties"]["storageProfile"]["osDisk"].get("osType") != "Windows"
+    ext_name = "AzureDiskEncryptionForLinux" if linux else "AzureDiskEncryption"
+    existing = state.ade_extension(vm["id"])
+    if existing is not None:
+        ext_name = existing["name"]
+    state.extensions.setdefault(vm["id"].lower(), {})[ext_name.lower()] = {
+        "name": ext_name,
+        "id": f"{vm['id']}/extensions/{ext_name}",
+        "type": "Microsoft.Compute/virtualMachines/extensions",
+        "location": vm["location"],
+        "properties": {
+            "autoUpgradeMinorVersion": True,
+            "provisioningState": "Succeeded",
+            "publisher": "Microsoft.Azure.Security",
+            "type": ext_name,
+            "typeHandlerVersion": "1.1" if linux else "2.2",
+            "settings": ade_extension_settings(world, settings, str(uuid.uuid4())),
+        },
+    }
+    return written
+
+
+def load(world: World, scenario: dict[str, Any]) -> None:
+    """Load the ``disk_encryption_sets`` then the ``virtual_machines`` sections."""
+    for entry in scenario.get("disk_encryption_sets") or []:
+        _load_des(world, entry)
+    for entry in scenario.get("virtual_machines") or []:
+        _load_vm(world, entry)
+
+
+def _version_from(url: str) -> tuple[str, str]:
+    """``(name, version)`` of a versioned Key Vault URL."""
+    parts = url.rstrip("/").split("/")
+    return parts[-2], parts[-1]
+
+
+def _vault_name(world: World, vault_id: str) -> str:
+    return vault_id.rstrip("/").split("/")[-1]
+
+
+@core.ROUTER.route(
+    "POST",
+    "/_admin/compute/virtualMachines/{vm}/reencrypt",
+    name="admin.compute.reencrypt",
+    surface="admin",
+)
+def reencrypt(world: World, request: Request) -> Response:
+    """Re-run ADE on a VM with a new KEK and/or BEK version.
+
+    Body (all optional): ``resource_group``; ``kek_version`` (default: the KEK's current
+    version); ``secret_version`` (default: a **new** BEK version, as ADE writes a new secret
+    when re-run; ``"current"`` keeps the current one). Returns the new ``key_refs``.
+    """
+    body = request.json() if request.body else {}
+    state: ComputeState = world.compute
+    vm = state.find_vm(request.params["vm"], body.get("resource_group"))
+    refs = state.key_refs(vm["id"])
+    if refs is None:
+        raise AzureHttpError(409, "VMNotEncrypted", f"VM {vm['name']} has no ADE encryption.")
+    settle_backup(world)
+    secret_vault = _vault_name(world, refs["secret_vault_id"])
+    secret, _ = _version_from(refs["secret_url"])
+    secret_version = body.get("secret_version")
+    if secret_version is None:
+        secret_version = world.kv.new_version(secret_vault, "secret", secret)
+    elif secret_version == "current":
+        secret_version = None
+    enc = {"key_vault": secret_vault, "secret": secret, "secret_version": secret_version}
+    if refs["key_url"]:
+        kek, _ = _version_from(refs["key_url"])
+        enc.update(
+            kek=kek,
+            kek_vault=_vault_name(world, refs["key_vault_id"]),
+            kek_version=body.get("kek_version"),
+        )
+    dual = refs["mechanism"] == "DoublePass"
+    written = _stamp_ade(world, vm, ade_settings(world, enc), dual)
+    ext = state.ade_extension(vm["id"])
+    assert ext is not None  # _stamp_ade just wrote it
+    emit_write(world, EXT_WRITE, ext["id"])
+    for rid in written:
+        emit_write(world, VM_WRITE if rid == vm["id"] else DISK_WRITE, rid)
+    return Response(200, state.key_refs(vm["id"]))
+
+
+@core.ROUTER.route(
+    "POST",
+    "/_admin/compute/diskEncryptionSets/{des}/rotate",
+    name="admin.compute.rotate_des",
+    surface="admin",
+)
+def rotate_des(world: World, request: Request) -> Response:
+    """Move a DES to a new key version, as automatic key rotation does.
+
+    Body (optional): ``key_version`` (default: the key's current version in Key Vault; rotate
+    the key first through Key Vault), ``new_key_version: true`` to create one here.
+    """
+    body = request.json() if request.body else {}
+    name = request.params["des"].lower()
+    found = [d for d in world.compute.des.values() if d["name"].lower() == name]
+    if not found:
+        raise core.not_found("Microsoft.Compute/diskEncryptionSets", request.params["des"])
+    des = found[0]
+    settle_backup(world)
+    active = des["properties"]["activeKey"]
+    vault = _vault_name(world, active["sourceVault"]["id"])
+    key, _ = _version_from(active["keyUrl"])
+    version = body.get("key_version")
+    if version is None and body.get("new_key_version"):
+        version = world.kv.new_version(vault, "key", key)
+    new_active = _kv_ref(world, vault, "key", key, version)
+    if new_active["keyUrl"] != active["keyUrl"]:
+        des["properties"]["previousKeys"] = [copy.deepcopy(active)]
+        des["properties"]["activeKey"] = new_active
+        des["properties"]["lastKeyRotationTimestamp"] = world.clock.now().isoformat()
+        emit_write(world, DES_WRITE, des["id"])
+    return Response(200, copy.deepcopy(des))

@@ -1,0 +1,507 @@
+"""The local Azure's Recovery Services (Azure Backup) service, surface "arm".
+
+State lives in ``world.backup`` (:class:`BackupState`): vaults, protected Azure VMs, their
+recovery points, and the on-demand backup machinery (operations and jobs, in
+:mod:`local.azure.recoveryservices_jobs`). Shapes follow the published 2025-08-01 examples
+(``Compute_ProtectedItem_Get.json``, ``GetBackupStatus.json``, ``RecoveryPoints_Get.json``...);
+names follow azure-facts §5.1 and are matched case-insensitively
+(``IaasVMContainer;iaasvmcontainerv2;{rg};{vm}`` / ``VM;iaasvmcontainerv2;{rg};{vm}``).
+
+Choices where Azure is not documented (azure-facts §5.5, §12), also in the README:
+
+* ``recoveryPoints`` **list omits** ``keyAndSecret``; **get includes** it. Keyguard must GET
+  each new point once (points never change) and cache its key/secret URLs.
+* A recovery point past ``recoveryPointProperties.expiryTime`` (emulator clock) is gone:
+  absent from the list, 404 on get.
+* ``keyAndSecret`` records the versions in effect when the backup job completes (read from
+  the VM model / disks through ``world.compute.key_refs``); SSE+CMK (DES) VMs are not
+  "encrypted" in Backup's sense (``isSourceVMEncrypted`` false, no ``keyAndSecret``).
+
+Job state advances lazily: every handler first calls :meth:`BackupState.settle`, which turns
+finished jobs into recovery points — no threads, and ``clock/advance`` works.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from local.azure import core
+from local.azure.compute_common import param, resource_id, subscription_of
+from local.azure.core import AzureHttpError, Request, Response, World
+
+RS = "Microsoft.RecoveryServices"
+VAULT = (
+    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}"
+)
+ITEM = VAULT + "/backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}"
+ITEM_TYPE = f"{RS}/vaults/backupFabrics/protectionContainers/protectedItems"
+
+
+def iso(moment: datetime) -> str:
+    """ARM's timestamp form (``2017-11-22T22:32:46.608847Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class BackupSettings:
+    """Knobs of the emulated Backup service (admin ``/_admin/backup/settings``)."""
+
+    #: how long a backup job stays InProgress (emulator clock)
+    job_duration_seconds: float = 60.0
+    #: how long the trigger's async operation stays InProgress before naming its job
+    operation_seconds: float = 1.0
+    #: the ``Retry-After`` header (seconds) on the trigger's 202 and on operation results
+    retry_after: int = 1
+    #: on-demand backups accepted per protected item per UTC day (Azure: 9)
+    daily_limit: int = 9
+    #: page size of ``backupProtectedItems`` / ``backupJobs`` lists (Azure: 200)
+    page_size: int = 200
+
+
+@dataclass
+class RecoveryPoint:
+    """One recovery point of a protected VM."""
+
+    name: str
+    time: datetime
+    expiry: datetime
+    os_type: str
+    key_and_secret: dict[str, Any] | None
+
+
+@dataclass
+class ProtectedItem:
+    """An Azure VM protected by a vault (``AzureIaaSComputeVMProtectedItem``)."""
+
+    vault_id: str
+    vm_id: str
+    policy: str
+    os_type: str = "Linux"
+    last_backup_time: datetime | None = None
+    last_backup_status: str = ""
+    recovery_points: list[RecoveryPoint] = field(default_factory=list)
+    #: queued outcomes for the next jobs (admin ``next_job``)
+    next_outcomes: list[dict[str, Any]] = field(default_factory=list)
+    #: times of accepted on-demand triggers (for the daily limit)
+    triggers: list[datetime] = field(default_factory=list)
+
+    @property
+    def vm_rg(self) -> str:
+        return self.vm_id.split("/")[4]
+
+    @property
+    def vm_name(self) -> str:
+        return self.vm_id.split("/")[-1]
+
+    @property
+    def container(self) -> str:
+        return f"IaasVMContainer;iaasvmcontainerv2;{self.vm_rg};{self.vm_name}"
+
+    @property
+    def name(self) -> str:
+        return f"VM;iaasvmcontainerv2;{self.vm_rg};{self.vm_name}"
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{self.vault_id}/backupFabrics/Azure/protectionContainers/{self.container}"
+            f"/protectedItems/{self.name}"
+        )
+
+    def live_points(self, now: datetime) -> list[RecoveryPoint]:
+        """Recovery points not yet expired, newest first."""
+        points = [rp for rp in self.recovery_points if rp.expiry > now]
+        return sorted(points, key=lambda rp: rp.time, reverse=True)
+
+
+class BackupState:
+    """All Recovery Services state of one local Azure."""
+
+    def __init__(self) -> None:
+        self.settings = BackupSettings()
+        self.vaults: dict[str, dict[str, Any]] = {}  # lower id -> vault body
+        self.items: dict[tuple[str, str], ProtectedItem] = {}  # (lower vault id, lower item)
+        self.jobs: dict[str, Any] = {}  # job id -> recoveryservices_jobs.Job
+        self.operations: dict[str, Any] = {}  # operation id -> recoveryservices_jobs.Operation
+        self.triggered: list[dict[str, Any]] = []  # accepted triggers, for the admin API
+        self._rp_seq = 0
+
+    def settle(self, world: World) -> None:
+        """Finish the jobs whose time is up (creates their recovery points)."""
+        recoveryservices_jobs.settle(world)
+
+    def next_rp_name(self, moment: datetime) -> str:
+        """A numeric recovery point name like Azure's (``26083826328862``)."""
+        self._rp_seq += 1
+        return str(int(moment.timestamp() * 1000) * 10 + self._rp_seq % 10)
+
+    def vault(self, request: Request) -> dict[str, Any]:
+        """The vault named by the request path, or a 404."""
+        rid = resource_id(
+            param(request, "sub"), param(request, "rg"), f"{RS}/vaults", param(request, "vault")
+        )
+        found = self.vaults.get(rid.lower())
+        if found is None:
+            raise core.not_found(f"{RS}/vaults", param(request, "vault"))
+        return found
+
+    def item(self, request: Request) -> ProtectedItem:
+        """The protected item named by the request path (case-insensitive), or a 404."""
+        vault = self.vault(request)
+        container = param(request, "container").lower()
+        name = param(request, "item").lower()
+        found = self.items.get((vault["id"].lower(), name))
+        valid = (
+            found is not None
+            and param(request, "fabric").lower() == "azure"
+            and container in (found.container.lower(), found.container.lower().split(";", 1)[1])
+        )
+        if not valid or found is None:
+            raise AzureHttpError(
+                404,
+                "BMSUserErrorItemNotFound",  # UNCONFIRMED code; the status is what matters
+                f"Protected item {param(request, 'item')} was not found in the vault.",
+            )
+        return found
+
+
+def install(world: World) -> None:
+    """Create the empty Backup state (``world.backup``)."""
+    world.backup = BackupState()
+
+
+def key_and_secret(refs: dict[str, Any]) -> dict[str, Any]:
+    """``KeyAndSecretDetails`` for ``world.compute.key_refs`` output.
+
+    The backup blobs are opaque placeholders (never real key material)."""
+    out: dict[str, Any] = {
+        "bekDetails": {
+            "secretUrl": refs["secret_url"],
+            "secretVaultId": refs["secret_vault_id"],
+            "secretData": base64.b64encode(b"local-bek-backup").decode(),
+        },
+        "encryptionMechanism": refs["mechanism"],
+    }
+    if refs.get("key_url"):
+        out["kekDetails"] = {
+            "keyUrl": refs["key_url"],
+            "keyVaultId": refs["key_vault_id"],
+            "keyBackupData": base64.b64encode(b"local-kek-backup").decode(),
+        }
+    return out
+
+
+def _with_versions(world: World, refs: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """``refs`` with the secret/key versions a scenario recovery point names."""
+    out = dict(refs)
+    for kind, url_key, vault_key, version_key in (
+        ("secret", "secret_url", "secret_vault_id", "secret_version"),
+        ("key", "key_url", "key_vault_id", "kek_version"),
+    ):
+        if entry.get(version_key) and out.get(url_key):
+            obj = out[url_key].rstrip("/").split("/")[-2]
+            vault = out[vault_key].rstrip("/").split("/")[-1]
+            out[url_key] = world.kv.version_url(vault, kind, obj, entry[version_key])
+    return out
+
+
+def _load_vault(world: World, entry: dict[str, Any]) -> None:
+    state: BackupState = world.backup
+    sub = subscription_of(world, entry)
+    vault_id = resource_id(sub, entry["resource_group"], f"{RS}/vaults", entry["name"])
+    state.vaults[vault_id.lower()] = {
+        "id": vault_id,
+        "name": entry["name"],
+        "type": f"{RS}/vaults",
+        "location": entry.get("location", "westeurope"),
+        "tags": {},
+        "etag": f"W/\"datetime'{quote(world.now_iso())}'\"",
+        "identity": {"type": "SystemAssigned"},
+        "sku": {"name": "RS0", "tier": "Standard"},
+        "properties": {
+            "provisioningState": "Succeeded",
+            "publicNetworkAccess": "Enabled",
+            "redundancySettings": {
+                "standardTierStorageRedundancy": "GeoRedundant",
+                "crossRegionRestore": "Disabled",
+            },
+        },
+    }
+    for prot in entry.get("protected") or []:
+        vm = world.compute.find_vm(prot["vm"], prot.get("resource_group"))
+        os_type = vm["properties"]["storageProfile"]["osDisk"].get("osType", "Linux")
+        item = ProtectedItem(vault_id, vm["id"], prot.get("policy", "DefaultPolicy"), os_type)
+        state.items[(vault_id.lower(), item.name.lower())] = item
+    now = world.clock.now()
+    for rp in entry.get("recovery_points") or []:
+        vm = world.compute.find_vm(rp["vm"], rp.get("resource_group"))
+        item = next(
+            (i for i in state.items.values() if i.vault_id == vault_id and i.vm_id == vm["id"]),
+            None,
+        )
+        if item is None:
+            raise ValueError(f"scenario recovery point for unprotected VM {rp['vm']}")
+        refs = world.compute.key_refs(vm["id"])
+        taken = now - timedelta(days=float(rp.get("age_days", 0)))
+        item.recovery_points.append(
+            RecoveryPoint(
+                name=state.next_rp_name(taken),
+                time=taken,
+                expiry=taken + timedelta(days=float(rp.get("retain_days", 30))),
+                os_type=item.os_type,
+                key_and_secret=key_and_secret(_with_versions(world, refs, rp)) if refs else None,
+            )
+        )
+        if item.last_backup_time is None or taken > item.last_backup_time:
+            item.last_backup_time, item.last_backup_status = taken, "Completed"
+
+
+def load_scenario(world: World, scenario: dict[str, Any]) -> None:
+    """Load ``recovery_services_vaults`` (after Compute: items name scenario VMs)."""
+    for entry in scenario.get("recovery_services_vaults") or []:
+        _load_vault(world, entry)
+
+
+def dump(world: World) -> dict[str, Any]:
+    """Vaults, protected items (with recovery points) and jobs, for the admin state dump."""
+    state: BackupState = world.backup
+    state.settle(world)
+    from local.azure.recoveryservices_jobs import job_body
+
+    return {
+        "vaults": list(state.vaults.values()),
+        "protected_items": [
+            {
+                **item_body(world, i),
+                "recoveryPoints": [rp_body(i, rp, with_keys=True) for rp in i.recovery_points],
+            }
+            for i in state.items.values()
+        ],
+        "jobs": [job_body(world, j) for j in state.jobs.values()],
+        "triggered": list(state.triggered),
+    }
+
+
+def item_body(world: World, item: ProtectedItem) -> dict[str, Any]:
+    """A protected item as ``Compute_ProtectedItem_Get.json`` shows it."""
+    points = item.live_points(world.clock.now())
+    last = iso(item.last_backup_time) if item.last_backup_time else None
+    return {
+        "id": item.id,
+        "name": item.name,
+        "type": ITEM_TYPE,
+        "properties": {
+            "friendlyName": item.vm_name,
+            "virtualMachineId": item.vm_id,
+            "protectionStatus": "Healthy",
+            "protectionState": "Protected" if last else "IRPending",
+            "healthStatus": "Passed",
+            "lastBackupStatus": item.last_backup_status,
+            "lastBackupTime": last,
+            "protectedItemDataId": str(zlib.crc32(item.id.lower().encode()) * 1000003),
+            "protectedItemType": "Microsoft.Compute/virtualMachines",
+            "backupManagementType": "AzureIaasVM",
+            "workloadType": "VM",
+            "containerName": item.container.split(";", 1)[1],
+            "sourceResourceId": item.vm_id,
+            "policyId": f"{item.vault_id}/backupPolicies/{item.policy}",
+            "policyName": item.policy,
+            "lastRecoveryPoint": iso(points[0].time) if points else None,
+            "policyType": "V2",
+            "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
+        },
+    }
+
+
+def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[str, Any]:
+    """An ``IaasVMRecoveryPoint``; ``keyAndSecret`` only when ``with_keys`` (get, not list)."""
+    props: dict[str, Any] = {
+        "objectType": "IaasVMRecoveryPoint",
+        "recoveryPointType": "CrashConsistent",
+        "recoveryPointTime": iso(rp.time),
+        "recoveryPointAdditionalInfo": "",
+        "sourceVMStorageType": "NormalStorage",
+        "isSourceVMEncrypted": rp.key_and_secret is not None,
+        "isInstantIlrSessionActive": False,
+        "recoveryPointTierDetails": [{"type": "HardenedRP", "status": "Valid"}],
+        "isManagedVirtualMachine": True,
+        "virtualMachineSize": "Standard_D2s_v3",
+        "originalStorageAccountOption": False,
+        "osType": rp.os_type,
+        "recoveryPointProperties": {
+            "expiryTime": iso(rp.expiry),
+            "ruleName": "",
+            "isSoftDeleted": False,
+        },
+        "securityType": "None",
+    }
+    if with_keys and rp.key_and_secret is not None:
+        props["keyAndSecret"] = rp.key_and_secret
+    return {
+        "id": f"{item.id}/recoveryPoints/{rp.name}",
+        "name": rp.name,
+        "type": f"{ITEM_TYPE}/recoveryPoints",
+        "properties": props,
+    }
+
+
+_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+def parse_filter(text: str | None) -> dict[str, str]:
+    """``a eq 'x' and b eq 'y'`` -> ``{"a": "x", "b": "y"}`` (keys lower-cased); 400 if not."""
+    if not text:
+        return {}
+    out = {}
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        m = _CLAUSE.match(clause)
+        if m is None:
+            raise AzureHttpError(400, "BMSUserErrorInvalidFilter", f"Invalid $filter: {text}")
+        out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def page(world: World, request: Request, values: list[Any]) -> dict[str, Any]:
+    """One page of ``values`` from ``$skipToken``, with a ``nextLink`` when more remain."""
+    size = world.backup.settings.page_size
+    try:
+        start = int(request.query.get("$skipToken", "0"))
+    except ValueError:
+        raise AzureHttpError(400, "BadRequest", "Invalid $skipToken.") from None
+    body: dict[str, Any] = {"value": values[start : start + size]}
+    if start + size < len(values):
+        query = {k: v for k, v in request.query.items() if k != "$skipToken"}
+        query["$skipToken"] = str(start + size)
+        body["nextLink"] = f"{world.arm_url.rstrip('/')}{request.path}?" + "&".join(
+            f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query.items()
+        )
+    return body
+
+
+def settled(world: World) -> BackupState:
+    """``world.backup`` after finishing the jobs whose time is up."""
+    state: BackupState = world.backup
+    state.settle(world)
+    return state
+
+
+@core.ROUTER.route("GET", VAULT, name="recoveryservices.vaults.get")
+def vault_get(world: World, request: Request) -> Response:
+    """``GET .../vaults/{vault}`` (``GETVault_RecoveryServices.json``)."""
+    return Response(200, world.backup.vault(request))
+
+
+def _vault_list(world: World, request: Request) -> Response:
+    sub, rg = param(request, "sub").lower(), request.params.get("rg")
+    return Response(
+        200,
+        {
+            "value": [
+                v
+                for k, v in sorted(world.backup.vaults.items())
+                if k.split("/")[2] == sub and (rg is None or k.split("/")[4] == rg.lower())
+            ]
+        },
+    )
+
+
+core.ROUTER.route(
+    "GET",
+    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults",
+    name="recoveryservices.vaults.list",
+)(_vault_list)
+core.ROUTER.route(
+    "GET",
+    "/subscriptions/{sub}/providers/Microsoft.RecoveryServices/vaults",
+    name="recoveryservices.vaults.list_all",
+)(_vault_list)
+
+
+@core.ROUTER.route(
+    "GET", VAULT + "/backupProtectedItems", name="recoveryservices.protected_items.list"
+)
+def protected_items_list(world: World, request: Request) -> Response:
+    """``GET .../backupProtectedItems?$filter=backupManagementType eq 'AzureIaasVM' and
+    itemType eq 'VM' [and policyName eq 'p']``, paged by ``nextLink``."""
+    state = settled(world)
+    vault = state.vault(request)
+    flt = parse_filter(request.query.get("$filter"))
+    wanted = {"backupmanagementtype": "azureiaasvm", "itemtype": "vm"}
+    if any(flt.get(k, v).lower() != v for k, v in wanted.items()):
+        return Response(200, {"value": []})  # only Azure VMs live here
+    items = [
+        item_body(world, i)
+        for (vid, _), i in sorted(state.items.items())
+        if vid == vault["id"].lower()
+        and ("policyname" not in flt or i.policy.lower() == flt["policyname"].lower())
+    ]
+    return Response(200, page(world, request, items))
+
+
+@core.ROUTER.route("GET", ITEM, name="recoveryservices.protected_items.get")
+def protected_item_get(world: World, request: Request) -> Response:
+    """``GET .../protectedItems/{item}``."""
+    return Response(200, item_body(world, settled(world).item(request)))
+
+
+@core.ROUTER.route(
+    "POST",
+    "/subscriptions/{sub}/providers/Microsoft.RecoveryServices/locations/{region}/backupStatus",
+    name="recoveryservices.backup_status",
+)
+def backup_status(world: World, request: Request) -> Response:
+    """``POST .../locations/{region}/backupStatus`` (``GetBackupStatus.json`` plus the
+    ``protectedItemsCount``/``objectType`` seen in recorded traffic)."""
+    body = request.json()
+    vm_id = str(body.get("resourceId", ""))
+    parts = vm_id.split("/")
+    if len(parts) < 9:
+        raise AzureHttpError(400, "BMSUserErrorInvalidInput", "resourceId is not a VM id.")
+    rg, vm = parts[4], parts[-1]
+    out: dict[str, Any] = {
+        "protectionStatus": "NotProtected",
+        "fabricName": "Azure",
+        "containerName": f"iaasvmcontainer;iaasvmcontainerv2;{rg};{vm}",
+        "protectedItemName": f"vm;iaasvmcontainerv2;{rg};{vm}",
+        "protectedItemsCount": 0,
+        "objectType": "BackupStatusResponse",
+    }
+    for item in world.backup.items.values():
+        if item.vm_id.lower() == vm_id.lower():
+            out.update(protectionStatus="Protected", vaultId=item.vault_id, policyName=item.policy)
+    return Response(200, out)
+
+
+@core.ROUTER.route("GET", ITEM + "/recoveryPoints", name="recoveryservices.recovery_points.list")
+def recovery_points_list(world: World, request: Request) -> Response:
+    """``GET .../recoveryPoints``: live points, newest first, **without** ``keyAndSecret``."""
+    state = settled(world)
+    item = state.item(request)
+    points = item.live_points(world.clock.now())
+    return Response(200, {"value": [rp_body(item, rp, with_keys=False) for rp in points]})
+
+
+@core.ROUTER.route(
+    "GET", ITEM + "/recoveryPoints/{rp}", name="recoveryservices.recovery_points.get"
+)
+def recovery_point_get(world: World, request: Request) -> Response:
+    """``GET .../recoveryPoints/{id}``: **with** ``keyAndSecret``; 404 once expired."""
+    state = settled(world)
+    item = state.item(request)
+    for rp in item.live_points(world.clock.now()):
+        if rp.name == param(request, "rp"):
+            return Response(200, rp_body(item, rp, with_keys=True))
+    raise AzureHttpError(
+        404,
+        "BMSUserErrorRecoveryPointNotFound",
+        f"Recovery point {param(request, 'rp')} was not found.",
+    )
+
+
+from local.azure import recoveryservices_jobs  # noqa: E402  (registers its routes)
