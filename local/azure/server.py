@@ -1,0 +1,390 @@
+"""The local Azure's HTTP(S) server: listeners, authentication, dispatch, faults, throttling.
+
+Listeners (all on 127.0.0.1, ports chosen by the OS unless given):
+
+* **ARM** (HTTPS): ARM routes (surface ``arm``), ``/_admin/...`` (surface ``admin``, no token)
+  and ``/eventgrid/...`` (surface ``eventgrid``, the custom-topic publish endpoint).
+* **Key Vault data plane** (HTTPS), one listener per vault so each vault has its own
+  ``vaultUri`` ``https://127.0.0.1:{port}/``; requests dispatch to surface ``keyvault`` with
+  ``request.vault`` set to the vault's name.
+* **Identity** (plain http, like App Service's ``IDENTITY_ENDPOINT``): surface ``identity``.
+
+For service modules: when you create or load a vault, call ``world.add_vault_listener(name)``
+(see :meth:`local.azure.core.World.add_vault_listener`); it returns the vault's URI and
+reuses the same port for the same name across scenario reloads. Without a running server it
+returns ``https://{name}.vault.azure.net/``.
+
+Certificates: a CA and a leaf certificate for ``localhost``/``127.0.0.1`` are made with
+``trustme`` at start; the CA PEM is written to a temp dir (:attr:`LocalAzureServer.ca_path`).
+
+Each request: surface → token check (ARM, Key Vault, Event Grid) → ``api-version`` (ARM) →
+route → call count → fault → ARM throttle → handler under ``world.lock`` → JSON response
+with ``x-ms-request-id`` (ARM adds ``x-ms-ratelimit-remaining-subscription-*``) → after a
+2xx on a route with ``arm_operation``, the ARM resource event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import struct
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local.azure import admin, arm_events, eventgrid, faults, identity, scenario  # noqa: F401
+from local.azure.core import ROUTER, AzureHttpError, Request, Response, Route, World
+
+HOST = "127.0.0.1"
+IDLE_TIMEOUT_SECONDS = 120
+
+
+class _Listener(ThreadingHTTPServer):
+    """One listening socket; ``kind`` is ``arm``, ``vault`` or ``identity``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, app: LocalAzureServer, kind: str, port: int, vault: str | None = None):
+        self.app = app
+        self.kind = kind
+        self.vault = vault
+        self.open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__((HOST, port), _Handler)
+        if kind != "identity":
+            self.socket = app.ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.thread = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"local-azure-{kind}-{vault or port}",
+            daemon=True,
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self.open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self.open.discard(request)
+        if getattr(request, "_keyguard_reset", False):
+            request.close()  # SO_LINGER 0 was set: close() sends a TCP RST, no response
+            return
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away (or a failed TLS handshake) is not our error
+
+    def close_all(self) -> None:
+        """Stop serving and cut idle keep-alive connections."""
+        self.shutdown()
+        self.server_close()
+        with self._open_lock:
+            conns = list(self.open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self.thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # without it each response stalls ~40 ms (delayed ACK)
+    timeout = IDLE_TIMEOUT_SECONDS
+    server: _Listener
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    # -- request -----------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _surface(self, path: str) -> str:
+        if self.server.kind == "vault":
+            return "keyvault"
+        if self.server.kind == "identity":
+            return "identity"
+        lowered = path.lower()
+        if lowered == "/_admin" or lowered.startswith("/_admin/"):
+            return "admin"
+        if lowered.startswith("/eventgrid/"):
+            return "eventgrid"
+        return "arm"
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path) or "/"
+        request = Request(
+            method=self.command.upper(),
+            path=path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self._read_body(),
+            vault=self.server.vault,
+        )
+        surface = self._surface(path)
+        extra: dict[str, str] = {"x-ms-request-id": str(uuid.uuid4())}
+        client_request_id = request.header("x-ms-client-request-id")
+        if client_request_id:
+            extra["x-ms-client-request-id"] = client_request_id
+        response = self.server.app.dispatch(request, surface, extra)
+        if response is None:  # a "reset" fault
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection._keyguard_reset = True  # type: ignore[attr-defined]
+            self.close_connection = True
+            return
+        self._send(response, extra)
+
+    # -- response ----------------------------------------------------------------------------
+
+    def _send(self, response: Response, extra: dict[str, str]) -> None:
+        body = response.body
+        headers = {**extra, **response.headers}
+        lowered = {k.lower() for k in headers}
+        if body is None:
+            data = b""
+        elif isinstance(body, bytes | bytearray):
+            data = bytes(body)
+            if "content-type" not in lowered:
+                headers["Content-Type"] = "application/octet-stream"
+        else:
+            data = json.dumps(body).encode("utf-8")
+            if "content-type" not in lowered:
+                headers["Content-Type"] = "application/json; charset=utf-8"
+        self.send_response(response.status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if response.status not in (204, 304):
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD" and response.status not in (204, 304) and data:
+            self.wfile.write(data)
+
+
+def _subscription_of(path: str) -> str:
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1].lower() == "subscriptions":
+        return parts[2].lower()
+    return "tenant"
+
+
+class LocalAzureServer:
+    """All listeners of one local Azure, serving one :class:`World`.
+
+    Parameters
+    ----------
+    world:
+        The state to serve; its ``server``/``arm_url`` are set by :meth:`start`.
+    arm_port, identity_port:
+        Fixed ports (0: let the OS choose).
+    """
+
+    def __init__(self, world: World, *, arm_port: int = 0, identity_port: int = 0) -> None:
+        import trustme
+
+        self.world = world
+        self._tmp = tempfile.TemporaryDirectory(prefix="local-azure-")
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        self.ca_path = str(Path(self._tmp.name) / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_path)
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(self.ssl_context)
+        self._ports = (arm_port, identity_port)
+        self._lock = threading.Lock()
+        self._vaults: dict[str, _Listener] = {}
+        self.arm: _Listener | None = None
+        self.identity: _Listener | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the ARM and identity listeners and attach to the world."""
+        self.arm = _Listener(self, "arm", self._ports[0])
+        self.identity = _Listener(self, "identity", self._ports[1])
+        self.world.server = self
+        self.world.arm_url = self.arm_url
+        for listener in (self.arm, self.identity):
+            listener.thread.start()
+
+    def stop(self) -> None:
+        """Close every listener and remove the CA's temp dir."""
+        listeners = [self.arm, self.identity, *self._vaults.values()]
+        for listener in listeners:
+            if listener is not None:
+                listener.close_all()
+        self._vaults.clear()
+        self.world.server = None
+        self._tmp.cleanup()
+
+    @property
+    def arm_url(self) -> str:
+        """``https://127.0.0.1:{port}`` (no trailing slash)."""
+        assert self.arm is not None, "server not started"
+        return f"https://{HOST}:{self.arm.port}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        """The ``IDENTITY_ENDPOINT`` (plain http)."""
+        assert self.identity is not None, "server not started"
+        return f"http://{HOST}:{self.identity.port}{identity.IDENTITY_PATH}"
+
+    def add_vault_listener(self, vault_name: str) -> str:
+        """Open (or reuse) the data-plane listener of a vault; return its ``vaultUri``."""
+        key = vault_name.lower()
+        with self._lock:
+            listener = self._vaults.get(key)
+            if listener is None:
+                listener = _Listener(self, "vault", 0, vault=vault_name)
+                self._vaults[key] = listener
+                listener.thread.start()
+        return f"https://{HOST}:{listener.port}/"
+
+    def vault_uris(self) -> dict[str, str]:
+        """Every vault listener's URI by vault name."""
+        with self._lock:
+            return {
+                lst.vault or k: f"https://{HOST}:{lst.port}/" for k, lst in self._vaults.items()
+            }
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def dispatch(self, request: Request, surface: str, extra: dict[str, str]) -> Response | None:
+        """Answer one request (None: reset the connection without a response)."""
+        world = self.world
+        try:
+            route = self._route(request, surface)
+        except AzureHttpError as exc:
+            if surface != "admin":
+                world.calls.record("(unrouted)", surface)  # type: ignore[attr-defined]
+            return exc.to_response()
+        if surface != "admin":
+            world.calls.record(route.name, surface)  # type: ignore[attr-defined]
+            fault = world.faults.check(route.name, request.method)  # type: ignore[attr-defined]
+            if fault is not None and fault.kind == "reset":
+                return None
+            if fault is not None and fault.kind == "latency":
+                time.sleep(fault.latency_ms / 1000)
+            elif fault is not None:
+                return self._fault_response(fault)
+        if surface == "arm":
+            throttled = self._throttle(request, extra)
+            if throttled is not None:
+                return throttled
+        response = self._run(route, request)
+        if route.arm_operation and 200 <= response.status < 300:
+            event = arm_events.build(
+                world,
+                request,
+                operation=route.arm_operation,
+                status=response.status,
+                resource_id=response.resource_id,
+                correlation_id=extra["x-ms-request-id"],
+            )
+            if event is not None:
+                with world.lock:
+                    world.emit(event, "subscription")
+        return response
+
+    def _route(self, request: Request, surface: str) -> Route:
+        """Authenticate, check ``api-version`` (ARM) and find the route; sets params/claims."""
+        if surface in identity.AUDIENCES:
+            request.claims = identity.authenticate(self.world, request, surface)
+        if surface == "arm" and not request.query.get("api-version"):
+            raise AzureHttpError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        route, params = ROUTER.match(surface, request.method, request.path)  # type: ignore[arg-type]
+        request.params = params
+        return route
+
+    def _run(self, route: Route, request: Request) -> Response:
+        try:
+            if route.lock:
+                with self.world.lock:
+                    return route.handler(self.world, request)  # type: ignore[no-any-return]
+            return route.handler(self.world, request)  # type: ignore[no-any-return]
+        except AzureHttpError as exc:
+            return exc.to_response()
+        except Exception as exc:  # the emulator must answer, never hang the client
+            return Response(
+                500,
+                {
+                    "error": {
+                        "code": "InternalServerError",
+                        "message": f"{route.name} failed: {type(exc).__name__}: {exc}",
+                    }
+                },
+            )
+
+    @staticmethod
+    def _fault_response(fault: faults.FaultRule) -> Response:
+        if fault.kind == "429":
+            return AzureHttpError(
+                429,
+                "TooManyRequests",
+                "The request is being throttled (injected fault).",
+                headers={"Retry-After": str(fault.retry_after)},
+            ).to_response()
+        if fault.kind == "503":
+            return AzureHttpError(
+                503,
+                "ServiceUnavailable",
+                "The service is unavailable (injected fault).",
+                headers={"Retry-After": str(fault.retry_after)},
+            ).to_response()
+        return AzureHttpError(
+            500, "InternalServerError", "An internal error occurred (injected fault)."
+        ).to_response()
+
+    def _throttle(self, request: Request, extra: dict[str, str]) -> Response | None:
+        throttle: faults.Throttle = self.world.throttle  # type: ignore[attr-defined]
+        kind = throttle.kind_of(request.method)
+        scope = _subscription_of(request.path)
+        allowed, remaining, wait = throttle.take(scope, kind)
+        prefix = "subscription" if scope != "tenant" else "tenant"
+        extra[f"x-ms-ratelimit-remaining-{prefix}-{kind}"] = str(remaining)
+        if allowed:
+            return None
+        op = {"reads": "Read", "writes": "Write", "deletes": "Delete"}[kind]
+        return AzureHttpError(
+            429,
+            "TooManyRequests",
+            f"The request is being throttled as the limit has been reached for operation type"
+            f" - {op}. For more information, see - https://aka.ms/srpthrottlinglimits",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        ).to_response()
