@@ -1,0 +1,35 @@
+"""Timer trigger for the sweep: plan verification, pinning and inventory for the whole scope.
+
+Thin: build the sweep's deps from the process runtime and call :func:`shared.sweep.run_sweep`.
+A failure raises, so the run is recorded as failed; the next run (or the items already
+enqueued) catches up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.logs import get_logger
+from shared.sweep import SweepDeps, SweepResult, arm_vault_lister, run_sweep
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+log = get_logger(__name__)
+
+
+def handle(timer: func.TimerRequest, *, deps: SweepDeps | None = None) -> SweepResult:
+    """Run one sweep. ``deps`` defaults to the runtime's queue, counters and ARM vault lister."""
+    if timer.past_due:
+        log.warning("sweep.past_due")
+    if deps is None:
+        from shared.runtime import get_runtime
+
+        rt = get_runtime()
+        deps = SweepDeps(
+            settings=rt.settings,
+            work_queue=rt.work_queue,
+            list_vaults=arm_vault_lister(rt.azure),
+            counters=rt.counters,
+        )
+    return run_sweep(deps)

@@ -1,0 +1,387 @@
+"""Parse Event Grid deliveries into typed events (:mod:`shared.events.models`).
+
+Both envelopes are read — Event Grid (``id/topic/subject/eventType/eventTime/data``) and
+CloudEvents 1.0 (``id/source/subject/type/time/data/specversion``) — as a single object or a
+batch (array). Published samples differ from their own documentation (azure-facts.md §1.3,
+the INDEX of azure-samples), so the parser is tolerant where it can afford to be:
+
+* keys match case-insensitively and ignoring stray whitespace (``"ObjectName "``,
+  ``specVersion``, PascalCase or camelCase ``data``);
+* string values are stripped (``" ee05…"``);
+* ``NBF``/``EXP`` may be numbers, numeric strings, ISO strings, absent or null;
+* ARM ``claims`` (or ``authorization``) may arrive as JSON-in-a-string, and claim values that
+  are JSON-in-strings (``_claim_names``) are decoded.
+
+It is strict about what decisions depend on, raising :class:`~shared.errors.EventParseError`
+with a message naming the problem: non-JSON; a batch that is not a list of objects; an event
+without ``id`` or type; an event time that is not ISO 8601; a Key Vault event whose topic is
+not a vault ARM id or that names no object; an ARM event without topic, resource or operation.
+Nothing else escapes: any input yields a typed event or ``EventParseError`` (property-tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, cast
+
+from shared.errors import EventParseError
+from shared.events.catalog import (
+    ALL_ARM_EVENT_TYPES,
+    ALL_KEYVAULT_EVENT_TYPES,
+    OBJECT_TYPE_OF_EVENT,
+    ObjectType,
+    canonical_event_type,
+)
+from shared.events.models import ArmEvent, Event, EventSchema, KeyVaultEvent, UnknownEvent
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+TENANT_CLAIM = "http://schemas.microsoft.com/identity/claims/tenantid"
+
+
+# --- public API ---------------------------------------------------------------------------
+
+
+def parse_event(obj: Mapping[str, Any]) -> Event:
+    """Parse one event object (either schema).
+
+    Returns
+    -------
+    KeyVaultEvent | ArmEvent | UnknownEvent
+        Typed by the event type; unknown types (and the validation event) are UnknownEvent.
+
+    Raises
+    ------
+    EventParseError
+        When the object is not an event or lacks what Keyguard decides on.
+    """
+    if not isinstance(obj, Mapping):
+        raise EventParseError(f"an event must be a JSON object, not {type(obj).__name__}")
+    env = _norm(obj)
+    cloud = "specversion" in env or ("eventtype" not in env and "type" in env)
+    type_key, topic_key, time_key = ("type", "source", "time") if cloud else _EG_KEYS
+    event_id = _text(env.get("id"))
+    if event_id is None:
+        raise EventParseError("event has no 'id' (a non-empty string is required)")
+    raw_type = _text(env.get(type_key))
+    if raw_type is None:
+        raise EventParseError(f"event {event_id} has no event type ('eventType' or 'type')")
+    event_type = canonical_event_type(raw_type)
+    raw = MappingProxyType(dict(obj))
+    schema = EventSchema.CLOUD_EVENTS if cloud else EventSchema.EVENT_GRID
+    head = _Head(event_id, event_type, _text(env.get(topic_key)), _text(env.get("subject")))
+    if event_type in ALL_KEYVAULT_EVENT_TYPES:
+        return _keyvault(head, env, env.get(time_key), schema, raw)
+    if event_type in ALL_ARM_EVENT_TYPES:
+        return _arm(head, env, env.get(time_key), schema, raw)
+    return UnknownEvent(event_type, event_id, head.topic, head.subject, raw=raw)
+
+
+def split_batch(body: bytes | bytearray | str | list[Any] | Mapping[str, Any]) -> list[Any]:
+    """The raw event objects of a delivery (an array, or one object), without parsing them.
+
+    The intake uses this to quarantine a malformed event without losing its neighbours.
+
+    Raises
+    ------
+    EventParseError
+        When the body is not JSON, or not an object / array of objects.
+    """
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise EventParseError(f"body is not UTF-8: {exc}") from exc
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise EventParseError(f"body is not JSON: {exc}") from exc
+    if isinstance(body, Mapping):
+        return [body]
+    if isinstance(body, list):
+        for index, item in enumerate(body):
+            if not isinstance(item, Mapping):
+                raise EventParseError(
+                    f"batch item {index} is {type(item).__name__}, not an event object"
+                )
+        return list(body)
+    raise EventParseError(
+        f"a delivery must be an event object or an array of them, not {type(body).__name__}"
+    )
+
+
+def parse_batch(body: bytes | bytearray | str | list[Any] | Mapping[str, Any]) -> list[Event]:
+    """Parse a whole delivery (bytes, text, a decoded list or a single dict).
+
+    Raises
+    ------
+    EventParseError
+        When the body or any event in it cannot be parsed.
+    """
+    return [parse_event(item) for item in split_batch(body)]
+
+
+def functions_event_to_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
+    """Rebuild the published event dict from the Functions trigger object.
+
+    The Functions worker decodes each event of a delivery into an ``EventGridEvent`` (Event
+    Grid schema) or a ``CloudEvent`` (when ``specversion`` is present); both are accepted.
+    """
+    if hasattr(event, "event_type"):
+        eg = cast("func.EventGridEvent", event)
+        return {
+            "id": eg.id,
+            "topic": eg.topic,
+            "subject": eg.subject,
+            "eventType": eg.event_type,
+            "eventTime": _iso(eg.event_time),
+            "dataVersion": eg.data_version,
+            "data": eg.get_json(),
+        }
+    if hasattr(event, "specversion"):
+        ce = event
+        return {
+            "id": ce.id,
+            "source": ce.source,
+            "subject": ce.subject,
+            "type": ce.type,
+            "time": _iso(ce.time),
+            "specversion": ce.specversion,
+            "data": ce.get_json(),
+        }
+    raise EventParseError(f"not a Functions Event Grid event: {type(event).__name__}")
+
+
+def from_functions_event(event: func.EventGridEvent | func.CloudEvent) -> Event:
+    """Parse the object an ``event_grid_trigger`` function receives (see
+    :func:`functions_event_to_dict`)."""
+    return parse_event(functions_event_to_dict(event))
+
+
+# --- envelope pieces ----------------------------------------------------------------------
+
+_EG_KEYS = ("eventtype", "topic", "eventtime")
+
+
+class _Head:
+    """The envelope fields every typed event shares."""
+
+    __slots__ = ("event_id", "event_type", "subject", "topic")
+
+    def __init__(self, event_id: str, event_type: str, topic: str | None, subject: str | None):
+        self.event_id = event_id
+        self.event_type = event_type
+        self.topic = topic
+        self.subject = subject
+
+    def fail(self, problem: str) -> EventParseError:
+        return EventParseError(f"{self.event_type} event {self.event_id}: {problem}")
+
+
+def _norm(obj: Mapping[Any, Any]) -> dict[str, Any]:
+    """Keys stripped and lower-cased (the first spelling wins); non-string keys dropped."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(key, str):
+            out.setdefault(key.strip().lower(), value)
+    return out
+
+
+def _text(value: Any) -> str | None:
+    """A stripped non-empty string, else None (numbers and objects are not text)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _object(value: Any) -> dict[str, Any] | None:
+    """A normalised mapping from a mapping or a JSON-object string, else None."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    return _norm(value) if isinstance(value, Mapping) else None
+
+
+def _time(head: _Head, value: Any) -> datetime:
+    text = _text(value)
+    if text is None:
+        raise head.fail("has no event time")
+    try:
+        when = datetime.fromisoformat(text)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise head.fail(f"event time {text[:40]!r} is not ISO 8601") from exc
+
+
+def _epoch(value: Any) -> datetime | None:
+    """NBF/EXP: seconds since the epoch as a number or numeric string (or ISO); else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                when = datetime.fromisoformat(text)
+                return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+            except (ValueError, OverflowError):
+                return None
+    if not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+# --- Key Vault ----------------------------------------------------------------------------
+
+
+def _vault_topic(head: _Head) -> tuple[str, str]:
+    """(subscription id, vault name) from a vault ARM id topic."""
+    parts = (head.topic or "").rstrip("/").split("/")
+    ok = (
+        len(parts) == 9
+        and parts[0] == ""
+        and parts[1].lower() == "subscriptions"
+        and parts[3].lower() == "resourcegroups"
+        and parts[5].lower() == "providers"
+        and parts[6].lower() == "microsoft.keyvault"
+        and parts[7].lower() == "vaults"
+        and all(p.strip() for p in parts[1:])
+    )
+    if not ok:
+        raise head.fail(f"topic {head.topic!r} is not a Key Vault ARM id")
+    return parts[2].strip(), parts[8].strip()
+
+
+def _object_type(value: Any) -> ObjectType | None:
+    text = _text(value)
+    try:
+        return ObjectType(text.lower()) if text else None
+    except ValueError:
+        return None
+
+
+def _keyvault(
+    head: _Head, env: dict[str, Any], time: Any, schema: EventSchema, raw: Mapping[str, Any]
+) -> KeyVaultEvent:
+    subscription_id, topic_vault = _vault_topic(head)
+    data = _data(head, env)
+    implied = OBJECT_TYPE_OF_EVENT.get(head.event_type)
+    stated = _object_type(data.get("objecttype"))
+    if implied is not None and stated is not None and implied != stated:
+        raise head.fail(f"data.ObjectType {stated.value!r} contradicts the event type")
+    object_name = _text(data.get("objectname"))
+    if implied is not None:
+        object_name = object_name or head.subject
+        if object_name is None:
+            raise head.fail("names no object (data.ObjectName or subject)")
+    object_id = _text(data.get("id"))
+    version = _text(data.get("version"))
+    if version is None and object_id is not None:
+        segments = object_id.rstrip("/").split("/")
+        version = segments[-1] if len(segments) == 6 and segments[-1] else None
+    return KeyVaultEvent(
+        event_type=head.event_type,
+        id=head.event_id,
+        topic=(head.topic or "").rstrip("/"),
+        subject=head.subject or "",
+        time=_time(head, time),
+        subscription_id=subscription_id,
+        vault_name=_text(data.get("vaultname")) or topic_vault,
+        object_type=implied or stated,
+        object_name=object_name,
+        version=version,
+        object_id=object_id,
+        nbf=_epoch(data.get("nbf")),
+        exp=_epoch(data.get("exp")),
+        schema=schema,
+        raw=raw,
+    )
+
+
+def _data(head: _Head, env: dict[str, Any]) -> dict[str, Any]:
+    value = env.get("data")
+    if value is None:
+        return {}
+    data = _object(value)
+    if data is None:
+        raise head.fail(f"data is {type(value).__name__}, not an object")
+    return data
+
+
+# --- Azure Resource Manager ---------------------------------------------------------------
+
+
+def _claims(value: Any) -> dict[str, Any]:
+    claims = _object(value) or {}
+    for key, item in claims.items():
+        if isinstance(item, str) and item.lstrip()[:1] in ("{", "["):
+            # not JSON after all: keep the string as published
+            with contextlib.suppress(ValueError, RecursionError):
+                claims[key] = json.loads(item)
+    return claims
+
+
+def _subscription_of(resource_id: str) -> str | None:
+    parts = resource_id.split("/")
+    if len(parts) > 2 and parts[0] == "" and parts[1].lower() == "subscriptions":
+        return parts[2].strip() or None
+    return None
+
+
+def _arm(
+    head: _Head, env: dict[str, Any], time: Any, schema: EventSchema, raw: Mapping[str, Any]
+) -> ArmEvent:
+    if head.topic is None:
+        raise head.fail("has no topic/source")
+    data = _data(head, env)
+    authorization = _object(data.get("authorization")) or {}
+    evidence = _object(authorization.get("evidence")) or {}
+    http = _object(data.get("httprequest")) or {}
+    claims = _claims(data.get("claims"))
+    resource_uri = _text(data.get("resourceuri")) or head.subject
+    if resource_uri is None:
+        raise head.fail("names no resource (data.resourceUri or subject)")
+    operation = _text(data.get("operationname")) or _text(authorization.get("action"))
+    if operation is None:
+        raise head.fail("has no data.operationName")
+    caller = (
+        _text(claims.get(OID_CLAIM))
+        or _text(claims.get("oid"))
+        or _text(evidence.get("principalid"))
+    )
+    return ArmEvent(
+        event_type=head.event_type,
+        id=head.event_id,
+        topic=head.topic.rstrip("/"),
+        subject=head.subject or resource_uri,
+        time=_time(head, time),
+        operation_name=operation,
+        resource_uri=resource_uri.rstrip("/"),
+        subscription_id=_text(data.get("subscriptionid")) or _subscription_of(resource_uri),
+        tenant_id=_text(data.get("tenantid")) or _text(claims.get(TENANT_CLAIM)),
+        correlation_id=_text(data.get("correlationid")),
+        status=_text(data.get("status")),
+        http_method=(_text(http.get("method")) or "").upper() or None,
+        caller_principal_id=caller,
+        resource_provider=_text(data.get("resourceprovider")),
+        schema=schema,
+        claims=MappingProxyType(claims),
+        raw=raw,
+    )
