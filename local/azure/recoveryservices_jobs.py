@@ -22,9 +22,10 @@ Rules where Azure is undocumented (azure-facts §5.6, UNCONFIRMED; also in the R
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.azure import core
@@ -164,19 +165,14 @@ def job_body(world: World, job: Job) -> dict[str, Any]:
 
 
 def _parse_time(text: str) -> datetime:
-    """An ISO 8601 timestamp as the SDK sends it (up to 7 fractional digits)."""
-    value = text.strip().replace("Z", "+00:00")
-    if "." in value:
-        head, tail = value.split(".", 1)
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        value = f"{head}.{digits[:6]}{tail[len(digits) :]}"
-    return datetime.fromisoformat(value)
+    """An ISO 8601 timestamp as the SDKs send it (up to 7 fractional digits; UTC if naive)."""
+    value = re.sub(r"(\.\d{6})\d+", r"\1", text.strip().replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _filter_time(text: str) -> datetime:
     """The jobs filter's ``yyyy-MM-dd hh:mm:ss AM`` time (UTC); 400 on any other form."""
-    from datetime import UTC
-
     for fmt in ("%Y-%m-%d %I:%M:%S %p", "%Y-%m-%d %H:%M:%S %p"):
         try:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
