@@ -1,0 +1,84 @@
+"""``python -m local.host``: serve a Functions app locally until interrupted.
+
+Examples::
+
+    python -m local.host                       # function_app:app on a free port
+    python -m local.host --app tests.apps.sample_app --port 7071
+    python -m local.host --print-json          # one JSON line on stdout for machines
+
+The JSON line (``--print-json``) carries ``base_url``, ``port``, ``function_key``, ``pid``
+and ``functions`` (with webhook URLs); it is printed once everything is listening. Logs go
+to stderr. SIGTERM and Ctrl+C stop the host cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from local.host.eventgrid import CLOUDEVENT_MODES
+from local.host.runtime import HostRuntime
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.host", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--app", default="function_app", help="module[:attr] (default function_app)"
+    )
+    parser.add_argument("--port", type=int, default=7071, help="port on 127.0.0.1 (0 = free port)")
+    parser.add_argument("--host-json", default=None, help="host.json path (default: the repo's)")
+    parser.add_argument("--print-json", action="store_true", help="print one JSON line when ready")
+    parser.add_argument("--function-key", default=None, help="fixed function key (default random)")
+    parser.add_argument(
+        "--cloudevents",
+        choices=CLOUDEVENT_MODES,
+        default="native",
+        help="how CloudEvents reach eventGridTrigger functions",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the host, announce it, and block until SIGTERM/SIGINT."""
+    args = _arguments(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s"
+    )
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime = HostRuntime.start(
+        args.app,
+        port=args.port,
+        host_json=args.host_json,
+        function_key=args.function_key,
+        cloudevents=args.cloudevents,
+    )
+    try:
+        info = runtime.describe()
+        if args.print_json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"Keyguard local host: {info['base_url']}", flush=True)
+            print(f"Function key: {info['function_key']}", flush=True)
+            for fn in info["functions"]:
+                where = (
+                    fn.get("webhook_url") or fn.get("url") or fn.get("queue") or fn.get("schedule")
+                )
+                print(f"  {fn['name']} [{fn['trigger']}] {where}", flush=True)
+        stop.wait()
+    finally:
+        runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
