@@ -21,7 +21,7 @@ ACTION_MODULES: dict[WorkKind, str] = {
     WorkKind.BACKUP: "shared.actions.noop:BACKUP",
     WorkKind.TRACK_BACKUP: "shared.actions.noop:TRACK_BACKUP",
     WorkKind.REFRESH_INVENTORY: "shared.actions.noop:REFRESH_INVENTORY",
-    WorkKind.PUBLISH_ALERT: "shared.actions.noop:PUBLISH_ALERT",
+    WorkKind.PUBLISH_ALERT: "shared.actions.publish_alert:PUBLISH_ALERT",
 }
 
 

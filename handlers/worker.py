@@ -1,0 +1,35 @@
+"""Queue-trigger handlers: the work queue and its poison queue.
+
+Thin: read the message body and hand it to :mod:`shared.worker`. Returning normally acks
+the message; an exception (only when an outcome could not be stored) lets the host retry it
+and, after ``maxDequeueCount``, move it to ``<queue>-poison``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+
+def _body(msg: func.QueueMessage) -> str:
+    # A body that is not UTF-8 is kept (with replacement characters) and dead-lettered as
+    # malformed, rather than failing the trigger over and over.
+    return msg.get_body().decode("utf-8", errors="replace")
+
+
+def handle(msg: func.QueueMessage) -> None:
+    """Run one step of the work item in ``msg``."""
+    from shared.runtime import get_runtime
+    from shared.worker import process
+
+    process(get_runtime(), _body(msg), message_id=msg.id)
+
+
+def handle_poison(msg: func.QueueMessage) -> None:
+    """Record a message the host gave up on as a dead letter (reason ``poison``) + alert."""
+    from shared.runtime import get_runtime
+    from shared.worker import process_poison
+
+    process_poison(get_runtime(), _body(msg), message_id=msg.id)

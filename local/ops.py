@@ -1,0 +1,88 @@
+"""The ops command line: inspect and replay dead letters from a shell.
+
+Reads the same app settings as the Function App (environment), so it works against Azurite
+locally or a real storage account::
+
+    python -m local.ops dead-letters [--reason budget_exhausted] [--include-replayed]
+    python -m local.ops replay --all [--reason permanent]
+    python -m local.ops replay --id <dead-letter id> [--id ...]
+    python -m local.ops replay --blobs
+
+Prints JSON; exits 2 on a usage error, 1 when storage failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from shared.errors import KeyguardError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m local.ops", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("dead-letters", help="list dead-lettered work")
+    listing.add_argument("--reason")
+    listing.add_argument("--include-replayed", action="store_true")
+    rep = commands.add_parser("replay", help="re-enqueue dead letters / ingest blobs")
+    rep.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
+    rep.add_argument("--id", action="append", default=[], dest="ids", help="a dead-letter id")
+    rep.add_argument("--reason", help="only dead letters with this reason")
+    rep.add_argument("--blobs", action="store_true", help="ingest Event Grid dead-letter blobs")
+    return parser
+
+
+def _dead_letters(args: argparse.Namespace) -> dict[str, Any]:
+    from shared.runtime import get_runtime
+
+    records = get_runtime().dead_letters.list(
+        reason=args.reason, include_replayed=args.include_replayed
+    )
+    return {
+        "dead_letters": [
+            {
+                "id": r.id,
+                "reason": r.reason,
+                "recorded_at": r.recorded_at,
+                "work_key": r.work_key,
+                "error_code": r.error_code,
+                "error_message": r.error_message,
+                "replayed": r.replayed,
+            }
+            for r in records
+        ]
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ops command; the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "dead-letters":
+            result = _dead_letters(args)
+        else:
+            if args.all and args.ids:
+                parser.error("give --all or --id, not both")
+            if not (args.all or args.ids or args.blobs):
+                parser.error("nothing to do: give --all, --id or --blobs")
+            from shared.replay import replay
+            from shared.runtime import get_runtime
+
+            selection = "all" if args.all else (args.ids or None)
+            result = replay(
+                get_runtime(), dead_letters=selection, reason=args.reason, blobs=args.blobs
+            ).to_dict()
+    except KeyguardError as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 1
+    print(json.dumps(result, default=str, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Ops alerts: CloudEvents on the Event Grid alert topic, deduplicated, never lost.
+
+Every alert names the resources, what is wrong and what to do (``remedy``, e.g. the exact
+``az`` command). :class:`AlertPublisher` sends each alert once per
+``settings.alert_dedupe_minutes`` — identical alerts (same type, resources and problem) in
+that window are suppressed by a conditional insert in ``names.ALERTS_TABLE``, which is also
+the record of what was raised. A publish that fails is not lost: it becomes a
+``PUBLISH_ALERT`` work item, retried through the work queue (``shared.actions.publish_alert``).
+Without a configured topic, alerts are logged and recorded only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from shared import names
+from shared.errors import StorageError
+from shared.logs import get_logger
+from shared.workitems import WorkItem, WorkKind, utc_now, window_bucket, work_key
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+    from shared.clients import AzureClients
+    from shared.counters import Counters
+    from shared.workqueue import WorkQueue
+
+log = get_logger(__name__)
+
+SEVERITIES: Final = ("critical", "high", "medium", "low", "info")
+SOURCE: Final = "/keyguard/alerts"
+DEDUPE_PARTITION: Final = "dedupe"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One ops alert. ``name`` is the type without prefix, e.g. ``"BackupAccessMissing"``."""
+
+    name: str
+    severity: str
+    resource_ids: tuple[str, ...]
+    problem: str
+    remedy: str
+    correlation: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"alert severity {self.severity!r} is not one of {SEVERITIES}")
+        if not self.name or "." in self.name:
+            raise ValueError(f"alert name {self.name!r} must be a plain name (no prefix)")
+
+    @property
+    def type(self) -> str:
+        """The CloudEvent type, ``Keyguard.<name>``."""
+        return names.ALERT_TYPE_PREFIX + self.name
+
+    @property
+    def dedupe_key(self) -> str:
+        """SHA-256 over type, sorted lower-cased resources and problem: identical alerts."""
+        resources = sorted(r.lower() for r in self.resource_ids)
+        text = json.dumps([self.type, resources, self.problem], separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The alert as JSON-ready data (the CloudEvent's ``data``; also the work item's)."""
+        return {
+            "name": self.name,
+            "severity": self.severity,
+            "resource_ids": list(self.resource_ids),
+            "problem": self.problem,
+            "remedy": self.remedy,
+            "correlation": dict(self.correlation),
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """Rebuild an alert from :meth:`to_dict` output."""
+        return cls(
+            name=str(data["name"]),
+            severity=str(data["severity"]),
+            resource_ids=tuple(str(r) for r in data.get("resource_ids") or ()),
+            problem=str(data["problem"]),
+            remedy=str(data.get("remedy", "")),
+            correlation=dict(data.get("correlation") or {}),
+            details=dict(data.get("details") or {}),
+        )
+
+
+def to_cloud_event(alert: Alert, event_id: str) -> Any:
+    """The ``azure.core.messaging.CloudEvent`` for ``alert`` (id stable across retries)."""
+    from azure.core.messaging import CloudEvent
+
+    return CloudEvent(
+        source=SOURCE,
+        type=alert.type,
+        data=json.loads(json.dumps(alert.to_dict(), default=str)),
+        subject=alert.resource_ids[0] if alert.resource_ids else None,
+        id=event_id,
+    )
+
+
+def send_alerts(azure: AzureClients, alerts: Sequence[tuple[Alert, str]]) -> bool:
+    """Send ``(alert, event_id)`` pairs to the topic; False when no topic is configured.
+
+    Raises whatever the SDK raises (the caller classifies or re-routes it).
+    """
+    client = azure.alert_publisher()
+    if client is None:
+        return False
+    events = [to_cloud_event(alert, event_id) for alert, event_id in alerts]
+    client.send(events, **azure.send_options())
+    return True
+
+
+def alert_item(alert: Alert, event_id: str) -> WorkItem:
+    """A ``PUBLISH_ALERT`` work item that re-sends ``alert`` under ``event_id``."""
+    return WorkItem(
+        kind=WorkKind.PUBLISH_ALERT,
+        target=alert.type,
+        key=work_key(WorkKind.PUBLISH_ALERT, event_id),
+        reasons=tuple(str(e) for e in _event_ids(alert)),
+        params={"alert": alert.to_dict(), "event_id": event_id},
+    )
+
+
+def _event_ids(alert: Alert) -> Iterable[Any]:
+    ids = alert.correlation.get("event_ids") or ()
+    return ids if isinstance(ids, list | tuple) else (ids,)
+
+
+class AlertPublisher:
+    """Publishes alerts with dedupe and a durable fallback.
+
+    Parameters
+    ----------
+    azure:
+        Azure clients (``alert_publisher()`` and ``send_options()``).
+    table:
+        ``names.ALERTS_TABLE``: dedupe records and the record of raised alerts.
+    queue:
+        The work queue, for alerts whose publish failed.
+    dedupe_minutes:
+        Window in which identical alerts are sent once (0: no dedupe).
+    """
+
+    def __init__(
+        self,
+        azure: AzureClients,
+        table: TableClient,
+        queue: WorkQueue,
+        *,
+        dedupe_minutes: int,
+        counters: Counters | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._azure = azure
+        self._table = table
+        self._queue = queue
+        self._window = timedelta(minutes=dedupe_minutes)
+        self._counters = counters
+        self._now = now
+
+    def _count(self, name: str) -> None:
+        if self._counters is not None:
+            self._counters.increment(name)
+
+    def publish(self, alerts: Iterable[Alert]) -> list[str]:
+        """Publish each alert not already sent in the dedupe window; the event ids sent.
+
+        Raises
+        ------
+        StorageError
+            Neither the publish nor its durable fallback could be stored (the caller must
+            not ack its work, so the alert is raised again on redelivery).
+        """
+        published: list[str] = []
+        for alert in alerts:
+            event_id = self._claim(alert)
+            if event_id is None:
+                self._count("alerts.suppressed")
+                log.info("alert.suppressed", alert_type=alert.type, dedupe_key=alert.dedupe_key)
+                continue
+            log.warning(
+                "alert.raised",
+                alert_type=alert.type,
+                severity=alert.severity,
+                resource_ids=list(alert.resource_ids),
+                problem=alert.problem,
+                correlation=dict(alert.correlation),
+            )
+            self._send(alert, event_id)
+            published.append(event_id)
+        return published
+
+    def _send(self, alert: Alert, event_id: str) -> None:
+        try:
+            sent = send_alerts(self._azure, [(alert, event_id)])
+        except Exception as exc:  # any publish failure goes to the durable fallback
+            log.warning("alert.publish_failed", alert_type=alert.type, error=type(exc).__name__)
+            self._count("alerts.deferred")
+            try:
+                self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
+            except StorageError:
+                self._forget(alert)  # so the redelivered work raises the alert again
+                raise
+            return
+        self._count("alerts.sent" if sent else "alerts.logged_only")
+
+    def _forget(self, alert: Alert) -> None:
+        """Drop the dedupe record of ``alert`` (best effort: storage is failing already)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._table.delete_entity(DEDUPE_PARTITION, alert.dedupe_key)
+        except AzureError:
+            log.warning("alert.forget_failed", alert_type=alert.type)
+
+    def _claim(self, alert: Alert) -> str | None:
+        """Claim the dedupe slot for ``alert``: its event id, or None when suppressed."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.data.tables import UpdateMode
+
+        now = self._now()
+        key = alert.dedupe_key
+        event_id = f"{key[:32]}-{window_bucket(now, 0)}"
+        entity = {
+            "PartitionKey": DEDUPE_PARTITION,
+            "RowKey": key,
+            "AlertType": alert.type,
+            "Severity": alert.severity,
+            "Problem": alert.problem[:4000],
+            "ResourceIds": json.dumps(list(alert.resource_ids))[:30000],
+            "EventId": event_id,
+            "RaisedAt": now,
+            "Until": now + self._window,
+        }
+        try:
+            if self._window.total_seconds() <= 0:
+                self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+                return event_id
+            try:
+                self._table.create_entity(entity)
+                return event_id
+            except ResourceExistsError:
+                current = self._table.get_entity(DEDUPE_PARTITION, key)
+            until = current.get("Until")
+            if isinstance(until, datetime) and until > now:
+                return None
+            try:
+                self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=current.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except AzureError as exc:
+                if getattr(exc, "status_code", None) in (404, 412):
+                    return None  # another worker raised it just now
+                raise
+            return event_id
+        except AzureError as exc:
+            raise StorageError(f"alerts: could not record alert {alert.type}: {exc}") from exc

@@ -1,0 +1,303 @@
+"""Dead letters and quarantine: where work and events go when they cannot go on.
+
+* :class:`DeadLetterStore` (``names.DEAD_LETTER_TABLE``) — work items the worker gave up on:
+  permanent failure, retry budget spent, a malformed message, a message the host moved to
+  the poison queue. Each record keeps the full item JSON (or the raw body), the last error,
+  the attempt history and the correlation (event ids, work key), so an operator can read
+  what happened and replay it (``shared.replay``).
+* :class:`QuarantineStore` (``names.QUARANTINE_TABLE``) — events intake could not use
+  (unparseable, out of scope …), kept with their payload for inspection.
+
+Record ids are derived from content (the work key, or a hash of the raw body), so recording
+the same failure twice — a redelivered message — overwrites one record instead of adding
+another. Table string properties hold at most 32 K characters, so long texts are split over
+numbered properties and joined on read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from shared.errors import StorageError
+from shared.workitems import AttemptRecord, WorkItem, utc_now
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+PARTITION: Final = "deadletter"
+QUARANTINE_PARTITION: Final = "quarantine"
+_CHUNK: Final = 30000
+_MAX_CHUNKS: Final = 8
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:40]
+
+
+def _put_text(entity: dict[str, Any], name: str, text: str | None) -> None:
+    if text is None:
+        return
+    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)][:_MAX_CHUNKS] or [""]
+    entity[name] = chunks[0]
+    for index, chunk in enumerate(chunks[1:], start=1):
+        entity[f"{name}{index}"] = chunk
+
+
+def _get_text(entity: Mapping[str, Any], name: str) -> str | None:
+    if name not in entity:
+        return None
+    parts = [str(entity[name])]
+    index = 1
+    while f"{name}{index}" in entity:
+        parts.append(str(entity[f"{name}{index}"]))
+        index += 1
+    return "".join(parts)
+
+
+def _wrap(what: str, exc: Exception) -> StorageError:
+    return StorageError(f"{what}: {exc}")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered work item (or unreadable message)."""
+
+    id: str
+    reason: str
+    recorded_at: datetime | None
+    item_json: str | None
+    raw_body: str | None
+    error_code: str
+    error_message: str
+    work_key: str | None = None
+    kind: str | None = None
+    target: str | None = None
+    event_ids: tuple[str, ...] = ()
+    history: tuple[Mapping[str, Any], ...] = ()
+    replayed: bool = False
+    replayed_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def item(self) -> WorkItem | None:
+        """The work item, or None when only a raw body was kept (malformed/poison)."""
+        if self.item_json is None:
+            return None
+        return WorkItem.from_json(self.item_json)
+
+
+class DeadLetterStore:
+    """Records, lists and marks dead letters in one table."""
+
+    def __init__(self, table: TableClient, *, now: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._now = now
+
+    @staticmethod
+    def record_id(item: WorkItem | None, raw_body: str | None) -> str:
+        """The id of the record for ``item`` (by work key) or ``raw_body`` (by hash)."""
+        if item is not None:
+            return "k" + _digest(item.key)
+        return "m" + _digest(raw_body or "")
+
+    def record(
+        self,
+        *,
+        reason: str,
+        error_code: str,
+        error_message: str,
+        item: WorkItem | None = None,
+        raw_body: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Store a dead letter (idempotent per item key / raw body) and return its id.
+
+        Raises
+        ------
+        StorageError
+            The table failed; the caller must not ack the message.
+        """
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        record_id = self.record_id(item, raw_body)
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": record_id,
+            "Reason": reason,
+            "RecordedAt": self._now(),
+            "ErrorCode": error_code[:256],
+            "ErrorMessage": error_message[:4000],
+            "Replayed": False,
+            "Details": json.dumps(dict(details or {}), default=str)[:_CHUNK],
+        }
+        if item is not None:
+            entity.update(
+                WorkKey=item.key[:4000],
+                Kind=item.kind.value,
+                Target=item.target[:4000],
+                Attempt=item.attempt,
+                FirstSeen=item.first_seen,
+                EventIds=json.dumps(list(item.reasons))[:_CHUNK],
+                History=json.dumps([h.to_dict() for h in item.history])[:_CHUNK],
+            )
+            _put_text(entity, "ItemJson", item.to_json())
+        _put_text(entity, "RawBody", raw_body if item is None else None)
+        try:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise _wrap(f"could not record dead letter {record_id}", exc) from exc
+        return record_id
+
+    def get(self, record_id: str) -> DeadLetter | None:
+        """One record by id, or None."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            entity = self._table.get_entity(PARTITION, record_id)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise _wrap(f"could not read dead letter {record_id}", exc) from exc
+        return _to_dead_letter(entity)
+
+    def list(
+        self, *, reason: str | None = None, include_replayed: bool = False
+    ) -> list[DeadLetter]:
+        """Records, oldest first, optionally of one ``reason``; replayed ones only if asked."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            entities = list(
+                self._table.query_entities("PartitionKey eq @p", parameters={"p": PARTITION})
+            )
+        except AzureError as exc:
+            raise _wrap("could not list dead letters", exc) from exc
+        records = [_to_dead_letter(e) for e in entities]
+        records = [
+            r
+            for r in records
+            if (reason is None or r.reason == reason) and (include_replayed or not r.replayed)
+        ]
+        return sorted(records, key=lambda r: (r.recorded_at is None, r.recorded_at or 0, r.id))
+
+    def mark_replayed(self, record_id: str) -> None:
+        """Flag a record as replayed (kept for the audit trail)."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        entity = {
+            "PartitionKey": PARTITION,
+            "RowKey": record_id,
+            "Replayed": True,
+            "ReplayedAt": self._now(),
+        }
+        try:
+            self._table.update_entity(entity, mode=UpdateMode.MERGE)
+        except AzureError as exc:
+            raise _wrap(f"could not mark dead letter {record_id} replayed", exc) from exc
+
+
+def _loads(raw: Any, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+def _to_dead_letter(entity: Mapping[str, Any]) -> DeadLetter:
+    history: Sequence[Any] = _loads(entity.get("History"), [])
+    return DeadLetter(
+        id=str(entity["RowKey"]),
+        reason=str(entity.get("Reason", "")),
+        recorded_at=entity.get("RecordedAt"),
+        item_json=_get_text(entity, "ItemJson"),
+        raw_body=_get_text(entity, "RawBody"),
+        error_code=str(entity.get("ErrorCode", "")),
+        error_message=str(entity.get("ErrorMessage", "")),
+        work_key=entity.get("WorkKey"),
+        kind=entity.get("Kind"),
+        target=entity.get("Target"),
+        event_ids=tuple(str(e) for e in _loads(entity.get("EventIds"), [])),
+        history=tuple(h for h in history if isinstance(h, dict)),
+        replayed=bool(entity.get("Replayed", False)),
+        replayed_at=entity.get("ReplayedAt"),
+        details=_loads(entity.get("Details"), {}),
+    )
+
+
+def history_of(item: WorkItem) -> tuple[AttemptRecord, ...]:
+    """The attempt history a dead letter keeps (the item's own, newest last)."""
+    return item.history
+
+
+class QuarantineStore:
+    """Events intake could not use, kept with their payload (``names.QUARANTINE_TABLE``)."""
+
+    def __init__(self, table: TableClient, *, now: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._now = now
+
+    def record(
+        self,
+        *,
+        reason: str,
+        detail: str,
+        event_id: str | None,
+        event_type: str | None,
+        topic: str | None,
+        subject: str | None,
+        payload: object,
+    ) -> str:
+        """Store one quarantined event (idempotent per event id / payload); its record id.
+
+        Raises
+        ------
+        StorageError
+            The table failed (intake then raises, and Event Grid redelivers).
+        """
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        text = json.dumps(payload, default=str, sort_keys=True)
+        record_id = "e" + _digest(event_id) if event_id else "p" + _digest(text)
+        entity: dict[str, Any] = {
+            "PartitionKey": QUARANTINE_PARTITION,
+            "RowKey": record_id,
+            "Reason": reason[:256],
+            "Detail": detail[:4000],
+            "EventId": (event_id or "")[:1024],
+            "EventType": (event_type or "")[:256],
+            "Topic": (topic or "")[:4000],
+            "Subject": (subject or "")[:4000],
+            "RecordedAt": self._now(),
+        }
+        _put_text(entity, "Payload", text)
+        try:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise _wrap(f"could not quarantine event {event_id}", exc) from exc
+        return record_id
+
+    def list(self) -> Iterator[dict[str, Any]]:
+        """Every quarantined record as a plain dict (payload joined back)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            entities = list(
+                self._table.query_entities(
+                    "PartitionKey eq @p", parameters={"p": QUARANTINE_PARTITION}
+                )
+            )
+        except AzureError as exc:
+            raise _wrap("could not list quarantine", exc) from exc
+        for entity in entities:
+            record = {k: v for k, v in entity.items() if not k.startswith("Payload")}
+            record["Payload"] = _get_text(entity, "Payload")
+            yield record

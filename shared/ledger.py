@@ -1,0 +1,361 @@
+"""The ledger: idempotency records in Table storage, so each step runs once.
+
+A work item's ``key`` names its step; the ledger holds one record per key, moving through a
+small explicit state machine (the Powertools idempotency model)::
+
+    (none) ──claim──► IN_PROGRESS(lease) ──complete──► DONE      (duplicates are acked)
+                          │   │      └──────fail──────► FAILED    (dead-lettered; replay resets)
+                          │   └──release──► (none)              (transient: retried via queue)
+                          └── lease expired ──claim (ETag race)──► IN_PROGRESS(new lease)
+
+One conditional write decides every race: ``create_entity`` (409 when the row exists) for a
+first claim, and ``update_entity``/``delete_entity`` with the ETag read
+(``MatchConditions.IfNotModified``, 412 when someone wrote in between) for a takeover and for
+a release. The timeline of two workers receiving the same item::
+
+    worker A                          ledger row                      worker B
+    ─────────────────────────────────────────────────────────────────────────────────
+    create_entity(IN_PROGRESS) ──►    created, etag e1
+                                      exists  ◄────────── create_entity(IN_PROGRESS)
+                                      get → IN_PROGRESS, lease live ─► BUSY: re-enqueue
+    run the step (Azure writes)                                       with a short delay
+    update_entity(DONE, if e1) ──►    DONE, etag e2
+                                      get → DONE ◄──────────────────── (delayed copy)
+                                                                      ack as duplicate
+
+    If A dies mid-step, its lease runs out; the next claimant reads the expired row (etag e1)
+    and ``update_entity(IN_PROGRESS, if e1)``: of two claimants, one gets 204, the other
+    412 (→ BUSY). A late A then finds its ETag stale on complete: it records DONE anyway (the
+    step did run) and logs ``ledger.lease_lost``.
+
+Keys are arbitrary text (ARM ids contain ``/``, which Table keys forbid), so the row is
+``PartitionKey = kind`` (or ``event``), ``RowKey = sha256(key)``; the readable key is kept
+in the ``Key`` property.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from shared.errors import StorageError
+from shared.logs import get_logger
+from shared.workitems import utc_now
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+log = get_logger(__name__)
+
+EVENT_PARTITION: Final = "event"
+MAX_KEY_CHARS: Final = 1024
+
+
+class LedgerState(StrEnum):
+    """The states of a ledger record."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class ClaimStatus(StrEnum):
+    """What :meth:`Ledger.claim` found."""
+
+    CLAIMED = "claimed"  # the caller owns the step now
+    DONE = "done"  # already done: ack as duplicate
+    FAILED = "failed"  # failed permanently before: ack, the dead letter has it
+    BUSY = "busy"  # someone else holds a live lease: come back later
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim; ``etag`` is the caller's proof of ownership when CLAIMED."""
+
+    status: ClaimStatus
+    partition: str
+    row: str
+    key: str
+    etag: str | None = None
+    lease_until: datetime | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+def row_key(key: str) -> str:
+    """The Table-safe RowKey of ``key``: its SHA-256 in hex (64 chars, no forbidden chars)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _storage_error(what: str, exc: Exception) -> StorageError:
+    return StorageError(f"ledger: {what}: {exc}")
+
+
+def _status(exc: Exception) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+class Ledger:
+    """Idempotency records over one table (``names.LEDGER_TABLE``).
+
+    Parameters
+    ----------
+    table:
+        The ledger's ``TableClient``.
+    lease_seconds:
+        How long a claim holds before another worker may take it over.
+    now:
+        Clock (UTC, aware), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        table: TableClient,
+        *,
+        lease_seconds: float,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._table = table
+        self._lease = timedelta(seconds=lease_seconds)
+        self._now = now
+
+    # -- work steps ------------------------------------------------------------------------
+
+    def claim(self, kind: str, key: str) -> Claim:
+        """Try to own the step ``key`` (see the module timeline).
+
+        Raises
+        ------
+        StorageError
+            The table failed (not a lost race: that is ``BUSY``).
+        """
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+
+        if len(key) > MAX_KEY_CHARS:
+            raise ValueError(f"work key longer than {MAX_KEY_CHARS} characters")
+        partition, row = kind, row_key(key)
+        for _ in range(3):  # a row deleted between our insert and read: insert again
+            entity = self._in_progress(partition, row, key)
+            try:
+                meta = self._table.create_entity(entity)
+                return self._claimed(partition, row, key, meta, entity)
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:
+                raise _storage_error(f"claim {key}", exc) from exc
+            try:
+                current = self._table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                continue
+            except AzureError as exc:
+                raise _storage_error(f"read {key}", exc) from exc
+            return self._existing(partition, row, key, current)
+        return Claim(ClaimStatus.BUSY, partition, row, key)
+
+    def _in_progress(self, partition: str, row: str, key: str) -> dict[str, Any]:
+        now = self._now()
+        return {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "Key": key,
+            "State": LedgerState.IN_PROGRESS.value,
+            "LeaseUntil": now + self._lease,
+            "Owner": uuid.uuid4().hex,
+            "UpdatedAt": now,
+        }
+
+    def _claimed(
+        self, partition: str, row: str, key: str, meta: Mapping[str, Any], entity: dict[str, Any]
+    ) -> Claim:
+        return Claim(
+            ClaimStatus.CLAIMED,
+            partition,
+            row,
+            key,
+            etag=str(meta.get("etag")),
+            lease_until=entity["LeaseUntil"],
+        )
+
+    def _existing(self, partition: str, row: str, key: str, current: Any) -> Claim:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        state = current.get("State")
+        if state == LedgerState.DONE.value:
+            return Claim(ClaimStatus.DONE, partition, row, key, summary=_summary(current))
+        if state == LedgerState.FAILED.value:
+            return Claim(ClaimStatus.FAILED, partition, row, key, summary=_summary(current))
+        lease_until = current.get("LeaseUntil")
+        if isinstance(lease_until, datetime) and lease_until > self._now():
+            return Claim(ClaimStatus.BUSY, partition, row, key, lease_until=lease_until)
+        # Expired lease: take it over; the ETag decides between racing claimants.
+        entity = self._in_progress(partition, row, key)
+        try:
+            meta = self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, AzureError) as exc:
+            if _status(exc) in (404, 412):
+                return Claim(ClaimStatus.BUSY, partition, row, key)
+            raise _storage_error(f"take over {key}", exc) from exc
+        log.warning("ledger.lease_taken_over", work_key=key)
+        return self._claimed(partition, row, key, meta, entity)
+
+    def complete(self, claim: Claim, summary: Mapping[str, Any]) -> None:
+        """Record the step as DONE with ``summary`` (JSON-serialisable, small)."""
+        self._finish(claim, LedgerState.DONE, {"Summary": _dump(summary)})
+
+    def fail(self, claim: Claim, *, code: str, message: str) -> None:
+        """Record the step as FAILED (permanent; the dead letter holds the item)."""
+        self._finish(claim, LedgerState.FAILED, {"ErrorCode": code, "Error": message[:1000]})
+
+    def _finish(self, claim: Claim, state: LedgerState, extra: dict[str, Any]) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        entity = {
+            "PartitionKey": claim.partition,
+            "RowKey": claim.row,
+            "Key": claim.key,
+            "State": state.value,
+            "UpdatedAt": self._now(),
+            **extra,
+        }
+        try:
+            self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return
+        except AzureError as exc:
+            if _status(exc) not in (404, 412):
+                raise _storage_error(f"record {state} for {claim.key}", exc) from exc
+        # Our lease ran out and someone else claimed (or released) the row meanwhile. The
+        # step did run, so its outcome is recorded regardless.
+        log.warning("ledger.lease_lost", work_key=claim.key, state=state.value)
+        try:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise _storage_error(f"record {state} for {claim.key}", exc) from exc
+
+    def release(self, claim: Claim) -> None:
+        """Give the claim up (transient failure or deferral): the row is deleted if still ours.
+
+        A row someone else took over meanwhile (412) is left alone.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._table.delete_entity(
+                claim.partition,
+                claim.row,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError as exc:
+            if _status(exc) not in (404, 412):
+                raise _storage_error(f"release {claim.key}", exc) from exc
+
+    def reset(self, kind: str, key: str) -> None:
+        """Forget the record of ``key`` whatever its state (replay of a dead letter)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._table.delete_entity(kind, row_key(key))
+        except AzureError as exc:
+            if _status(exc) != 404:
+                raise _storage_error(f"reset {key}", exc) from exc
+
+    def state(self, kind: str, key: str) -> LedgerState | None:
+        """The recorded state of ``key``, or None when there is no record."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            entity = self._table.get_entity(kind, row_key(key))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise _storage_error(f"read {key}", exc) from exc
+        return LedgerState(entity["State"])
+
+    # -- intake's event-id dedupe ----------------------------------------------------------
+
+    def event_seen(self, event_id: str) -> bool:
+        """True when :meth:`mark_event` recorded ``event_id`` before (read-only)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            self._table.get_entity(EVENT_PARTITION, row_key(event_id))
+        except ResourceNotFoundError:
+            return False
+        except AzureError as exc:
+            raise _storage_error(f"read event {event_id}", exc) from exc
+        return True
+
+    def mark_event(self, event_id: str, *, event_type: str) -> None:
+        """Record that ``event_id`` was taken in (call after its work was enqueued)."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        entity = {
+            "PartitionKey": EVENT_PARTITION,
+            "RowKey": row_key(event_id),
+            "EventId": event_id[:MAX_KEY_CHARS],
+            "EventType": event_type[:256],
+            "SeenAt": self._now(),
+        }
+        try:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise _storage_error(f"mark event {event_id}", exc) from exc
+
+    def purge_events(self, *, older_than: timedelta) -> int:
+        """Delete event-id rows older than ``older_than`` (the sweep's cleanup); the count.
+
+        Event Grid redelivers for at most 24 h, so a few days of rows is plenty.
+        """
+        from azure.core.exceptions import AzureError
+
+        cutoff = self._now() - older_than
+        try:
+            rows = self._table.query_entities(
+                "PartitionKey eq @p and SeenAt lt @cutoff",
+                parameters={"p": EVENT_PARTITION, "cutoff": cutoff},
+                select=["PartitionKey", "RowKey"],
+            )
+            count = 0
+            for row in rows:
+                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+                count += 1
+        except AzureError as exc:
+            raise _storage_error("purge events", exc) from exc
+        return count
+
+
+def _dump(summary: Mapping[str, Any]) -> str:
+    text = json.dumps(dict(summary), default=str, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= 16000 else text[:16000]
+
+
+def _summary(entity: Mapping[str, Any]) -> Mapping[str, Any]:
+    raw = entity.get("Summary")
+    if not raw:
+        return {"error_code": entity["ErrorCode"]} if entity.get("ErrorCode") else {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"raw": raw}
+    return value if isinstance(value, dict) else {"value": value}

@@ -1,0 +1,257 @@
+"""The worker: one step of one work item per queue message, and nothing lost.
+
+::
+
+    message ─► decode ──malformed──► dead letter (raw body kept) + alert, ack
+                 │
+                 ▼
+             ledger.claim ──DONE/FAILED──► ack (duplicate delivery)
+                 │        ──BUSY───────► re-enqueue with a short delay, ack
+                 ▼
+             action.run ──done─────► enqueue follow-ups, publish alerts, ledger DONE, ack
+                        ──deferred─► follow-ups/alerts, re-enqueue after its delay (attempt
+                        │            not counted), release the claim, ack
+                        ──transient► re-enqueue with backoff (attempt+1), release, ack
+                        ──permanent / budget spent ─► dead letter + ledger FAILED + alert, ack
+
+The retry is ours (a new, delayed message), so the handler returns normally in every case
+above. It raises only when *storing* an outcome failed (:class:`StorageError`): the message
+is then not acked, the host redelivers it, and after ``maxDequeueCount`` moves it to the
+poison queue, which :func:`process_poison` drains into the dead letters.
+
+Crash safety — a kill at any point loses nothing: the outcome is stored *before* the
+message is acked, and each store is idempotent or guarded by the ledger. Follow-ups are
+enqueued before the ledger says DONE, so a kill between the two re-runs the (idempotent) step
+after the lease expires instead of losing the follow-ups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from shared.errors import MalformedWorkItemError, PermanentError, StorageError, TransientError
+from shared.ledger import Claim, ClaimStatus
+from shared.logs import get_logger
+from shared.workitems import WorkItem, WorkKind
+
+if TYPE_CHECKING:
+    from shared.actions.base import ActionResult
+    from shared.runtime import Runtime
+
+log = get_logger(__name__)
+
+#: Longest wait before re-checking an item someone else holds (their lease may be long).
+BUSY_DELAY_MAX_SECONDS: Final = 30.0
+DEAD_LETTER_ALERT: Final = "WorkItemDeadLettered"
+
+
+class Outcome(StrEnum):
+    """What the worker did with one message."""
+
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    BUSY = "busy"
+    DEFERRED = "deferred"
+    RETRY = "retry"
+    DEAD_LETTERED = "dead_lettered"
+    MALFORMED = "malformed"
+
+
+def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome:
+    """Run one message's step (see the module docstring).
+
+    Raises
+    ------
+    StorageError
+        An outcome could not be stored; the message must not be acked.
+    """
+    try:
+        item = WorkItem.from_json(body)
+    except MalformedWorkItemError as exc:
+        _dead_letter_raw(
+            rt,
+            body,
+            reason="malformed",
+            code="MalformedWorkItem",
+            message=str(exc),
+            message_id=message_id,
+        )
+        rt.counters.increment("worker.malformed")
+        return Outcome.MALFORMED
+    claim = rt.ledger.claim(item.kind.value, item.key)
+    if claim.status in (ClaimStatus.DONE, ClaimStatus.FAILED):
+        log.info("worker.duplicate", work_key=item.key, state=claim.status.value)
+        rt.counters.increment("worker.duplicate")
+        return Outcome.DUPLICATE
+    if claim.status is ClaimStatus.BUSY:
+        rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, claim))
+        rt.counters.increment("worker.busy")
+        return Outcome.BUSY
+    try:
+        return _run_claimed(rt, item, claim)
+    except StorageError:
+        # Give the claim back so the redelivered message can run at once (best effort).
+        with contextlib.suppress(StorageError):
+            rt.ledger.release(claim)
+        raise
+
+
+def _busy_delay(rt: Runtime, claim: Claim) -> float:
+    if claim.lease_until is None:
+        return 1.0
+    remaining = (claim.lease_until - rt.now()).total_seconds()
+    return max(1.0, min(remaining + 1.0, BUSY_DELAY_MAX_SECONDS))
+
+
+def _run_claimed(rt: Runtime, item: WorkItem, claim: Claim) -> Outcome:
+    from shared.actions import get_action
+    from shared.retry import classify
+
+    log.info("worker.start", work_key=item.key, kind=item.kind.value, attempt=item.attempt)
+    try:
+        result = get_action(item.kind).run(item, rt.action_context())
+    except StorageError:
+        raise
+    except Exception as exc:
+        error = classify(exc)
+        if isinstance(error, TransientError):
+            return _retry(rt, item, claim, error)
+        return _dead_letter(rt, item, claim, error, reason="permanent")
+    if result.status == "deferred":
+        return _defer(rt, item, claim, result)
+    rt.work_queue.enqueue_many(result.follow_ups)
+    rt.alerts.publish(result.alerts)
+    rt.ledger.complete(claim, result.summary)
+    log.info("worker.done", work_key=item.key, follow_ups=len(result.follow_ups))
+    rt.counters.increment("worker.done")
+    return Outcome.DONE
+
+
+def _defer(rt: Runtime, item: WorkItem, claim: Claim, result: ActionResult) -> Outcome:
+    rt.work_queue.enqueue_many(result.follow_ups)
+    rt.alerts.publish(result.alerts)
+    delay = result.delay_seconds if result.delay_seconds is not None else 0.0
+    rt.work_queue.enqueue(item, delay_seconds=delay)
+    rt.ledger.release(claim)
+    log.info("worker.deferred", work_key=item.key, delay_seconds=delay)
+    rt.counters.increment("worker.deferred")
+    return Outcome.DEFERRED
+
+
+def _retry(rt: Runtime, item: WorkItem, claim: Claim, error: TransientError) -> Outcome:
+    plan = rt.work_queue.plan_retry(item, retry_after=error.retry_after, rng=rt.rng)
+    failed = item.next_attempt(error.code, str(error))
+    if plan.exhausted:
+        return _dead_letter(rt, item, claim, error, reason="budget_exhausted", failed=failed)
+    rt.work_queue.enqueue(failed, delay_seconds=plan.delay_seconds)
+    rt.ledger.release(claim)
+    log.warning(
+        "worker.retry",
+        work_key=item.key,
+        attempt=failed.attempt,
+        code=error.code,
+        delay_seconds=round(plan.delay_seconds, 3),
+    )
+    rt.counters.increment("worker.retry")
+    return Outcome.RETRY
+
+
+def _dead_letter(
+    rt: Runtime,
+    item: WorkItem,
+    claim: Claim,
+    error: TransientError | PermanentError,
+    *,
+    reason: str,
+    failed: WorkItem | None = None,
+) -> Outcome:
+    failed = failed or item.next_attempt(error.code, str(error))
+    record_id = rt.dead_letters.record(
+        reason=reason, error_code=error.code, error_message=str(error), item=failed
+    )
+    rt.ledger.fail(claim, code=error.code, message=str(error))
+    log.error("worker.dead_lettered", work_key=item.key, reason=reason, code=error.code)
+    rt.counters.increment("worker.dead_lettered")
+    _alert(rt, failed, record_id, reason, error.code)
+    return Outcome.DEAD_LETTERED
+
+
+def _dead_letter_raw(
+    rt: Runtime, body: str, *, reason: str, code: str, message: str, message_id: str | None
+) -> str:
+    record_id = rt.dead_letters.record(
+        reason=reason,
+        error_code=code,
+        error_message=message,
+        raw_body=body,
+        details={"message_id": message_id},
+    )
+    log.error("worker.dead_lettered", reason=reason, code=code, dead_letter_id=record_id)
+    _alert(rt, None, record_id, reason, code)
+    return record_id
+
+
+def _alert(rt: Runtime, item: WorkItem | None, record_id: str, reason: str, code: str) -> None:
+    """Raise ``Keyguard.WorkItemDeadLettered`` — except for a dead-lettered alert, whose
+    own alert would fail the same way (it is logged as an error instead)."""
+    from shared.alerts import Alert
+
+    if item is not None and item.kind is WorkKind.PUBLISH_ALERT:
+        log.error("worker.alert_undeliverable", work_key=item.key, dead_letter_id=record_id)
+        return
+    what = f"work item {item.kind.value} for {item.target}" if item else "an unreadable message"
+    correlation: dict[str, Any] = {"dead_letter_id": record_id}
+    if item is not None:
+        correlation.update(work_key=item.key, event_ids=list(item.reasons))
+    alert = Alert(
+        name=DEAD_LETTER_ALERT,
+        severity="high",
+        resource_ids=(item.target,) if item else (),
+        problem=f"Keyguard gave up on {what} ({reason}, last error {code}).",
+        remedy=(
+            "Read the dead letter, fix the cause, then replay it: POST /api/replay "
+            f'{{"dead_letters": ["{record_id}"]}} or python -m local.ops replay --id {record_id}'
+        ),
+        correlation=correlation,
+    )
+    rt.alerts.publish([alert])
+
+
+def process_poison(rt: Runtime, body: str, *, message_id: str | None = None) -> str:
+    """Move a message the host gave up on into the dead letters (reason ``poison``).
+
+    The full item is kept when the body parses (so it can be replayed), else the raw body.
+    Returns the dead-letter id.
+
+    Raises
+    ------
+    StorageError
+        The record could not be stored (the host then retries the poison message).
+    """
+    try:
+        item: WorkItem | None = WorkItem.from_json(body)
+    except MalformedWorkItemError:
+        item = None
+    if item is None:
+        record_id = _dead_letter_raw(
+            rt,
+            body,
+            reason="poison",
+            code="Poison",
+            message="unreadable poison message",
+            message_id=message_id,
+        )
+    else:
+        record_id = rt.dead_letters.record(
+            reason="poison",
+            error_code="Poison",
+            error_message="the Functions host moved the message to the poison queue",
+            item=item,
+            details={"message_id": message_id},
+        )
+        log.error("worker.poison", work_key=item.key, dead_letter_id=record_id)
+        _alert(rt, item, record_id, "poison", "Poison")
+    rt.counters.increment("worker.poison")
+    return record_id
