@@ -1,0 +1,107 @@
+"""Scenario loading for the local Key Vault (the ``key_vaults`` section).
+
+Kept apart from the route modules so the scenario format is read in one place. Loading emits
+no events: Event Grid only reports versions created after a subscription exists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from local.azure.keyvault_state import KeyVaultState, Kind, Vault
+
+if TYPE_CHECKING:
+    from local.azure.core import World
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+_DAY = 86400
+
+#: what ``grant_keyguard: true`` gives the Keyguard principal (access policies / RBAC roles)
+KEYGUARD_KEYS = ["get", "list", "update", "backup"]
+KEYGUARD_SECRETS = ["get", "list", "set", "backup"]
+KEYGUARD_ROLES = ["Key Vault Crypto Officer", "Key Vault Secrets Officer"]
+
+
+def _epoch(value: Any) -> int | None:
+    """Epoch seconds from an int or an ISO 8601 string."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
+
+
+def load_vaults(world: World, scenario: dict[str, Any]) -> None:
+    """Create the scenario's vaults with their policies, keys and secrets.
+
+    Vault keys: ``name``, ``resource_group``, ``subscription`` (default: the first scenario
+    subscription), ``location``, ``rbac``, ``soft_delete``, ``purge_protection``,
+    ``retention_days``, ``enabled_for_disk_encryption``, ``tags``, ``access_policies``,
+    ``grant_keyguard``, ``keys``, ``secrets`` (see README "Key Vault").
+    """
+    from local.azure.keyvault_mgmt import parse_policy
+
+    state: KeyVaultState = world.kv
+    default_sub = world.subscriptions[0] if world.subscriptions else DEFAULT_SUBSCRIPTION
+    for raw in scenario.get("key_vaults") or []:
+        vault = Vault(
+            name=raw["name"],
+            subscription=raw.get("subscription") or default_sub,
+            resource_group=raw.get("resource_group", "rg-keyguard"),
+            location=raw.get("location", "westeurope"),
+            tenant_id=world.tenant_id,
+            rbac=bool(raw.get("rbac", False)),
+            soft_delete=bool(raw.get("soft_delete", True)),
+            purge_protection=bool(raw.get("purge_protection", False)),
+            retention_days=int(raw.get("retention_days", 90)),
+            enabled_for_disk_encryption=bool(raw.get("enabled_for_disk_encryption", True)),
+            tags=dict(raw.get("tags") or {}),
+        )
+        state.add_vault(vault)
+        vault.access_policies = [parse_policy(world, p) for p in raw.get("access_policies") or []]
+        if raw.get("grant_keyguard"):
+            _grant_keyguard(world, vault)
+        for kind, section in (("key", "keys"), ("secret", "secrets")):
+            for obj in raw.get(section) or []:
+                _load_object(state, vault, kind, obj)
+
+
+def _grant_keyguard(world: World, vault: Vault) -> None:
+    from local.azure.keyvault_mgmt import parse_policy
+
+    principal = world.principals.get("keyguard")
+    if principal is None:
+        raise ValueError("grant_keyguard needs principals.keyguard in the scenario")
+    if vault.rbac:
+        for role in KEYGUARD_ROLES:
+            world.authz.assign(vault.id, role, principal)
+    else:
+        entry = {"object_id": principal, "keys": KEYGUARD_KEYS, "secrets": KEYGUARD_SECRETS}
+        vault.access_policies.append(parse_policy(world, entry))
+
+
+def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, Any]) -> None:
+    now = state.now()
+    versions = raw.get("versions") or [{}]
+    for spec in versions:
+        created = now - int(float(spec.get("created_days_ago", 0)) * _DAY)
+        expires = _epoch(spec.get("expires"))
+        if spec.get("expires_in_days") is not None:
+            expires = now + int(float(spec["expires_in_days"]) * _DAY)
+        state.add_version(
+            vault.name,
+            kind,
+            raw["name"],
+            enabled=bool(spec.get("enabled", True)),
+            nbf=_epoch(spec.get("not_before")),
+            exp=expires,
+            tags=spec.get("tags"),
+            key_ops=spec.get("key_ops"),
+            value=spec.get("value"),
+            content_type=spec.get("content_type"),
+            created=created,
+            emit=False,
+        )
+    if raw.get("deleted"):
+        state.soft_delete(vault.name, kind, raw["name"])
