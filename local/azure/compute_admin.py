@@ -32,7 +32,13 @@ from typing import Any
 
 from local.azure import core
 from local.azure.compute import ComputeState
-from local.azure.compute_common import emit_write, resource_id, settle_backup, subscription_of
+from local.azure.compute_common import (
+    emit_write,
+    resolve_version,
+    resource_id,
+    settle_backup,
+    subscription_of,
+)
 from local.azure.core import AzureHttpError, Request, Response, World
 
 VM_WRITE = "Microsoft.Compute/virtualMachines/write"
@@ -41,8 +47,9 @@ DISK_WRITE = "Microsoft.Compute/disks/write"
 DES_WRITE = "Microsoft.Compute/diskEncryptionSets/write"
 
 
-def _kv_ref(world: World, vault: str, kind: str, name: str, version: str | None) -> dict[str, Any]:
+def _kv_ref(world: World, vault: str, kind: str, name: str, version: Any) -> dict[str, Any]:
     """``{secretUrl|keyUrl, sourceVault{id}}`` for a versioned Key Vault object."""
+    version = resolve_version(world, vault, kind, name, version)
     version = version or world.kv.current_version(vault, kind, name)
     url_key = "secretUrl" if kind == "secret" else "keyUrl"
     return {

@@ -102,3 +102,21 @@ def settle_backup(world: World) -> None:
     settle = getattr(world.backup, "settle", None)
     if settle is not None:
         settle(world)
+
+
+def resolve_version(world: World, vault: str, kind: str, name: str, value: Any) -> str | None:
+    """A scenario's version reference as a Key Vault version id.
+
+    ``None`` -> ``None`` (the caller takes the current version); an int ``n`` -> the n-th
+    version (1-based, in the order the scenario lists them; Key Vault ids are deterministic,
+    see ``keyvault_state.version_id``); a string -> that version id.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"version numbers start at 1, got {value}")
+        from local.azure.keyvault_state import version_id
+
+        return version_id(vault, kind, name, value - 1)
+    return str(value)

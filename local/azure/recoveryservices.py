@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from local.azure import core
-from local.azure.compute_common import param, resource_id, subscription_of
+from local.azure.compute_common import param, resolve_version, resource_id, subscription_of
 from local.azure.core import AzureHttpError, Request, Response, World
 
 RS = "Microsoft.RecoveryServices"
@@ -207,7 +207,8 @@ def _with_versions(world: World, refs: dict[str, Any], entry: dict[str, Any]) ->
         if entry.get(version_key) and out.get(url_key):
             obj = out[url_key].rstrip("/").split("/")[-2]
             vault = out[vault_key].rstrip("/").split("/")[-1]
-            out[url_key] = world.kv.version_url(vault, kind, obj, entry[version_key])
+            version = resolve_version(world, vault, kind, obj, entry[version_key])
+            out[url_key] = world.kv.version_url(vault, kind, obj, version)
     return out
 
 
