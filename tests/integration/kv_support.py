@@ -18,6 +18,21 @@ SUB = "00000000-1111-2222-3333-444444444444"
 KEYGUARD = "5a1c7e0e-0000-4000-8000-00000000a001"
 BACKUP = "5a1c7e0e-0000-4000-8000-00000000b002"
 RG = "rg-kv"
+ALL_KEY_PERMISSIONS = [
+    "get",
+    "list",
+    "update",
+    "create",
+    "rotate",
+    "backup",
+    "restore",
+    "delete",
+    "recover",
+    "purge",
+    "getrotationpolicy",
+    "setrotationpolicy",
+]
+ALL_SECRET_PERMISSIONS = ["get", "list", "set", "backup", "restore", "delete", "recover", "purge"]
 
 
 def scenario(**extra: Any) -> dict[str, Any]:
@@ -39,10 +54,8 @@ def scenario(**extra: Any) -> dict[str, Any]:
                 "access_policies": [
                     {
                         "principal": "keyguard",
-                        "keys": ["get", "list", "update", "create", "rotate", "backup"]
-                        + ["restore", "delete", "recover", "purge"],
-                        "secrets": ["get", "list", "set", "backup", "restore", "delete"]
-                        + ["recover", "purge"],
+                        "keys": ALL_KEY_PERMISSIONS,
+                        "secrets": ALL_SECRET_PERMISSIONS,
                     },
                     {"principal": "backup_management", "keys": ["get", "list", "backup"]},
                 ],
