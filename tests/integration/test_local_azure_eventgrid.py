@@ -7,6 +7,7 @@ its answers are scripted per test. Alerts are published with the real
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -209,7 +210,8 @@ def test_arm_writes_deletes_and_actions_reach_the_webhook(
             "Microsoft.Resources.ResourceActionSuccess",
         ],
     )
-    rid = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Test.Provider/things/{uuid.uuid4().hex[:6]}"
+    name = uuid.uuid4().hex[:6]
+    rid = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Test.Provider/things/{name}"
     query = "?api-version=2024-01-01"
     assert call(arm, "PUT", rid + query, {"properties": {}}).status_code == 201
     assert call(arm, "PUT", rid + query, {"properties": {"v": 2}}).status_code == 200
@@ -293,7 +295,7 @@ def test_failed_deliveries_are_retried_on_a_scaled_schedule(
     local_azure.admin.drain()
     notes = receiver.notifications()
     assert [n["headers"]["aeg-delivery-count"] for n in notes] == ["0", "1", "2"]
-    gaps = [b["time"] - a["time"] for a, b in zip(notes, notes[1:], strict=False)]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(notes)]
     assert gaps[0] >= 10 / 100 * 0.9  # 10 s / speedup 100
     assert gaps[1] >= 30 / 100 * 0.9  # 30 s (503's minimum) / speedup
     attempts = local_azure.admin.deliveries("retry")
@@ -332,7 +334,8 @@ class FakeKv:
     """The KeyVaultView slice emit_keyvault_event reads (our own boundary)."""
 
     def vault_id(self, vault_name: str) -> str:
-        return f"/subscriptions/{SUB}/resourceGroups/sample-rg/providers/Microsoft.KeyVault/vaults/{vault_name}"
+        rg = f"/subscriptions/{SUB}/resourceGroups/sample-rg"
+        return f"{rg}/providers/Microsoft.KeyVault/vaults/{vault_name}"
 
     def vault_uri(self, vault_name: str) -> str:
         return f"https://{vault_name}.vault.azure.net/"
