@@ -6,13 +6,15 @@ runs in this process or in a subprocess. Failures are asked for through the inpu
 
 * Event Grid: ``data.fail`` true → raises.
 * Queue: a body starting with ``fail`` → raises (every attempt).
-* Timer: schedule from the app setting ``SAMPLE_TIMER_SCHEDULE``.
+* Timer: schedule from the app setting ``SAMPLE_TIMER_SCHEDULE``; ``startup_tick`` runs
+  once at host start.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,7 @@ def queue_work(msg: func.QueueMessage) -> None:
             "dequeue_count": msg.dequeue_count,
             "has_times": msg.insertion_time is not None and msg.expiration_time is not None,
             "pop_receipt": bool(msg.pop_receipt),
+            "at": time.time(),
         },
     )
     if body.startswith("fail"):
@@ -85,6 +88,13 @@ def queue_work(msg: func.QueueMessage) -> None:
 def timer_tick(timer: func.TimerRequest) -> None:
     """Records each tick."""
     record("timer_tick", {"past_due": timer.past_due, "status": timer.schedule_status})
+
+
+@app.function_name("startup_tick")
+@app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *", run_on_startup=True)
+def startup_tick(timer: func.TimerRequest) -> None:
+    """Yearly, but runs once at host start (``runOnStartup``)."""
+    record("startup_tick", {"past_due": timer.past_due, "status": timer.schedule_status})
 
 
 @app.function_name("http_hello")
