@@ -1,0 +1,114 @@
+"""Alerts: the contract, CloudEvents on the topic, dedupe, and the durable fallback."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+
+from shared import names
+from shared.actions import get_action
+from shared.alerts import Alert
+from shared.errors import StorageError
+from shared.workitems import WorkKind
+from tests.unit.pipeline_fakes import FakePublisher, make_runtime
+
+TOPIC = {"KEYGUARD_ALERT_TOPIC_ENDPOINT": "https://alerts.example"}
+
+
+def alert(problem: str = "Backup cannot read keys", *resources: str) -> Alert:
+    return Alert(
+        name="BackupAccessMissing",
+        severity="critical",
+        resource_ids=resources or ("/subscriptions/s/vaults/B", "/subscriptions/s/vaults/a"),
+        problem=problem,
+        remedy="az keyvault set-policy ...",
+        correlation={"event_ids": ["e1"], "work_key": "verify:x"},
+    )
+
+
+def test_alert_type_and_dedupe_key() -> None:
+    a = alert()
+    assert a.type == names.ALERT_TYPE_PREFIX + "BackupAccessMissing"
+    same = alert(
+        "Backup cannot read keys", "/subscriptions/s/vaults/a", "/subscriptions/S/vaults/b"
+    )
+    assert a.dedupe_key == same.dedupe_key  # resource order and case do not matter
+    assert a.dedupe_key != alert("another problem").dedupe_key
+    assert Alert.from_dict(a.to_dict()) == a
+
+
+def test_invalid_severity_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Alert("X", "urgent", (), "p", "r")
+
+
+def test_publish_sends_a_cloud_event_with_the_send_options() -> None:
+    publisher = FakePublisher()
+    rt, _, _ = make_runtime(publisher=publisher, **TOPIC)
+    (event_id,) = rt.alerts.publish([alert()])
+    ((events, options),) = publisher.sent
+    (event,) = events
+    assert event.type == "Keyguard.BackupAccessMissing"
+    assert event.source.startswith("/keyguard")
+    assert event.id == event_id
+    assert event.data["problem"] == "Backup cannot read keys"
+    assert event.data["remedy"].startswith("az keyvault")
+    assert options == {"retry_total": 0, "connection_verify": "/ca.pem"}
+
+
+def test_identical_alerts_within_the_window_are_sent_once() -> None:
+    publisher = FakePublisher()
+    rt, _, clock = make_runtime(publisher=publisher, KEYGUARD_ALERT_DEDUPE_MINUTES="60", **TOPIC)
+    rt.alerts.publish([alert(), alert()])
+    clock.advance(59 * 60)
+    rt.alerts.publish([alert()])
+    rt.alerts.publish([alert("different problem")])
+    assert len(publisher.sent) == 2
+    assert rt.counters.get("alerts.suppressed") == 2
+    clock.advance(2 * 60)
+    rt.alerts.publish([alert()])
+    assert len(publisher.sent) == 3
+
+
+def test_no_topic_logs_and_records_only() -> None:
+    rt, storage, _ = make_runtime(publisher=None)
+    rt.alerts.publish([alert()])
+    (record,) = storage.table(names.ALERTS_TABLE).entities("dedupe")
+    assert record["AlertType"] == "Keyguard.BackupAccessMissing"
+    assert rt.counters.get("alerts.logged_only") == 1
+    assert storage.queue(names.WORK_QUEUE).sent == []
+
+
+def test_failed_publish_becomes_a_work_item_that_the_action_re_sends() -> None:
+    publisher = FakePublisher(failures=1)
+    rt, storage, _ = make_runtime(publisher=publisher, **TOPIC)
+    (event_id,) = rt.alerts.publish([alert()])
+    assert publisher.sent == []
+    (item,) = storage.queue(names.WORK_QUEUE).items()
+    assert item.kind is WorkKind.PUBLISH_ALERT and item.reasons == ("e1",)
+
+    result = get_action(item.kind).run(item, rt.action_context())
+
+    assert result.status == "done" and result.summary["sent"] is True
+    ((events, _),) = publisher.sent
+    assert events[0].id == event_id  # same CloudEvent id: subscribers can drop duplicates
+
+
+def test_publish_alert_action_failure_raises_for_the_worker_to_retry() -> None:
+    publisher = FakePublisher(failures=5)
+    rt, storage, _ = make_runtime(publisher=publisher, **TOPIC)
+    rt.alerts.publish([alert()])
+    (item,) = storage.queue(names.WORK_QUEUE).items()
+    with pytest.raises(ServiceRequestError):
+        get_action(item.kind).run(item, rt.action_context())
+
+
+def test_when_the_fallback_cannot_be_stored_the_dedupe_record_is_forgotten() -> None:
+    publisher = FakePublisher(failures=1)
+    rt, storage, _ = make_runtime(publisher=publisher, **TOPIC)
+    storage.queue(names.WORK_QUEUE).fail = ServiceRequestError("queue down")
+    with pytest.raises(StorageError):
+        rt.alerts.publish([alert()])
+    storage.queue(names.WORK_QUEUE).fail = None
+    rt.alerts.publish([alert()])  # the redelivered work raises it again, not suppressed
+    assert len(publisher.sent) == 1
