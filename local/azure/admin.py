@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local.azure import eventgrid, scenario
+from local.azure import eventgrid, eventgrid_admin, scenario  # noqa: F401  (routes)
 from local.azure.core import ROUTER, AzureHttpError, Request, Response, World
 
 
