@@ -1,0 +1,266 @@
+"""Planning: each event type yields the work items of DESIGN.md's event table."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from shared import planning
+from shared.events import ArmEvent, KeyVaultEvent, catalog, parse_event
+from shared.workitems import WorkItem, WorkKind
+from tests.events import RESOURCE_GROUP, SUBSCRIPTION, VAULT_ID, load_event
+from tests.events import make_settings as settings_for
+
+SETTINGS = settings_for()
+VAULT = VAULT_ID.lower()
+#: 10:00:05 floored to 60 s / to 15 min; keys are lower-cased by work_key.
+BUCKET = "20261120t100000z"
+WINDOW = "20261120T100000Z"
+VM = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/"
+    "Microsoft.Compute/virtualMachines/vm01"
+)
+
+
+def _event(name: str, **changes: Any) -> KeyVaultEvent | ArmEvent:
+    raw = copy.deepcopy(load_event(name))
+    raw.update(changes)
+    event = parse_event(raw)
+    assert isinstance(event, KeyVaultEvent | ArmEvent)
+    return event
+
+
+def _plan(name: str, settings: Any = SETTINGS, **changes: Any) -> planning.Plan:
+    return planning.plan_event(_event(name, **changes), settings)
+
+
+def _kinds(plan: planning.Plan) -> list[WorkKind]:
+    return [item.kind for item in plan.items]
+
+
+def test_key_new_version_plans_verify_pin_and_backup_impact() -> None:
+    plan = _plan("keyvault_key_new_version_created.eventgrid.json")
+    verify, pin, backup = plan.items
+    assert plan.ignored is None
+    assert verify.kind is WorkKind.VERIFY_ACCESS and verify.target == VAULT_ID
+    assert verify.key == f"verify:{VAULT}:{BUCKET}:key"
+    assert verify.params == {"object_types": ["key"]}
+    assert pin.kind is WorkKind.PIN and pin.target == VAULT_ID
+    assert pin.key == f"pin:{VAULT}:key:kek-prod:{BUCKET}"
+    assert pin.params["object_name"] == "kek-prod"
+    assert pin.params["version"] == "0af1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
+    assert pin.params["trigger"] == catalog.KEY_NEW_VERSION_CREATED
+    assert backup.kind is WorkKind.BACKUP
+    assert (
+        backup.target
+        == "https://kv-prod.vault.azure.net/keys/kek-prod/0af1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
+    )
+    assert backup.key == f"backup:resolve:{VAULT}:key:kek-prod:{WINDOW.lower()}"
+    assert backup.params["resolve"] == planning.RESOLVE_VMS_USING_OBJECT
+    assert backup.params["vault_id"] == VAULT_ID and backup.params["window"] == WINDOW
+    for item in plan.items:
+        assert item.reasons == ("8b1d6a5c-0d3e-4a3b-9b66-1f5e2c9d7a01",)
+        assert WorkItem.from_json(item.to_json()).key == item.key  # queue-serialisable
+
+
+def test_secret_new_version_verifies_secret_permissions() -> None:
+    plan = _plan("keyvault_secret_new_version_created.local.eventgrid.json")
+    assert _kinds(plan) == [WorkKind.VERIFY_ACCESS, WorkKind.PIN, WorkKind.BACKUP]
+    assert plan.items[0].params == {"object_types": ["secret"]}
+    assert plan.items[1].key == f"pin:{VAULT}:secret:bek-vm01:{BUCKET}"
+
+
+def test_backup_without_object_url_targets_the_vault() -> None:
+    raw = copy.deepcopy(load_event("keyvault_key_new_version_created.eventgrid.json"))
+    del raw["data"]["Id"]
+    event = parse_event(raw)
+    assert isinstance(event, KeyVaultEvent)
+    backup = planning.plan_event(event, SETTINGS).items[2]
+    assert backup.target == VAULT_ID and backup.params["object_name"] == "kek-prod"
+
+
+@pytest.mark.parametrize(
+    ("name", "object_type", "object_name"),
+    [
+        ("keyvault_key_near_expiry.eventgrid.json", "key", "kek-prod"),
+        ("keyvault_key_expired.eventgrid.json", "key", "kek-prod"),
+        ("keyvault_secret_near_expiry.eventgrid.json", "secret", "bek-vm01"),
+        ("keyvault_secret_expired.eventgrid.json", "secret", "bek-vm01"),
+    ],
+)
+def test_expiry_events_pin_only(name: str, object_type: str, object_name: str) -> None:
+    (pin,) = _plan(name).items
+    assert pin.kind is WorkKind.PIN
+    assert pin.key == f"pin:{VAULT}:{object_type}:{object_name}:{BUCKET}"
+    assert pin.params["trigger"] in catalog.EXPIRY_TYPES
+
+
+def test_access_policy_change_verifies_both_permission_sets() -> None:
+    (verify,) = _plan("keyvault_vault_access_policy_changed.eventgrid.json").items
+    assert verify.kind is WorkKind.VERIFY_ACCESS
+    assert verify.key == f"verify:{VAULT}:{BUCKET}" and verify.params == {"object_types": []}
+
+
+def test_certificate_events_are_ignored() -> None:
+    plan = _plan("keyvault_certificate_new_version_created.eventgrid.json")
+    assert plan.items == () and plan.ignored == planning.IGNORED_CERTIFICATE
+
+
+def test_events_in_one_window_coalesce_and_later_ones_do_not() -> None:
+    first = _plan("keyvault_key_new_version_created.eventgrid.json", id="a")
+    same = _plan(
+        "keyvault_key_new_version_created.eventgrid.json", id="b", eventTime="2026-11-20T10:00:59Z"
+    )
+    later = _plan(
+        "keyvault_key_new_version_created.eventgrid.json", id="c", eventTime="2026-11-20T10:01:00Z"
+    )
+    assert [i.key for i in first.items] == [i.key for i in same.items]
+    keys_later = [i.key for i in later.items]
+    assert keys_later[0] != first.items[0].key and keys_later[1] != first.items[1].key
+    assert keys_later[2] == first.items[2].key  # same 15-minute backup window
+    assert later.items[0].reasons == ("c",)
+
+
+def test_buckets_follow_the_settings() -> None:
+    event = _event(
+        "keyvault_key_new_version_created.eventgrid.json", eventTime="2026-11-20T10:20:05Z"
+    )
+    verify, pin, backup = planning.plan_event(event, SETTINGS).items
+    assert verify.key.endswith(":20261120t102000z:key") and pin.key.endswith(":20261120t102000z")
+    assert backup.params["window"] == "20261120T101500Z"
+    hourly = settings_for(coalesce_seconds=3600, window_minutes=60)
+    verify, pin, backup = planning.plan_event(event, hourly).items
+    assert verify.key.endswith(":20261120t100000z:key") and pin.key.endswith(":20261120t100000z")
+    assert backup.params["window"] == "20261120T100000Z"
+    assert backup.key.endswith(":20261120t100000z")
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "resource_type", "vm_id", "confirm"),
+    [
+        (
+            "arm_vm_extension_write.eventgrid.json",
+            f"{VM}/extensions/AzureDiskEncryption",
+            "Microsoft.Compute/virtualMachines/extensions",
+            VM,
+            True,
+        ),
+        (
+            "arm_vm_extension_write.cloudevents.json",
+            f"{VM}/extensions/AzureDiskEncryption",
+            None,
+            VM,
+            True,
+        ),
+        ("arm_vm_write.eventgrid.json", VM, "Microsoft.Compute/virtualMachines", None, False),
+        ("arm_disk_write.eventgrid.json", None, "Microsoft.Compute/disks", None, False),
+        ("arm_des_write.eventgrid.json", None, "Microsoft.Compute/diskEncryptionSets", None, False),
+    ],
+)
+def test_compute_writes_refresh_the_inventory(
+    name: str, target: str | None, resource_type: str | None, vm_id: str | None, confirm: bool
+) -> None:
+    event = _event(name)
+    assert isinstance(event, ArmEvent)
+    (item,) = planning.plan_event(event, SETTINGS).items
+    assert item.kind is WorkKind.REFRESH_INVENTORY
+    assert item.target == (target or event.resource_uri)
+    assert item.key == f"inventory:{item.target.lower()}:{BUCKET}"
+    assert item.params["follow_up"] == ["verify", "pin", "backup"]
+    assert item.params["confirm_ade_extension"] is confirm
+    assert item.params["vm_id"] == vm_id
+    assert item.params["operation"] == event.operation_name
+    assert item.params["correlation_id"] == "3f2e1d0c-b9a8-4765-8432-10fedcba9876"
+    if resource_type:
+        assert item.params["resource_type"] == resource_type
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "arm_vault_write.eventgrid.json",
+        "arm_vault_access_policies_write.eventgrid.json",
+        "arm_role_assignment_write_vault.eventgrid.json",
+        "arm_role_assignment_delete_rg.eventgrid.json",
+    ],
+)
+def test_vault_and_role_assignment_changes_verify_the_vault(name: str) -> None:
+    (verify,) = _plan(name).items
+    assert verify.kind is WorkKind.VERIFY_ACCESS
+    assert verify.key == f"verify:{VAULT}:{BUCKET}"
+    assert verify.params == {"object_types": []}
+
+
+def test_role_assignment_at_subscription_verifies_every_configured_vault_under_it() -> None:
+    second = VAULT_ID.replace("rg-keys", "rg-other").replace("kv-prod", "kv-two")
+    settings = settings_for(vaults=f"{VAULT_ID},{second}")
+    raw = copy.deepcopy(load_event("arm_role_assignment_delete_rg.eventgrid.json"))
+    raw["data"]["resourceUri"] = raw["data"]["resourceUri"].replace("/resourceGroups/rg-keys", "")
+    plan = planning.plan_event(parse_event(raw), settings)  # type: ignore[arg-type]
+    assert sorted(i.target for i in plan.items) == sorted([VAULT, second.lower()])
+    plan_rg = _plan("arm_role_assignment_delete_rg.eventgrid.json", settings)
+    assert [i.target for i in plan_rg.items] == [VAULT]
+
+
+def test_role_assignment_at_container_scope_in_all_vaults_mode_is_a_scope_item() -> None:
+    plan = _plan("arm_role_assignment_delete_rg.eventgrid.json", settings_for(vaults="*"))
+    (item,) = plan.items
+    assert item.kind is WorkKind.VERIFY_ACCESS
+    assert item.target == RESOURCE_GROUP.lower()
+    assert item.params == {"object_types": [], "scope": RESOURCE_GROUP.lower()}
+
+
+@pytest.mark.parametrize(
+    "resource_uri",
+    [
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/Microsoft.Storage/"
+        "storageAccounts/st/providers/Microsoft.Authorization/roleAssignments/x",
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/Microsoft.Authorization/"
+        "roleAssignments/x",
+        VAULT_ID.replace("kv-prod", "kv-other")
+        + "/providers/Microsoft.Authorization/roleAssignments/x",
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app",  # not a role assignment id
+    ],
+)
+def test_role_assignments_elsewhere_are_ignored(resource_uri: str) -> None:
+    raw = copy.deepcopy(load_event("arm_role_assignment_write_vault.eventgrid.json"))
+    raw["data"]["resourceUri"] = resource_uri
+    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    assert plan.items == () and plan.ignored == planning.IGNORED_ROLE_SCOPE
+
+
+def test_write_to_an_unconfigured_vault_is_ignored() -> None:
+    raw = copy.deepcopy(load_event("arm_vault_write.eventgrid.json"))
+    raw["data"]["resourceUri"] = VAULT_ID.replace("kv-prod", "kv-other")
+    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    assert plan.ignored == planning.IGNORED_VAULT_NOT_IN_SCOPE
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        catalog.RESOURCE_WRITE_FAILURE,
+        catalog.RESOURCE_WRITE_CANCEL,
+        catalog.RESOURCE_DELETE_FAILURE,
+    ],
+)
+def test_arm_failures_and_cancels_cause_no_work(event_type: str) -> None:
+    plan = _plan("arm_vm_write.eventgrid.json", eventType=event_type)
+    assert plan.items == () and plan.ignored == planning.IGNORED_NOT_SUCCESS
+
+
+def test_arm_operations_we_do_not_act_on_are_ignored() -> None:
+    raw = copy.deepcopy(load_event("arm_vm_write.eventgrid.json"))
+    raw["data"]["operationName"] = "Microsoft.Compute/virtualMachines/delete"
+    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    assert plan.ignored == planning.IGNORED_OPERATION
+
+
+def test_planning_is_deterministic() -> None:
+    first = _plan("arm_vm_extension_write.eventgrid.json")
+    second = _plan("arm_vm_extension_write.eventgrid.json")
+    assert [(i.key, i.target, dict(i.params)) for i in first.items] == [
+        (i.key, i.target, dict(i.params)) for i in second.items
+    ]
