@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local.azure.core import Request, Response
+from local.azure.core import AzureHttpError, Request, Response
 
 if TYPE_CHECKING:
     from local.azure.server import LocalAzureServer
@@ -143,7 +143,13 @@ class Handler(BaseHTTPRequestHandler):
         client_request_id = request.header("x-ms-client-request-id")
         if client_request_id:
             extra["x-ms-client-request-id"] = client_request_id
-        response = self.server.app.dispatch(request, surface, extra)
+        if surface == "admin" and self.client_address[0] != HOST:
+            # the admin API needs no token, so it answers only local callers
+            response: Response | None = AzureHttpError(
+                403, "Forbidden", "The admin API answers only on 127.0.0.1."
+            ).to_response()
+        else:
+            response = self.server.app.dispatch(request, surface, extra)
         if response is None:  # a "reset" fault
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection._keyguard_reset = True  # type: ignore[attr-defined]
