@@ -206,12 +206,42 @@ def instance_view(state: ComputeState, vm: dict[str, Any]) -> dict[str, Any]:
         },
         "disks": disks,
         "extensions": extensions,
-        "hyperVGeneration": "V2",
+        "hyperVGeneration": "V1",
         "statuses": [
             _status("ProvisioningState/succeeded", "Provisioning succeeded"),
             _status("PowerState/running", "VM running"),
         ],
     }
+
+
+def rotate_to_latest(world: World, des: dict[str, Any], version: str | None = None) -> bool:
+    """Move a DES's ``activeKey`` to ``version`` (default: the key's newest) of the same key.
+
+    What ``rotationToLatestKeyVersionEnabled`` does (``DiskEncryptionSet_Update_With
+    RotationToLatestKeyVersionEnabled.json``: the 200 shows the newer version and
+    ``lastKeyRotationTimestamp``). The emulator re-wraps the disks at once, so the rotation
+    is complete and ``previousKeys`` is empty. Returns whether the key changed; a key outside
+    the local Key Vault is left alone.
+    """
+    props = des["properties"]
+    active = props.get("activeKey") or {}
+    url = str(active.get("keyUrl") or "")
+    vault_id = str((active.get("sourceVault") or {}).get("id") or "")
+    if "/keys/" not in url or not vault_id:
+        return False
+    vault = vault_id.rstrip("/").split("/")[-1]
+    key = url.split("/keys/", 1)[1].split("/")[0]
+    try:
+        version = version or world.kv.current_version(vault, "key", key)
+        new_url = world.kv.version_url(vault, "key", key, version)
+    except (AzureHttpError, KeyError, LookupError):
+        return False
+    if new_url == url:
+        return False
+    props["activeKey"] = {**active, "keyUrl": new_url}
+    props["previousKeys"] = []
+    props["lastKeyRotationTimestamp"] = world.clock.now().isoformat()
+    return True
 
 
 # --------------------------------------------------------------------------- generic CRUD
@@ -274,6 +304,8 @@ def _put(world: World, request: Request, kind: str) -> Response:
         "type": KINDS[kind][1],
         "properties": props,
     }
+    if kind == "des" and props.get("rotationToLatestKeyVersionEnabled"):
+        rotate_to_latest(world, stored)
     store[rid.lower()] = stored
     return Response(200 if existing else 201, _render(world, kind, stored, request))
 
@@ -288,6 +320,8 @@ def _patch(world: World, request: Request, kind: str) -> Response:
     patch = {k: v for k, v in incoming.items() if k not in ("id", "name", "type")}
     merged = deep_merge(existing, patch)
     merged["properties"]["provisioningState"] = "Succeeded"
+    if kind == "des" and merged["properties"].get("rotationToLatestKeyVersionEnabled"):
+        rotate_to_latest(world, merged)
     _store(world, kind)[existing["id"].lower()] = merged
     return Response(200, _render(world, kind, merged, request))
 

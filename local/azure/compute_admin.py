@@ -20,8 +20,8 @@ through ``world.emit`` themselves):
   (single pass); emits the extension write and the VM or disk writes.
 * ``POST /_admin/compute/diskEncryptionSets/{des}/rotate`` — what
   ``rotationToLatestKeyVersionEnabled`` does after a key rotation: ``activeKey`` moves to the
-  new version, the old one goes to ``previousKeys``, ``lastKeyRotationTimestamp`` is set; emits
-  the DES write.
+  new version, ``lastKeyRotationTimestamp`` is set (``previousKeys`` stays empty: the
+  emulator re-wraps the disks at once); emits the DES write.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import uuid
 from typing import Any
 
 from local.azure import core
-from local.azure.compute import ComputeState
+from local.azure.compute import ComputeState, rotate_to_latest
 from local.azure.compute_common import (
     emit_write,
     resolve_version,
@@ -125,6 +125,7 @@ def _load_des(world: World, entry: dict[str, Any]) -> None:
         "name": entry["name"],
         "type": "Microsoft.Compute/diskEncryptionSets",
         "location": entry.get("location", "westeurope"),
+        "tags": dict(entry.get("tags") or {}),
         "identity": {
             "type": "SystemAssigned",
             "principalId": str(uuid.uuid4()),
@@ -351,10 +352,6 @@ def rotate_des(world: World, request: Request) -> Response:
     version = body.get("key_version")
     if version is None and body.get("new_key_version"):
         version = world.kv.new_version(vault, "key", key)
-    new_active = _kv_ref(world, vault, "key", key, version)
-    if new_active["keyUrl"] != active["keyUrl"]:
-        des["properties"]["previousKeys"] = [copy.deepcopy(active)]
-        des["properties"]["activeKey"] = new_active
-        des["properties"]["lastKeyRotationTimestamp"] = world.clock.now().isoformat()
+    if rotate_to_latest(world, des, resolve_version(world, vault, "key", key, version)):
         emit_write(world, DES_WRITE, des["id"])
     return Response(200, copy.deepcopy(des))

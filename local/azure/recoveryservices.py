@@ -83,6 +83,7 @@ class ProtectedItem:
     vm_id: str
     policy: str
     os_type: str = "Linux"
+    vm_size: str = "Standard_D2s_v3"
     last_backup_time: datetime | None = None
     last_backup_status: str = ""
     recovery_points: list[RecoveryPoint] = field(default_factory=list)
@@ -238,6 +239,7 @@ def _load_vault(world: World, entry: dict[str, Any]) -> None:
         vm = world.compute.find_vm(prot["vm"], prot.get("resource_group"))
         os_type = vm["properties"]["storageProfile"]["osDisk"].get("osType", "Linux")
         item = ProtectedItem(vault_id, vm["id"], prot.get("policy", "DefaultPolicy"), os_type)
+        item.vm_size = vm["properties"].get("hardwareProfile", {}).get("vmSize", item.vm_size)
         state.items[(vault_id.lower(), item.name.lower())] = item
     now = world.clock.now()
     for rp in entry.get("recovery_points") or []:
@@ -332,7 +334,7 @@ def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[
         "isInstantIlrSessionActive": False,
         "recoveryPointTierDetails": [{"type": "HardenedRP", "status": "Valid"}],
         "isManagedVirtualMachine": True,
-        "virtualMachineSize": "Standard_D2s_v3",
+        "virtualMachineSize": item.vm_size,
         "originalStorageAccountOption": False,
         "osType": rp.os_type,
         "recoveryPointProperties": {
@@ -464,7 +466,7 @@ def backup_status(world: World, request: Request) -> Response:
     parts = vm_id.split("/")
     if len(parts) < 9:
         raise AzureHttpError(400, "BMSUserErrorInvalidInput", "resourceId is not a VM id.")
-    rg, vm = parts[4], parts[-1]
+    rg, vm = parts[4].lower(), parts[-1].lower()  # lower-cased, as recorded traffic shows
     out: dict[str, Any] = {
         "protectionStatus": "NotProtected",
         "fabricName": "Azure",

@@ -132,7 +132,10 @@ def test_admin_reencrypt_and_des_rotation(cb: Clients) -> None:  # noqa: F811
     des = cb.azure.admin.post("/compute/diskEncryptionSets/des1/rotate", {"new_key_version": True})
     got = cb.compute.disk_encryption_sets.get("rg-app", "des1")
     assert got.active_key.key_url == des["properties"]["activeKey"]["keyUrl"]
-    assert got.previous_keys[0].key_url != got.active_key.key_url
+    assert got.active_key.key_url.endswith(
+        "/keys/des-key/" + cb.azure.world.kv.current_version("kv-ade", "key", "des-key")
+    )
+    assert got.last_key_rotation_timestamp is not None
     cb.azure.admin.drain()
     ops = [(e["data"]["operationName"], e["subject"].rsplit("/", 1)[1]) for e in _arm_events(cb)]
     assert ops == [

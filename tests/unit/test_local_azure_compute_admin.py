@@ -87,7 +87,7 @@ def test_rotate_des_moves_active_key_and_emits_des_write() -> None:
     )
     props = resp.body["properties"]
     assert props["activeKey"]["keyUrl"].endswith("/keys/des-key/des-key-v2")
-    assert props["previousKeys"][0]["keyUrl"].endswith("/keys/des-key/des-key-v1")
+    assert props["previousKeys"] == []  # the emulator re-wraps the disks at once
     assert props["lastKeyRotationTimestamp"]
     assert _ops(events) == [("Microsoft.Compute/diskEncryptionSets/write", "des1")]
     again, _ = call(
