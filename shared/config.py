@@ -58,6 +58,13 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "Object id, in this tenant, of the Backup Management Service principal "
         "(az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv).",
     ),
+    _S(
+        "KEYGUARD_BACKUP_ROLE_DEFINITION_ID",
+        "",
+        "Role Keyguard assigns to Backup on RBAC vaults when remediating: a role definition "
+        "GUID or id; empty = the custom role 'Keyguard Backup Key Vault Reader' (infra "
+        "output). Key Vault Administrator (00482a5a-887f-4fb3-b363-3b7fe8e74483) also works.",
+    ),
     # behaviour switches (safe defaults)
     _S(
         "KEYGUARD_REMEDIATION",
@@ -216,6 +223,8 @@ class Settings:
     alert_dedupe_minutes: int = 60
     coalesce_seconds: int = 60
     managed_identity_client_id: str | None = None
+    #: Role definition GUID or id for Backup's RBAC repair; None = the Keyguard custom role.
+    backup_role_definition_id: str | None = None
 
     def vault_in_scope(self, vault_id: str) -> bool:
         """True when a Key Vault ARM id is one Keyguard may act on."""
@@ -330,6 +339,20 @@ def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str
             raise ConfigError(name, f"{rid!r} is outside KEYGUARD_SUBSCRIPTIONS")
         ids.append(rid)
     return ids
+
+
+def _role_definition_id(reader: _Reader, name: str) -> str | None:
+    """A role definition GUID, or an id ending ``/roleDefinitions/{guid}``."""
+    value = reader.text(name)
+    if value is None:
+        return None
+    value = value.rstrip("/")
+    head, _, guid = value.rpartition("/")
+    if head and not head.lower().endswith("/providers/microsoft.authorization/roledefinitions"):
+        raise ConfigError(name, f"{value!r} is not a role definition id")
+    if not _is_guid(guid.lower()):
+        raise ConfigError(name, f"{value!r} does not end in a role definition GUID")
+    return value
 
 
 def _cloud(reader: _Reader) -> CloudProfile:
@@ -458,6 +481,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_dedupe_minutes=reader.integer("KEYGUARD_ALERT_DEDUPE_MINUTES", low=0, high=10080),
         coalesce_seconds=reader.integer("KEYGUARD_COALESCE_SECONDS", low=0, high=86400),
         managed_identity_client_id=reader.text("AZURE_CLIENT_ID"),
+        backup_role_definition_id=_role_definition_id(reader, "KEYGUARD_BACKUP_ROLE_DEFINITION_ID"),
     )
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 #: kind → "module:attribute" of the action object.
 ACTION_MODULES: dict[WorkKind, str] = {
-    WorkKind.VERIFY_ACCESS: "shared.actions.noop:VERIFY_ACCESS",
+    WorkKind.VERIFY_ACCESS: "shared.actions.verify_access:VERIFY_ACCESS",
     WorkKind.PIN: "shared.actions.noop:PIN",
     WorkKind.BACKUP: "shared.actions.noop:BACKUP",
     WorkKind.TRACK_BACKUP: "shared.actions.noop:TRACK_BACKUP",

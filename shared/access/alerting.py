@@ -1,0 +1,157 @@
+"""The alerts the access check raises, each with the exact fix an operator can paste.
+
+* ``BackupAccessMissing`` (high): Backup still lacks permissions after any repair. Names the
+  missing permissions or data actions, the VMs at risk, and the ``az`` command that fixes it.
+* ``BackupAccessRepaired`` (medium): Keyguard granted Backup access and re-verified it.
+* ``VaultUnprotected`` (medium): purge protection (or soft delete) is off on a vault whose
+  keys/secrets backups need.
+* ``VaultProtectionEnabled`` (info): Keyguard switched purge protection on (irreversible).
+
+``problem`` texts hold no timestamps, so identical findings deduplicate (``Alert.dedupe_key``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shared.access.permissions import Requirement
+from shared.access.remediate import KEYGUARD_ROLE_NAME
+from shared.access.report import AccessReport
+
+if TYPE_CHECKING:
+    from shared.alerts import Alert
+
+
+def policy_command(report: AccessReport) -> str:
+    """``az keyvault set-policy`` granting what Backup needs.
+
+    ``set-policy`` *sets* each listed kind's permissions, so the command lists the required
+    permissions plus whatever Backup's entry already has: running it never narrows access.
+    """
+    parts = [f"az keyvault set-policy --name {report.vault_name}"]
+    parts.append(f"--object-id {report.principal_object_id}")
+    for kind, required in report.requirement.policy_permissions().items():
+        extra = [p for p in report.current_permissions.get(kind, ()) if p not in required]
+        flag = "--key-permissions" if kind == "keys" else "--secret-permissions"
+        parts.append(f"{flag} {' '.join([*required, *extra])}")
+    return " ".join(parts)
+
+
+def rbac_command(report: AccessReport, role_definition_id: str | None) -> str:
+    """``az role assignment create`` at the vault scope for the Backup principal."""
+    role = (
+        role_definition_id.rsplit("/", 1)[-1] if role_definition_id else f'"{KEYGUARD_ROLE_NAME}"'
+    )
+    return (
+        f"az role assignment create --role {role} "
+        f"--assignee-object-id {report.principal_object_id} "
+        f"--assignee-principal-type ServicePrincipal --scope {report.vault_id}"
+    )
+
+
+def fix_command(report: AccessReport, role_definition_id: str | None) -> str:
+    """The command that grants Backup what this vault's permission model needs."""
+    if report.permission_model == "rbac":
+        return rbac_command(report, role_definition_id)
+    return policy_command(report)
+
+
+def _case(requirement: Requirement) -> str:
+    return {"bek+kek": "keys (KEK) and secrets (BEK)", "bek": "secrets (BEK)"}.get(
+        requirement.case, "nothing"
+    )
+
+
+def access_alerts(
+    report: AccessReport,
+    *,
+    role_definition_id: str | None,
+    correlation: Mapping[str, Any],
+) -> tuple[Alert, ...]:
+    """Every alert ``report`` calls for (empty when all is well)."""
+    from shared.alerts import Alert
+
+    alerts: list[Alert] = []
+    vms = report.vms_at_risk
+    model = "RBAC" if report.permission_model == "rbac" else "access policies"
+    if not report.access_ok:
+        command = fix_command(report, role_definition_id)
+        missing = report.missing_list()
+        at_risk = f"; VMs at risk: {', '.join(vms)}" if vms else ""
+        alerts.append(
+            Alert(
+                name="BackupAccessMissing",
+                severity="high",
+                resource_ids=(report.vault_id, *vms),
+                problem=(
+                    f"Azure Backup (object id {report.principal_object_id}) lacks "
+                    f"{', '.join(missing)} on Key Vault {report.vault_name} ({model}); it needs "
+                    f"{_case(report.requirement)} there to back up encrypted VMs{at_risk}."
+                ),
+                remedy=command,
+                correlation=dict(correlation),
+                details={
+                    **report.to_dict(),
+                    "missing": missing,
+                    "command": command,
+                },
+            )
+        )
+    for repair in report.repairs:
+        if not repair.succeeded:
+            continue
+        if repair.what == "purge_protection":
+            alerts.append(
+                Alert(
+                    name="VaultProtectionEnabled",
+                    severity="info",
+                    resource_ids=(report.vault_id,),
+                    problem=f"Keyguard switched purge protection on for {report.vault_name}.",
+                    remedy="None needed; purge protection cannot be switched off again.",
+                    correlation=dict(correlation),
+                    details=repair.to_dict(),
+                )
+            )
+            continue
+        alerts.append(
+            Alert(
+                name="BackupAccessRepaired",
+                severity="medium",
+                resource_ids=(report.vault_id,),
+                problem=(
+                    f"Keyguard granted Azure Backup (object id {report.principal_object_id}) "
+                    f"access to Key Vault {report.vault_name} ({repair.what}) and re-verified it."
+                ),
+                remedy="Review the change; no action is needed for backups to work.",
+                correlation=dict(correlation),
+                details=repair.to_dict(),
+            )
+        )
+    if report.needs_purge_protection:
+        alerts.append(_unprotected(report, correlation))
+    return tuple(alerts)
+
+
+def _unprotected(report: AccessReport, correlation: Mapping[str, Any]) -> Alert:
+    from shared.alerts import Alert
+
+    hygiene = report.hygiene
+    soft = " and soft delete is off" if hygiene.soft_delete is False else ""
+    vms = report.vms_at_risk
+    return Alert(
+        name="VaultUnprotected",
+        severity="medium",
+        resource_ids=(report.vault_id, *vms),
+        problem=(
+            f"Purge protection is off on Key Vault {report.vault_name}{soft}: the keys and "
+            "secrets restores of encrypted VMs need can be purged before the "
+            f"{hygiene.retention_days}-day retention ends."
+        ),
+        remedy=(
+            f"az keyvault update --name {report.vault_name} --enable-purge-protection true "
+            "(irreversible), or set KEYGUARD_ENABLE_PURGE_PROTECTION=true to let Keyguard do it."
+        ),
+        correlation=dict(correlation),
+        details={"hygiene": hygiene.to_dict(), "vms_at_risk": list(vms)},
+    )

@@ -1,0 +1,106 @@
+"""Plain, SDK-free views of what the access check reads: a vault, its policies, RBAC.
+
+The readers (``shared.access.readers``) turn SDK models into these; the evaluation modules
+and their unit tests work on these alone, so no test has to fake an SDK object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.errors import PermanentError
+
+PermissionModel = Literal["accessPolicies", "rbac"]
+
+
+@dataclass(frozen=True)
+class VaultRef:
+    """A Key Vault's ARM id split into the parts the management SDK needs."""
+
+    id: str
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, vault_id: str) -> VaultRef:
+        """Parse ``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{n}``.
+
+        Raises
+        ------
+        PermanentError
+            When ``vault_id`` is not a Key Vault ARM id (retrying cannot fix a bad target).
+        """
+        rid = vault_id.strip().rstrip("/")
+        parts = rid.split("/")
+        ok = (
+            len(parts) == 9
+            and parts[0] == ""
+            and parts[1].lower() == "subscriptions"
+            and parts[3].lower() == "resourcegroups"
+            and parts[5].lower() == "providers"
+            and parts[6].lower() == "microsoft.keyvault"
+            and parts[7].lower() == "vaults"
+            and all(parts[i] for i in (2, 4, 8))
+        )
+        if not ok:
+            raise PermanentError(f"{vault_id!r} is not a Key Vault resource id", code="BadTarget")
+        return cls(id=rid, subscription_id=parts[2], resource_group=parts[4], name=parts[8])
+
+
+@dataclass(frozen=True)
+class AccessPolicyView:
+    """One access-policy entry. ``application_id`` set means a compound identity."""
+
+    tenant_id: str
+    object_id: str
+    keys: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    application_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VaultView:
+    """What one vault GET tells the access check."""
+
+    id: str
+    name: str
+    tenant_id: str | None
+    rbac: bool
+    access_policies: tuple[AccessPolicyView, ...] = ()
+    soft_delete: bool | None = None
+    purge_protection: bool | None = None
+    retention_days: int | None = None
+
+    @property
+    def permission_model(self) -> PermissionModel:
+        """``"rbac"`` when ``enableRbacAuthorization`` is true, else ``"accessPolicies"``."""
+        return "rbac" if self.rbac else "accessPolicies"
+
+
+@dataclass(frozen=True)
+class RoleAssignmentView:
+    """One role assignment: who, which role, where."""
+
+    id: str
+    scope: str
+    role_definition_id: str
+    principal_id: str
+
+
+@dataclass(frozen=True)
+class PermissionBlock:
+    """One ``permissions[]`` entry of a role definition (data-plane half)."""
+
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoleDefinitionView:
+    """A role definition (built-in or custom) as far as data actions go."""
+
+    id: str
+    role_name: str
+    permissions: tuple[PermissionBlock, ...] = field(default_factory=tuple)
