@@ -39,6 +39,7 @@ from shared.workitems import WorkItem
 
 if TYPE_CHECKING:
     from shared.config import Settings
+    from shared.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -73,7 +74,7 @@ class Quarantine(Protocol):
         topic: str | None,
         subject: str | None,
         payload: object,
-    ) -> None: ...
+    ) -> object: ...  # the store may return its record id
 
 
 class Counters(Protocol):
@@ -115,7 +116,7 @@ class IntakeResult:
     detail: str | None = None
 
 
-def deps_from_runtime(rt: Any) -> IntakeDeps:
+def deps_from_runtime(rt: Runtime) -> IntakeDeps:
     """The intake's deps from a ``shared.runtime.Runtime``."""
     return IntakeDeps(
         settings=rt.settings,
