@@ -15,6 +15,7 @@ import threading
 from types import FrameType
 
 from local.azure.api import DEFAULT_SPEEDUP, LocalAzure
+from local.azure.core import AzureHttpError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +37,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    azure = LocalAzure.start(
-        args.scenario, arm_port=args.port, delivery_speedup=args.delivery_speedup
-    )
+    try:
+        azure = LocalAzure.start(
+            args.scenario, arm_port=args.port, delivery_speedup=args.delivery_speedup
+        )
+    except (AzureHttpError, OSError) as exc:  # a bad scenario file, a port in use
+        print(f"local azure: cannot start: {exc}", file=sys.stderr)
+        return 2
     try:
         line = {
             "arm_url": azure.arm_url,
