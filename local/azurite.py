@@ -226,8 +226,12 @@ class Azurite:
                 if "EADDRINUSE" in output:
                     raise _PortRace(f"Azurite port taken: {output[-2000:]}")
                 raise AzuriteError(f"Azurite exited with {process.returncode}:\n{output[-4000:]}")
+            # a squatter on one of our ports also accepts: make sure Azurite is still alive
             if all(_accepts(p) for p in ports.values()):
-                return azurite
+                time.sleep(0.1)
+                if process.poll() is None:
+                    return azurite
+                continue
             time.sleep(0.05)
         output = azurite._output()
         azurite.stop()

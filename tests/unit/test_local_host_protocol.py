@@ -1,0 +1,147 @@
+"""The local host's pure parts: host.json, app-setting expressions, routes, Event Grid payloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from local.host.app_loader import FunctionSpec
+from local.host.config import (
+    HostConfigError,
+    load_host_config,
+    parse_timespan,
+    resolve_app_settings,
+)
+from local.host.eventgrid import DeliveryError, as_eventgrid, parse_delivery, trigger_input
+from local.host.routes import build_route, key_ok
+
+REPO_HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+
+
+def test_the_repository_host_json_is_what_the_app_needs() -> None:
+    config = load_host_config(REPO_HOST_JSON)
+    assert config.function_timeout == 600
+    assert config.queues.max_dequeue_count == 5
+    assert config.queues.visibility_timeout == 30
+    assert config.queues.batch_size == 16
+    assert config.queues.threshold == 8
+    assert config.queues.max_polling_interval == 2
+    assert config.queues.message_encoding == "base64"
+    raw = json.loads(REPO_HOST_JSON.read_text())
+    assert raw["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("00:00:30", 30), ("00:10:00", 600), ("1.02:00:00", 93600), ("00:00:00.250", 0.25)],
+)
+def test_timespans(text: str, seconds: float) -> None:
+    assert parse_timespan(text) == seconds
+
+
+def test_bad_host_json_values_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    path.write_text('{"version": "2.0", "extensions": {"queues": {"batchSize": 64}}}')
+    with pytest.raises(HostConfigError, match="batchSize must be 1-32"):
+        load_host_config(path)
+    path.write_text('{"version": "1.0"}')
+    with pytest.raises(HostConfigError, match=r"\"version\": \"2\.0\""):
+        load_host_config(path)
+    path.write_text('{"version": "2.0", "functionTimeout": "ten minutes"}')
+    with pytest.raises(HostConfigError, match="TimeSpan"):
+        load_host_config(path)
+    with pytest.raises(HostConfigError, match="cannot read"):
+        load_host_config(tmp_path / "missing.json")
+
+
+def test_app_setting_expressions() -> None:
+    env = {"SCHEDULE": "0 0 3 * * *", "Q": "work"}
+    assert resolve_app_settings("%SCHEDULE%", env) == "0 0 3 * * *"
+    assert resolve_app_settings("prefix-%Q%-suffix", env) == "prefix-work-suffix"
+    assert resolve_app_settings("plain", env) == "plain"
+    with pytest.raises(HostConfigError, match="MISSING"):
+        resolve_app_settings("%MISSING%", env)
+
+
+def _http_spec(route: str | None, auth: str = "FUNCTION", methods: list[str] | None = None):
+    binding = {"type": "httpTrigger", "name": "req", "authLevel": auth}
+    if route is not None:
+        binding["route"] = route
+    if methods is not None:
+        binding["methods"] = methods
+    return FunctionSpec("fn", lambda req: None, binding, ({"type": "http", "name": "$return"},))
+
+
+def test_route_templates() -> None:
+    route = build_route(_http_spec("items/{id:int}/{part?}"))
+    assert route.match("items/42") == {"id": "42"}
+    assert route.match("items/42/x") == {"id": "42", "part": "x"}
+    assert route.match("items/abc") is None
+    assert route.match("items") is None
+    assert build_route(_http_spec("files/{*path}")).match("files/a/b/c") == {"path": "a/b/c"}
+    assert build_route(_http_spec(None)).match("fn") == {}  # default route: the function name
+
+
+def test_function_keys() -> None:
+    secured = build_route(_http_spec("x", methods=["get"]))
+    assert secured.methods == {"GET"}
+    assert key_ok(secured, "k", "k")
+    assert not key_ok(secured, "k", "other")
+    assert not key_ok(secured, "k", None)
+    assert key_ok(build_route(_http_spec("x", auth="ANONYMOUS")), "k", None)
+    assert build_route(_http_spec("x", auth="ADMIN")).needs_key
+
+
+def test_delivery_parsing() -> None:
+    validation = [
+        {
+            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "data": {"validationCode": "abc"},
+        }
+    ]
+    assert (
+        parse_delivery(
+            "application/json", "SubscriptionValidation", json.dumps(validation).encode()
+        ).validation_code
+        == "abc"
+    )
+    assert parse_delivery("application/json", "SubscriptionDeletion", b"").events == ()
+    with pytest.raises(DeliveryError, match="lacks specversion"):
+        parse_delivery(
+            "application/cloudevents+json", None, b'{"id": "1", "source": "s", "type": "t"}'
+        )
+    with pytest.raises(DeliveryError) as caught:
+        parse_delivery("application/json", "Notification", b"nope")
+    assert caught.value.status == 400
+
+
+def test_cloudevent_mapping_and_the_workers_decoding() -> None:
+    cloud = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "/subscriptions/s/resourceGroups/r",
+        "type": "Microsoft.Resources.ResourceWriteSuccess",
+        "time": "2026-01-01T00:00:00Z",
+        "subject": "/subscriptions/s/resourceGroups/r/providers/x/y",
+        "data": {"operationName": "op"},
+    }
+    mapped = as_eventgrid(cloud)
+    assert mapped["topic"] == cloud["source"] and mapped["eventType"] == cloud["type"]
+    assert as_eventgrid(mapped) is mapped  # Event Grid events pass through
+    native = trigger_input(cloud)
+    assert type(native).__name__ == "CloudEvent" and native.type == cloud["type"]
+    event = trigger_input(cloud, cloudevents="eventgrid")
+    assert type(event).__name__ == "EventGridEvent"
+    assert (event.id, event.topic, event.event_type, event.subject) == (
+        "e1",
+        cloud["source"],
+        cloud["type"],
+        cloud["subject"],
+    )
+    assert event.get_json() == {"operationName": "op"}
+    assert event.event_time is not None and event.event_time.year == 2026
