@@ -1,0 +1,126 @@
+"""The whole offline stack in one handle: Azurite, the local Azure and the local Functions host.
+
+``Stack.start(scenario)`` starts Azurite on free loopback ports, the local Azure with the
+scenario, creates Keyguard's queues/tables/containers, starts the local Functions host with
+``function_app`` and the app settings that point it at both (configuration only — the same
+settings an Azure deployment gets, with other values), and subscribes the host's Event Grid
+webhooks to the local Azure's Key Vault and subscription topics, as ``infra/`` does in Azure.
+
+The demo and the end-to-end tests use it; ``stop()`` (or ``with``) tears everything down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from local.azure.api import LocalAzure
+from local.azurite import Azurite
+from local.host import LocalHost
+from shared import names
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SCENARIO = REPO_ROOT / "local" / "scenarios" / "demo.yaml"
+
+#: Settings that make the pipeline quick enough to watch (retries in seconds, not minutes).
+FAST_PIPELINE = {
+    "KEYGUARD_RETRY_BASE_SECONDS": "1",
+    "KEYGUARD_RETRY_CAP_SECONDS": "10",
+    "KEYGUARD_LEASE_SECONDS": "30",
+    "KEYGUARD_SWEEP_SCHEDULE": "0 0 3 * * *",
+}
+
+
+def app_settings(azure: LocalAzure, storage_connection: str) -> dict[str, str]:
+    """The app settings for Keyguard against this local Azure and Azurite.
+
+    Scope (subscriptions, every vault in them, the Recovery Services vaults) and the Backup
+    principal come from the loaded scenario, as an operator would set them from their estate.
+    """
+    state = azure.admin.state()
+    vaults = state.get("recoveryservices", {}).get("vaults", [])
+    recovery_ids = [v["id"] for v in vaults if isinstance(v, dict) and "id" in v]
+    return {
+        **azure.env(),
+        **FAST_PIPELINE,
+        "AzureWebJobsStorage": storage_connection,
+        "KEYGUARD_SUBSCRIPTIONS": ",".join(state["subscriptions"]),
+        "KEYGUARD_VAULTS": "*",
+        "KEYGUARD_RECOVERY_VAULTS": ",".join(recovery_ids),
+        "KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID": state["principals"]["backup_management"],
+    }
+
+
+class Stack:
+    """Azurite + local Azure + local host, wired together. Build with :meth:`start`."""
+
+    def __init__(self, azurite: Azurite, azure: LocalAzure, host: LocalHost, env: dict[str, str]):
+        self.azurite = azurite
+        self.azure = azure
+        self.host = host
+        self.env = env
+
+    @classmethod
+    def start(
+        cls,
+        scenario: str | Path | dict[str, Any] = DEMO_SCENARIO,
+        *,
+        settings: Mapping[str, str] | None = None,
+        in_process: bool = False,
+    ) -> Stack:
+        """Start everything; ``settings`` override app settings (e.g. remediation on)."""
+        from shared.config import StorageSettings
+        from shared.events.catalog import ARM_EVENT_TYPES, KEYVAULT_EVENT_TYPES
+        from shared.storage import StorageClients
+
+        azurite = Azurite.start()
+        azure: LocalAzure | None = None
+        host: LocalHost | None = None
+        try:
+            azure = LocalAzure.start(scenario)
+            env = {**app_settings(azure, azurite.connection_string), **(settings or {})}
+            StorageClients(
+                StorageSettings(connection_string=azurite.connection_string)
+            ).ensure_resources()
+            host = LocalHost.start("function_app", env=env, in_process=in_process)
+            azure.admin.subscribe(
+                "keyguard-keyvault",
+                host.webhook_url(names.FN_KEYVAULT_EVENTS),
+                "keyvault",
+                included_event_types=list(KEYVAULT_EVENT_TYPES),
+            )
+            azure.admin.subscribe(
+                "keyguard-arm",
+                host.webhook_url(names.FN_ARM_EVENTS),
+                "subscription",
+                included_event_types=list(ARM_EVENT_TYPES),
+            )
+        except BaseException:
+            for part in (host, azure, azurite):
+                if part is not None:
+                    part.stop()
+            raise
+        return cls(azurite, azure, host, env)
+
+    def stop(self) -> None:
+        """Stop the host, the local Azure and Azurite (in that order)."""
+        try:
+            self.host.stop()
+        finally:
+            try:
+                self.azure.stop()
+            finally:
+                self.azurite.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
