@@ -17,6 +17,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.access.model import (
@@ -67,6 +68,12 @@ def _keyguard_may(permission: str, what: str) -> Iterator[None]:
 # -- conversions (pure; tested against recorded payloads) --------------------------------------
 
 
+def _text(value: object) -> str:
+    # The SDK turns known permission names into enum members, whose str() is
+    # "SecretPermissions.GET" on Python 3.11 — the wire value is what counts.
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
 def vault_view(vault: Any, ref: VaultRef) -> VaultView:
     """A :class:`VaultView` from an ``azure.mgmt.keyvault.models.Vault``."""
     props = vault.properties
@@ -75,8 +82,8 @@ def vault_view(vault: Any, ref: VaultRef) -> VaultView:
             tenant_id=str(entry.tenant_id or ""),
             object_id=str(entry.object_id or ""),
             application_id=str(entry.application_id) if entry.application_id else None,
-            keys=tuple(str(p) for p in (entry.permissions.keys_property or ())),
-            secrets=tuple(str(p) for p in (entry.permissions.secrets or ())),
+            keys=tuple(_text(p) for p in (entry.permissions.keys_property or ())),
+            secrets=tuple(_text(p) for p in (entry.permissions.secrets or ())),
         )
         for entry in (props.access_policies or ())
     )
