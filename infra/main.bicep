@@ -1,0 +1,504 @@
+// Keyguard: the whole system in one deployment (subscription scope).
+//
+//   az deployment sub create -l <region> -f infra/main.bicep -p infra/main.example.bicepparam
+//
+// Creates Keyguard's resource group (identity, storage, Function App, monitoring, alert topic
+// and alert rules), the two custom roles, and — through modules scoped to other resource
+// groups and subscriptions — Event Grid system topics for every Key Vault and subscription,
+// and Keyguard's least-privilege grants on vaults, Recovery Services vaults and compute.
+//
+// The names below are copies of shared/names.py and shared/events/catalog.py, and the
+// keyguardSettings keys are shared/config.py SETTINGS: tests/infra/test_bicep.py fails when
+// they drift apart. See infra/README.md for the two-phase deployment (event subscriptions
+// need the function code published first).
+targetScope = 'subscription'
+
+// --- where and what ----------------------------------------------------------------------
+
+@description('Region of Keyguard\'s resource group and its resources.')
+param location string
+
+@description('Keyguard\'s resource group (created if missing).')
+param appResourceGroupName string = 'rg-keyguard'
+
+@description('Prefix of resource names (lower-case letters, digits, hyphens).')
+@minLength(3)
+@maxLength(11)
+param namePrefix string = 'keyguard'
+
+@description('Key Vaults Keyguard watches: [{ id: <vault ARM id>, location: <vault region>, rbac: <true if enableRbacAuthorization> }].')
+param keyVaults array
+
+@description('Subscriptions Keyguard watches: [{ subscriptionId: <id>, topicResourceGroupName: <existing RG there for the ARM system topic> }].')
+param watchedSubscriptions array
+
+@description('Recovery Services vault ARM ids protecting the VMs (Backup Operator for Keyguard on each).')
+param recoveryVaultIds array = []
+
+@description('Resource group ARM ids holding protected VMs, their disks and disk encryption sets (Reader for Keyguard).')
+param computeResourceGroupIds array = []
+
+@description('Create the Event Grid subscriptions (second phase, after the function code is published).')
+param deployEventSubscriptions bool = false
+
+@description('Event Grid delivery attempts before dead-lettering (1-30).')
+@minValue(1)
+@maxValue(30)
+param eventGridMaxDeliveryAttempts int = 30
+
+@description('Minutes Event Grid retries an event before dead-lettering (1-1440).')
+@minValue(1)
+@maxValue(1440)
+param eventGridEventTtlMinutes int = 1440
+
+@description('E-mail address for Azure Monitor alerts (empty: none).')
+param alertEmail string = ''
+
+@description('Webhook receiving Keyguard\'s CloudEvents alerts, e.g. a Logic App HTTP trigger URL (empty: none).')
+@secure()
+param alertWebhookUrl string = ''
+
+@description('Days an escrow blob stays immutable.')
+param escrowImmutabilityDays int = 365
+
+@description('Most Flex Consumption instances.')
+param maximumInstanceCount int = 40
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+// --- Keyguard settings (shared/config.py SETTINGS; defaults copied, checked by the tests) --
+
+@description('KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID: az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv')
+param backupManagementPrincipalId string
+
+@allowed([
+  'true'
+  'false'
+])
+@description('KEYGUARD_REMEDIATION: Repair Backup\'s vault access and re-enable pinned versions.')
+param remediation string = 'false'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('KEYGUARD_ENABLE_PURGE_PROTECTION: Switch purge protection on for vaults holding needed versions (irreversible).')
+param enablePurgeProtection string = 'false'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('KEYGUARD_DRY_RUN: Plan and report backups but trigger none.')
+param dryRun string = 'false'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('KEYGUARD_ESCROW: Write backup_key/backup_secret blobs of needed objects.')
+param escrow string = 'false'
+
+@description('KEYGUARD_ALERT_DEDUPE_MINUTES: Identical alerts within this window are sent once.')
+param alertDedupeMinutes string = '60'
+
+@description('KEYGUARD_RETRY_BASE_SECONDS: First retry delay of a failed work item.')
+param retryBaseSeconds string = '30'
+
+@description('KEYGUARD_RETRY_CAP_SECONDS: Longest delay between two retries.')
+param retryCapSeconds string = '3600'
+
+@description('KEYGUARD_RETRY_BUDGET_HOURS: A work item is dead-lettered after this long.')
+param retryBudgetHours string = '24'
+
+@description('KEYGUARD_LEASE_SECONDS: Lease of an in-progress ledger record.')
+param leaseSeconds string = '300'
+
+@description('KEYGUARD_OPERATION_DEADLINE_SECONDS: In-process retry deadline per step.')
+param operationDeadlineSeconds string = '120'
+
+@description('KEYGUARD_COALESCE_SECONDS: Window in which events for one target coalesce.')
+param coalesceSeconds string = '60'
+
+@description('KEYGUARD_SWEEP_SCHEDULE: NCRONTAB schedule of the sweep.')
+param sweepSchedule string = '0 0 3 * * *'
+
+@description('KEYGUARD_BACKUP_WINDOW_MINUTES: Coalescing window: one backup per VM per window.')
+param backupWindowMinutes string = '15'
+
+@description('KEYGUARD_BACKUP_DAILY_BUDGET: On-demand backups per VM per day (1-9).')
+param backupDailyBudget string = '4'
+
+@description('KEYGUARD_BACKUP_RETENTION_DAYS: Expiry of on-demand recovery points.')
+param backupRetentionDays string = '30'
+
+@allowed([
+  'AzurePublic'
+  'AzureUSGovernment'
+  'Custom'
+])
+@description('KEYGUARD_CLOUD: AzurePublic, AzureUSGovernment or Custom.')
+param cloud string = 'AzurePublic'
+
+@description('KEYGUARD_ARM_ENDPOINT: ARM endpoint override (Custom cloud).')
+param armEndpoint string = ''
+
+@description('KEYGUARD_ARM_AUDIENCE: ARM token audience override (Custom cloud).')
+param armAudience string = ''
+
+@description('KEYGUARD_STORAGE_SUFFIX: Storage endpoint suffix override (Custom cloud).')
+param storageSuffix string = ''
+
+@allowed([
+  'true'
+  'false'
+])
+@description('KEYGUARD_KEYVAULT_VERIFY_CHALLENGE: Verify that Key Vault\'s auth challenge names the vault\'s domain.')
+param keyVaultVerifyChallenge string = 'true'
+
+@description('KEYGUARD_LRO_POLL_SECONDS: Polling interval of long-running operations.')
+param lroPollSeconds string = '30'
+
+@description('KEYGUARD_HTTP_RETRY_TOTAL: azure-core retry attempts per HTTP call.')
+param httpRetryTotal string = '3'
+
+// --- names (shared/names.py) and events (shared/events/catalog.py) --------------------------
+
+var queueNames = [
+  'keyguard-work'
+  'keyguard-work-poison'
+]
+var tableNames = [
+  'KeyguardLedger'
+  'KeyguardDeadLetters'
+  'KeyguardQuarantine'
+  'KeyguardInventory'
+  'KeyguardAlerts'
+  'KeyguardBackups'
+]
+var deadLetterContainerName = 'keyguard-eventgrid-deadletter'
+var escrowContainerName = 'keyguard-escrow'
+var functionNames = {
+  keyvaultEvents: 'keyvault_events'
+  armEvents: 'arm_events'
+  worker: 'worker'
+  poisonDrain: 'poison_drain'
+  sweep: 'sweep'
+  replay: 'replay'
+  report: 'restorability_report'
+}
+var alertTypePrefix = 'Keyguard.'
+var keyVaultEventTypes = [
+  'Microsoft.KeyVault.KeyNewVersionCreated'
+  'Microsoft.KeyVault.KeyNearExpiry'
+  'Microsoft.KeyVault.KeyExpired'
+  'Microsoft.KeyVault.SecretNewVersionCreated'
+  'Microsoft.KeyVault.SecretNearExpiry'
+  'Microsoft.KeyVault.SecretExpired'
+  'Microsoft.KeyVault.VaultAccessPolicyChanged'
+]
+var armEventTypes = [
+  'Microsoft.Resources.ResourceWriteSuccess'
+  'Microsoft.Resources.ResourceDeleteSuccess'
+]
+var armOperationNames = [
+  'Microsoft.Compute/virtualMachines/extensions/write'
+  'Microsoft.Compute/virtualMachines/write'
+  'Microsoft.Compute/disks/write'
+  'Microsoft.Compute/diskEncryptionSets/write'
+  'Microsoft.KeyVault/vaults/write'
+  'Microsoft.KeyVault/vaults/accessPolicies/write'
+  'Microsoft.Authorization/roleAssignments/write'
+  'Microsoft.Authorization/roleAssignments/delete'
+]
+
+// --- derived values ----------------------------------------------------------------------
+
+var suffix = uniqueString(subscription().id, appResourceGroupName, namePrefix)
+var storageAccountName = take(toLower('${replace(namePrefix, '-', '')}${suffix}'), 24)
+var functionAppName = '${namePrefix}-${suffix}'
+var escrowOn = escrow == 'true'
+var remediationOn = remediation == 'true'
+var purgeProtectionOn = enablePurgeProtection == 'true'
+var vaultIds = [for v in keyVaults: v.id]
+var subscriptionIds = [for s in watchedSubscriptions: s.subscriptionId]
+var subscriptionScopes = [for s in watchedSubscriptions: '/subscriptions/${s.subscriptionId}']
+var keyVaultTopicIds = [for v in keyVaults: resourceId(split(v.id, '/')[2], split(v.id, '/')[4], 'Microsoft.EventGrid/systemTopics', '${namePrefix}-kv-${last(split(v.id, '/'))}')]
+var subscriptionTopicIds = [for s in watchedSubscriptions: resourceId(s.subscriptionId, s.topicResourceGroupName, 'Microsoft.EventGrid/systemTopics', '${namePrefix}-arm-${s.subscriptionId}')]
+
+// Keyguard's data actions on RBAC vaults: metadata read, attribute/tag update, and backup
+// only when escrow is on. No create, delete, purge, crypto operations or secret values.
+var keyguardVaultDataActions = concat([
+  'Microsoft.KeyVault/vaults/keys/read'
+  'Microsoft.KeyVault/vaults/keys/update/action'
+  'Microsoft.KeyVault/vaults/secrets/readMetadata/action'
+  'Microsoft.KeyVault/vaults/secrets/update/action'
+], escrowOn ? [
+  'Microsoft.KeyVault/vaults/keys/backup/action'
+  'Microsoft.KeyVault/vaults/secrets/backup/action'
+] : [])
+
+// Exactly what Azure Backup needs on an RBAC vault (azure-facts §4.2), instead of the Key
+// Vault Administrator role the docs also offer. Used by access remediation.
+var backupVaultDataActions = [
+  'Microsoft.KeyVault/vaults/keys/backup/action'
+  'Microsoft.KeyVault/vaults/secrets/backup/action'
+  'Microsoft.KeyVault/vaults/secrets/getSecret/action'
+  'Microsoft.KeyVault/vaults/keys/read'
+  'Microsoft.KeyVault/vaults/secrets/readMetadata/action'
+]
+var backupRoleGuid = guid(subscription().id, namePrefix, 'backup-keyvault-reader')
+
+resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: appResourceGroupName
+  location: location
+  tags: tags
+}
+
+resource keyguardVaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, namePrefix, 'keyguard-vault-operator')
+  properties: {
+    roleName: 'Keyguard vault operator (${namePrefix})'
+    description: 'Keyguard: read key/secret metadata, keep needed versions enabled and tagged, escrow backups.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: keyguardVaultDataActions
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
+resource backupVaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: backupRoleGuid
+  properties: {
+    roleName: 'Azure Backup key vault reader (${namePrefix})'
+    description: 'What the Backup Management Service needs to back up ADE keys and secrets.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: backupVaultDataActions
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
+// --- Keyguard's resource group -----------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'keyguard-identity'
+  scope: appGroup
+  params: {
+    name: '${namePrefix}-identity'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'keyguard-storage'
+  scope: appGroup
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    queueNames: queueNames
+    tableNames: tableNames
+    deadLetterContainerName: deadLetterContainerName
+    escrowContainerName: escrowContainerName
+    enableEscrow: escrowOn
+    escrowImmutabilityDays: escrowImmutabilityDays
+    deploymentContainerName: 'app-package'
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'keyguard-monitoring'
+  scope: appGroup
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+  }
+}
+
+module alertTopic 'modules/alert-topic.bicep' = {
+  name: 'keyguard-alert-topic'
+  scope: appGroup
+  params: {
+    name: '${namePrefix}-alerts-${suffix}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+    alertTypePrefix: alertTypePrefix
+    webhookUrl: alertWebhookUrl
+  }
+}
+
+// Keyguard's own settings: every shared/config.py SETTINGS name except those listed in
+// tests/infra/test_bicep.py as meaningless in Azure; the identity/storage ones are added by
+// functionapp.bicep.
+var keyguardSettings = {
+  KEYGUARD_TENANT_ID: tenant().tenantId
+  KEYGUARD_SUBSCRIPTIONS: join(subscriptionIds, ',')
+  KEYGUARD_VAULTS: join(vaultIds, ',')
+  KEYGUARD_RECOVERY_VAULTS: join(recoveryVaultIds, ',')
+  KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID: backupManagementPrincipalId
+  KEYGUARD_REMEDIATION: remediation
+  KEYGUARD_ENABLE_PURGE_PROTECTION: enablePurgeProtection
+  KEYGUARD_DRY_RUN: dryRun
+  KEYGUARD_ESCROW: escrow
+  KEYGUARD_ALERT_TOPIC_ENDPOINT: alertTopic.outputs.endpoint
+  KEYGUARD_ALERT_DEDUPE_MINUTES: alertDedupeMinutes
+  KEYGUARD_RETRY_BASE_SECONDS: retryBaseSeconds
+  KEYGUARD_RETRY_CAP_SECONDS: retryCapSeconds
+  KEYGUARD_RETRY_BUDGET_HOURS: retryBudgetHours
+  KEYGUARD_LEASE_SECONDS: leaseSeconds
+  KEYGUARD_OPERATION_DEADLINE_SECONDS: operationDeadlineSeconds
+  KEYGUARD_COALESCE_SECONDS: coalesceSeconds
+  KEYGUARD_SWEEP_SCHEDULE: sweepSchedule
+  KEYGUARD_BACKUP_WINDOW_MINUTES: backupWindowMinutes
+  KEYGUARD_BACKUP_DAILY_BUDGET: backupDailyBudget
+  KEYGUARD_BACKUP_RETENTION_DAYS: backupRetentionDays
+  KEYGUARD_CLOUD: cloud
+  KEYGUARD_ARM_ENDPOINT: armEndpoint
+  KEYGUARD_ARM_AUDIENCE: armAudience
+  KEYGUARD_STORAGE_SUFFIX: storageSuffix
+  KEYGUARD_KEYVAULT_VERIFY_CHALLENGE: keyVaultVerifyChallenge
+  KEYGUARD_LRO_POLL_SECONDS: lroPollSeconds
+  KEYGUARD_HTTP_RETRY_TOTAL: httpRetryTotal
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'keyguard-functionapp'
+  scope: appGroup
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyguardSettings: keyguardSettings
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+// --- Event Grid: one system topic per vault and per subscription --------------------------
+
+module keyVaultTopics 'modules/keyvault-topic.bicep' = [for v in keyVaults: {
+  name: 'keyguard-kv-topic-${uniqueString(v.id)}'
+  scope: resourceGroup(split(v.id, '/')[2], split(v.id, '/')[4])
+  params: {
+    vaultId: v.id
+    location: v.location
+    topicName: '${namePrefix}-kv-${last(split(v.id, '/'))}'
+    tags: tags
+    deploySubscription: deployEventSubscriptions
+    functionResourceId: '${functionApp.outputs.id}/functions/${functionNames.keyvaultEvents}'
+    includedEventTypes: keyVaultEventTypes
+    maxDeliveryAttempts: eventGridMaxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventGridEventTtlMinutes
+    appSubscriptionId: subscription().subscriptionId
+    appResourceGroupName: appGroup.name
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+  }
+}]
+
+module subscriptionTopics 'modules/subscription-topic.bicep' = [for s in watchedSubscriptions: {
+  name: 'keyguard-arm-topic-${uniqueString(s.subscriptionId)}'
+  scope: resourceGroup(s.subscriptionId, s.topicResourceGroupName)
+  params: {
+    watchedSubscriptionId: s.subscriptionId
+    topicName: '${namePrefix}-arm-${s.subscriptionId}'
+    tags: tags
+    deploySubscription: deployEventSubscriptions
+    functionResourceId: '${functionApp.outputs.id}/functions/${functionNames.armEvents}'
+    includedEventTypes: armEventTypes
+    operationNames: armOperationNames
+    maxDeliveryAttempts: eventGridMaxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventGridEventTtlMinutes
+    appSubscriptionId: subscription().subscriptionId
+    appResourceGroupName: appGroup.name
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+  }
+}]
+
+// --- Keyguard's grants outside its resource group ------------------------------------------
+
+module keyVaultAccess 'modules/keyvault-access.bicep' = [for v in keyVaults: {
+  name: 'keyguard-kv-access-${uniqueString(v.id)}'
+  scope: resourceGroup(split(v.id, '/')[2], split(v.id, '/')[4])
+  params: {
+    vaultId: v.id
+    rbac: v.rbac
+    keyguardPrincipalId: identity.outputs.principalId
+    keyguardVaultRoleId: keyguardVaultRole.id
+    escrow: escrowOn
+    remediation: remediationOn
+    enablePurgeProtection: purgeProtectionOn
+    backupPrincipalId: backupManagementPrincipalId
+    backupRoleGuid: backupVaultRole.name
+  }
+}]
+
+module backupOperators 'modules/backup-operator.bicep' = [for rsvId in recoveryVaultIds: {
+  name: 'keyguard-backup-${uniqueString(rsvId)}'
+  scope: resourceGroup(split(rsvId, '/')[2], split(rsvId, '/')[4])
+  params: {
+    recoveryVaultId: rsvId
+    keyguardPrincipalId: identity.outputs.principalId
+  }
+}]
+
+module computeReaders 'modules/compute-reader.bicep' = [for rgId in computeResourceGroupIds: {
+  name: 'keyguard-reader-${uniqueString(rgId)}'
+  scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
+  params: {
+    keyguardPrincipalId: identity.outputs.principalId
+  }
+}]
+
+// --- alert rules -------------------------------------------------------------------------
+
+module alertRules 'modules/alert-rules.bicep' = {
+  name: 'keyguard-alert-rules'
+  scope: appGroup
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    systemTopicIds: concat(keyVaultTopicIds, subscriptionTopicIds)
+    appInsightsId: monitoring.outputs.appInsightsId
+    poisonFunctionName: functionNames.poisonDrain
+  }
+  dependsOn: [
+    keyVaultTopics
+    subscriptionTopics
+  ]
+}
+
+output functionAppName string = functionApp.outputs.name
+output resourceGroupName string = appGroup.name
+output storageAccountName string = storage.outputs.name
+output alertTopicEndpoint string = alertTopic.outputs.endpoint
+output identityPrincipalId string = identity.outputs.principalId
