@@ -61,6 +61,7 @@ def attributes(vault: Vault, kind: Kind, v: Version) -> dict[str, Any]:
         attrs["recoverableDays"] = vault.retention_days
     if kind == "key":
         attrs["exportable"] = False
+        attrs["hsmPlatform"] = "0"  # software-protected key, as recorded 7.5 traffic shows
     return attrs
 
 

@@ -80,9 +80,9 @@ def vault_json(state: KeyVaultState, vault: Vault) -> dict[str, Any]:
         "sku": {"family": "A", "name": vault.sku},
         "tenantId": vault.tenant_id,
         "accessPolicies": [policy_json(p) for p in vault.access_policies],
-        "enabledForDeployment": False,
+        "enabledForDeployment": vault.enabled_for_deployment,
         "enabledForDiskEncryption": vault.enabled_for_disk_encryption,
-        "enabledForTemplateDeployment": False,
+        "enabledForTemplateDeployment": vault.enabled_for_template_deployment,
         "enableSoftDelete": vault.soft_delete,
         "softDeleteRetentionInDays": vault.retention_days,
         "enableRbacAuthorization": vault.rbac,
@@ -149,6 +149,8 @@ def apply_properties(world: World, vault: Vault, props: dict[str, Any], *, creat
         "enableSoftDelete": "soft_delete",
         "softDeleteRetentionInDays": "retention_days",
         "enabledForDiskEncryption": "enabled_for_disk_encryption",
+        "enabledForDeployment": "enabled_for_deployment",
+        "enabledForTemplateDeployment": "enabled_for_template_deployment",
     }
     for key, attr in simple.items():
         if props.get(key) is not None:

@@ -37,7 +37,8 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
 
     Vault keys: ``name``, ``resource_group``, ``subscription`` (default: the first scenario
     subscription), ``location``, ``rbac``, ``soft_delete``, ``purge_protection``,
-    ``retention_days``, ``enabled_for_disk_encryption``, ``tags``, ``access_policies``,
+    ``retention_days``, ``enabled_for_disk_encryption``, ``enabled_for_deployment``,
+    ``enabled_for_template_deployment``, ``sku``, ``tags``, ``access_policies``,
     ``grant_keyguard``, ``keys``, ``secrets`` (see README "Key Vault").
     """
     from local.azure.keyvault_mgmt import parse_policy
@@ -56,6 +57,9 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
             purge_protection=bool(raw.get("purge_protection", False)),
             retention_days=int(raw.get("retention_days", 90)),
             enabled_for_disk_encryption=bool(raw.get("enabled_for_disk_encryption", True)),
+            enabled_for_deployment=bool(raw.get("enabled_for_deployment", False)),
+            enabled_for_template_deployment=bool(raw.get("enabled_for_template_deployment", False)),
+            sku=str(raw.get("sku", "standard")),
             tags=dict(raw.get("tags") or {}),
         )
         state.add_vault(vault)
@@ -86,6 +90,8 @@ def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, 
     versions = raw.get("versions") or [{}]
     for spec in versions:
         created = now - int(float(spec.get("created_days_ago", 0)) * _DAY)
+        if spec.get("created") is not None:
+            created = _epoch(spec["created"]) or created
         expires = _epoch(spec.get("expires"))
         if spec.get("expires_in_days") is not None:
             expires = now + int(float(spec["expires_in_days"]) * _DAY)
@@ -101,7 +107,15 @@ def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, 
             value=spec.get("value"),
             content_type=spec.get("content_type"),
             created=created,
+            updated=_epoch(spec.get("updated")),
+            version=spec.get("id"),
             emit=False,
         )
+    if raw.get("rotation_policy") is not None:
+        obj = vault.objects(kind)[raw["name"].lower()]
+        obj.rotation_policy = {
+            "id": f"{vault.uri}keys/{obj.name}/rotationpolicy",
+            **raw["rotation_policy"],
+        }
     if raw.get("deleted"):
         state.soft_delete(vault.name, kind, raw["name"])

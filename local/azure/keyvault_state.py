@@ -129,6 +129,8 @@ class Vault:
     purge_protection: bool = False
     retention_days: int = 90
     enabled_for_disk_encryption: bool = True
+    enabled_for_deployment: bool = False
+    enabled_for_template_deployment: bool = False
     sku: str = "standard"
     tags: dict[str, str] = field(default_factory=dict)
     #: the data-plane URI (``https://127.0.0.1:{port}/`` once the server gives it a listener)
@@ -237,10 +239,10 @@ class KeyVaultState:
     def new_version(self, vault_name: str, kind: Kind, name: str) -> str:
         obj = self.live(vault_name, kind, name)
         base = obj.current
-        version = self.add_version(
+        made = self.add_version(
             vault_name, kind, name, key_ops=list(base.key_ops), content_type=base.content_type
         )
-        return version.id
+        return made.id
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -261,6 +263,8 @@ class KeyVaultState:
         value: str | None = None,
         content_type: str | None = None,
         created: int | None = None,
+        updated: int | None = None,
+        version: str | None = None,
         emit: bool = True,
     ) -> Version:
         """Add a version (creating the object if needed) and emit ``*NewVersionCreated``.
@@ -283,10 +287,10 @@ class KeyVaultState:
         if obj is None:
             obj = objects[name.lower()] = KvObject(kind, name)
         stamp = self.now() if created is None else created
-        version = Version(
-            id=version_id(vault.name, kind, obj.name, obj.next_index),
+        new = Version(
+            id=(version or version_id(vault.name, kind, obj.name, obj.next_index)).lower(),
             created=stamp,
-            updated=stamp,
+            updated=stamp if updated is None else updated,
             enabled=enabled,
             nbf=nbf,
             exp=exp,
@@ -297,10 +301,10 @@ class KeyVaultState:
             content_type=content_type,
         )
         obj.next_index += 1
-        obj.versions.append(version)
+        obj.versions.append(new)
         if emit:
-            self.emit_new_version(vault, obj, version)
-        return version
+            self.emit_new_version(vault, obj, new)
+        return new
 
     def emit_new_version(self, vault: Vault, obj: KvObject, version: Version) -> None:
         """Emit ``Microsoft.KeyVault.{Key|Secret}NewVersionCreated`` for one version."""
