@@ -123,8 +123,14 @@ class LocalAzure:
         return self.server.add_vault_listener(vault_name)
 
     def env(self, *, alert_topic: str = "keyguard-alerts") -> dict[str, str]:
-        """App settings pointing Keyguard at this local Azure."""
-        return {
+        """App settings pointing Keyguard at this local Azure.
+
+        Besides the endpoints and the Custom cloud profile, the scope settings Keyguard
+        requires come from the scenario: ``KEYGUARD_SUBSCRIPTIONS``, ``KEYGUARD_VAULTS``
+        (``*``) and ``KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID`` (``principals.backup_management``,
+        when the scenario names it). Storage settings come from Azurite, not from here.
+        """
+        env = {
             "IDENTITY_ENDPOINT": self.identity_endpoint,
             "IDENTITY_HEADER": self.identity_header,
             "KEYGUARD_CLOUD": "Custom",
@@ -135,7 +141,13 @@ class LocalAzure:
             "KEYGUARD_LRO_POLL_SECONDS": "0.05",
             "KEYGUARD_TENANT_ID": self.tenant_id,
             "KEYGUARD_ALERT_TOPIC_ENDPOINT": self.topic_endpoint(alert_topic),
+            "KEYGUARD_SUBSCRIPTIONS": ",".join(self.world.subscriptions),
+            "KEYGUARD_VAULTS": "*",
         }
+        backup = self.world.principals.get("backup_management")
+        if backup:
+            env["KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"] = backup
+        return env
 
 
 def _is_path(text: str) -> bool:

@@ -86,15 +86,18 @@ class EventGridState:
         if status in SUCCESS:
             return
         sub = delivery.subscription
-        age = (time.monotonic() - delivery.published) * self.speedup
+        delay = next_delay(delivery.attempts, status)
+        # Event Grid checks the TTL when the next attempt is due: the event is dead-lettered
+        # instead of retried once that attempt would fall after the TTL (in scaled time)
+        age_at_next = (time.monotonic() - delivery.published) * self.speedup + delay
         if status in NOT_RETRIED:
             self._dead_letter(delivery, "NonRetriableStatusCode")
         elif delivery.attempts >= sub.max_delivery_attempts:
             self._dead_letter(delivery, "MaxDeliveryAttemptsExceeded")
-        elif age >= sub.event_time_to_live_minutes * 60:
+        elif age_at_next > sub.event_time_to_live_minutes * 60:
             self._dead_letter(delivery, "TimeToLiveExceeded")
         else:
-            delivery.due = time.monotonic() + next_delay(delivery.attempts, status) / self.speedup
+            delivery.due = time.monotonic() + delay / self.speedup
             self.pending.append(delivery)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -189,6 +189,7 @@ def token(world: World, request: Request) -> Response:
             "expires_on": str(expires_on),
             "resource": resource,
             "token_type": "Bearer",
-            "client_id": state.client_id,
+            # a user-assigned identity is asked for by client_id; echo it as App Service does
+            "client_id": request.query.get("client_id") or state.client_id,
         },
     )

@@ -355,3 +355,29 @@ def test_scenario_json_loads_and_bad_ones_are_refused(
         assert needle in info.value.body["error"]["message"]
     with pytest.raises(AdminError):
         local_azure.admin.load_scenario("- just\n- a list\n")
+
+
+def test_env_is_a_valid_keyguard_configuration(env: dict[str, str]) -> None:
+    from shared.clients import AzureClients
+    from shared.config import load_settings
+
+    settings = load_settings({**env, "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert settings.cloud.name == "Custom"
+    assert settings.cloud.arm_endpoint == env["KEYGUARD_ARM_ENDPOINT"]
+    assert settings.cloud.ca_bundle == env["KEYGUARD_CA_BUNDLE"]
+    assert settings.cloud.keyvault_verify_challenge is False
+    assert settings.cloud.lro_poll_seconds == 0.05
+    assert env["KEYGUARD_SUBSCRIPTIONS"] == SUB
+    assert env["KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"] == "5a1c7e0e-0000-4000-8000-00000000b002"
+    token = AzureClients(settings).credential.get_token(settings.cloud.arm_scope)
+    assert claims_of(token.token)["aud"] == "https://management.azure.com"
+
+
+def test_user_assigned_identity_client_id_is_echoed(env: dict[str, str]) -> None:
+    url = (
+        env["IDENTITY_ENDPOINT"]
+        + "?api-version=2019-08-01&resource=https://vault.azure.net&client_id=abc-123"
+    )
+    request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert json.loads(resp.read())["client_id"] == "abc-123"

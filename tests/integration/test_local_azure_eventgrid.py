@@ -405,3 +405,28 @@ def test_publisher_client_alerts_land_in_admin_alerts(
         keyed.send([CloudEvent(source="/k", type="Keyguard.X", data={})], connection_verify=ca)
     local_azure.admin.clear_alerts()
     assert local_azure.admin.alerts() == []
+
+
+def test_dead_letter_when_the_event_ttl_runs_out(
+    receiver: Receiver, local_azure: LocalAzure
+) -> None:
+    local_azure.admin.subscribe("ttl", receiver.url, "subscription", event_time_to_live_minutes=1)
+    receiver.statuses = [500] * 10
+    local_azure.admin.emit(some_event(), "subscription")
+    local_azure.admin.drain()
+    ((letter),) = local_azure.admin.dead_letters("ttl")
+    # attempts at 0 s, 10 s, 40 s (scaled); the next (100 s) would be past the 60 s TTL
+    assert letter["event"]["deadLetterReason"] == "TimeToLiveExceeded"
+    assert letter["event"]["deliveryAttempts"] == 3
+    assert len(receiver.notifications()) == 3
+
+
+def test_unsubscribe_stops_deliveries(receiver: Receiver, local_azure: LocalAzure) -> None:
+    local_azure.admin.subscribe("gone", receiver.url, "subscription")
+    local_azure.admin.unsubscribe("gone")
+    local_azure.admin.emit(some_event(), "subscription")
+    local_azure.admin.drain()
+    assert receiver.notifications() == []
+    with pytest.raises(AdminError) as info:
+        local_azure.admin.unsubscribe("gone")
+    assert info.value.status == 404
