@@ -8,6 +8,7 @@ counts, ARM throttling headers, the clock and scenario validation.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -381,3 +382,36 @@ def test_user_assigned_identity_client_id_is_echoed(env: dict[str, str]) -> None
     request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]})
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert json.loads(resp.read())["client_id"] == "abc-123"
+
+
+def test_concurrent_keep_alive_clients(env: dict[str, str], local_azure: LocalAzure) -> None:
+    import requests
+
+    path = thing()
+    send(client(env), "PUT", path, {"properties": {}})
+    token = credential().get_token(ARM_SCOPE).token
+    local_azure.admin.reset_calls()
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with requests.Session() as session:
+            for _ in range(25):
+                response = session.get(
+                    env["KEYGUARD_ARM_ENDPOINT"] + path,
+                    headers={"Authorization": f"Bearer {token}"},
+                    verify=env["KEYGUARD_CA_BUNDLE"],
+                    timeout=10,
+                )
+                with lock:
+                    statuses.append(response.status_code)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 200
+    assert local_azure.admin.calls()["routes"] == {"test.things.get": 200}
+    assert time.monotonic() - started < 10  # no 40 ms Nagle stalls, no serialisation hangs

@@ -36,6 +36,7 @@ class Receiver:
         self.echo_validation = True
         self.allowed_origin: str | None = "eventgrid.azure.net"
         self.statuses: list[int] = []  # consumed per notification; then 200
+        self.on_notification: Any = None  # called with the body before answering
         self.lock = threading.Lock()
         receiver = self
 
@@ -88,6 +89,8 @@ class Receiver:
             return 200, json.dumps(
                 {"validationResponse": code} if self.echo_validation else {}
             ).encode()
+        if self.on_notification is not None:
+            self.on_notification(json.loads(body))
         with self.lock:
             status = self.statuses.pop(0) if self.statuses else 200
         return status, b""
@@ -430,3 +433,21 @@ def test_unsubscribe_stops_deliveries(receiver: Receiver, local_azure: LocalAzur
     with pytest.raises(AdminError) as info:
         local_azure.admin.unsubscribe("gone")
     assert info.value.status == 404
+
+
+def test_webhook_may_call_back_into_azure_while_a_drain_waits(
+    receiver: Receiver, local_azure: LocalAzure, arm: Any
+) -> None:
+    """Keyguard re-reads the resource while handling its event; drain must not block that."""
+    seen: list[int] = []
+    receiver.on_notification = lambda body: seen.append(
+        call(arm, "GET", body[0]["subject"] + "?api-version=2024-01-01").status_code
+    )
+    local_azure.admin.subscribe("callback", receiver.url, "subscription")
+    rid = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Test.Provider/things/cb"
+    assert call(arm, "PUT", rid + "?api-version=2024-01-01", {"properties": {}}).status_code in (
+        200,
+        201,
+    )
+    local_azure.admin.drain(timeout=10)
+    assert seen == [200]
