@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.errors import StorageError
-from shared.workitems import AttemptRecord, WorkItem, utc_now
+from shared.workitems import WorkItem, utc_now
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -230,11 +230,6 @@ def _to_dead_letter(entity: Mapping[str, Any]) -> DeadLetter:
         replayed_at=entity.get("ReplayedAt"),
         details=_loads(entity.get("Details"), {}),
     )
-
-
-def history_of(item: WorkItem) -> tuple[AttemptRecord, ...]:
-    """The attempt history a dead letter keeps (the item's own, newest last)."""
-    return item.history
 
 
 class QuarantineStore:

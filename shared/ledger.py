@@ -183,7 +183,7 @@ class Ledger:
 
     def _existing(self, partition: str, row: str, key: str, current: Any) -> Claim:
         from azure.core import MatchConditions
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.core.exceptions import AzureError
         from azure.data.tables import UpdateMode
 
         state = current.get("State")
@@ -203,7 +203,7 @@ class Ledger:
                 etag=current.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
-        except (ResourceNotFoundError, AzureError) as exc:
+        except AzureError as exc:
             if _status(exc) in (404, 412):
                 return Claim(ClaimStatus.BUSY, partition, row, key)
             raise _storage_error(f"take over {key}", exc) from exc

@@ -250,11 +250,22 @@ class LayerBudgets:
     operation: float
     invocation: float
     function_timeout: float
+    lease: float
 
     @property
     def fits(self) -> bool:
         """True when one invocation's worst case ends before the function timeout."""
         return self.invocation < self.function_timeout
+
+    @property
+    def lease_covers_invocation(self) -> bool:
+        """True when a live worker's ledger lease cannot expire under it.
+
+        When False, a slow (not dead) worker may be taken over and the step run twice at
+        once; actions are idempotent and the ledger still records one outcome, so this costs
+        duplicate Azure calls, not correctness.
+        """
+        return self.lease > self.invocation
 
 
 def layer_budgets(
@@ -277,4 +288,5 @@ def layer_budgets(
         operation=operation,
         invocation=operation + http_call,
         function_timeout=function_timeout,
+        lease=retry.lease_seconds,
     )

@@ -138,3 +138,41 @@ def test_http_replay_answers_a_json_summary(monkeypatch: pytest.MonkeyPatch) -> 
     response = http_ops.replay(func.HttpRequest("POST", "/api/replay", body=body))
     assert response.status_code == 200
     assert json.loads(response.get_body())["dead_letters"]["replayed"] == [record_id]
+
+
+def test_ops_cli_lists_and_replays(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shared.runtime
+    from local import ops
+
+    rt, storage, _ = make_runtime()
+    record_id = _dead_letter(rt, "pin:a")
+    monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
+
+    assert ops.main(["dead-letters"]) == 0
+    listed = json.loads(capsys.readouterr().out)["dead_letters"]
+    assert [(r["id"], r["work_key"], r["error_code"]) for r in listed] == [
+        (record_id, "pin:a", "HTTP403")
+    ]
+    assert ops.main(["replay", "--id", record_id]) == 0
+    assert json.loads(capsys.readouterr().out)["dead_letters"]["replayed"] == [record_id]
+    assert [i.key for i in storage.queue(names.WORK_QUEUE).items()] == ["pin:a"]
+    with pytest.raises(SystemExit) as info:
+        ops.main(["replay"])
+    assert info.value.code == 2
+
+
+def test_ops_cli_reports_storage_failures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    import shared.runtime
+    from local import ops
+
+    rt, storage, _ = make_runtime()
+    storage.table(names.DEAD_LETTER_TABLE).fail = ServiceRequestError("down")
+    monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
+    assert ops.main(["replay", "--all"]) == 1
+    assert "could not list dead letters" in capsys.readouterr().err

@@ -169,3 +169,8 @@ def test_default_budgets_fit_below_the_function_timeout() -> None:
 
 def test_a_too_long_operation_deadline_does_not_fit() -> None:
     assert not layer_budgets(RetrySettings(operation_deadline_seconds=500)).fits
+
+
+def test_the_lease_check_tells_whether_a_live_worker_can_be_taken_over() -> None:
+    assert layer_budgets(RetrySettings(lease_seconds=600)).lease_covers_invocation
+    assert not layer_budgets(RetrySettings(lease_seconds=60)).lease_covers_invocation

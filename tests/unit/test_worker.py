@@ -247,3 +247,27 @@ def test_permanent_error_code_from_action_is_kept(action: ScriptedAction) -> Non
     action.script = [PermanentError("no access", code="UserErrorKeyVaultPermissionsNotConfigured")]
     process(rt, pin_item().to_json())
     assert _dead(storage)[0]["ErrorCode"] == "UserErrorKeyVaultPermissionsNotConfigured"
+
+
+def test_counters_are_thread_safe_and_logged_when_due(caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from shared.counters import Counters
+
+    ticks = iter(range(1000))
+    counters = Counters(log_every_seconds=100, clock=lambda: float(next(ticks)))
+    threads = [
+        threading.Thread(target=lambda: [counters.increment("x") for _ in range(50)])
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counters.get("x") == 200 and counters.snapshot() == {"x": 200}
+    assert counters.get("never") == 0
+    with caplog.at_level("INFO", logger="keyguard"):
+        counters.increment("y", 5)
+        counters.log_snapshot()
+    snapshots = [r for r in caplog.records if r.getMessage() == "pipeline.counters"]
+    assert snapshots, "a snapshot is logged"
