@@ -307,7 +307,9 @@ def _put(world: World, request: Request, kind: str) -> Response:
     if kind == "des" and props.get("rotationToLatestKeyVersionEnabled"):
         rotate_to_latest(world, stored)
     store[rid.lower()] = stored
-    return Response(200 if existing else 201, _render(world, kind, stored, request))
+    # VMs answer a create with 201; disks and DES with 200 (their specs list 200/202 only)
+    created = existing is None and kind == "vms"
+    return Response(201 if created else 200, _render(world, kind, stored, request))
 
 
 def _patch(world: World, request: Request, kind: str) -> Response:

@@ -123,8 +123,11 @@ class Clients:
     backup: Any  # RecoveryServicesBackupClient
 
 
-def make_clients(azure: LocalAzure, monkeypatch: pytest.MonkeyPatch) -> Clients:
-    """Real SDK clients against ``azure`` (identity endpoint via the App Service variables)."""
+def make_clients(
+    azure: LocalAzure, monkeypatch: pytest.MonkeyPatch, subscription: str = SUB
+) -> Clients:
+    """Real SDK clients for ``subscription`` against ``azure`` (identity endpoint via the App
+    Service variables)."""
     from azure.identity import ManagedIdentityCredential
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
@@ -141,8 +144,8 @@ def make_clients(azure: LocalAzure, monkeypatch: pytest.MonkeyPatch) -> Clients:
     }
     return Clients(
         azure,
-        ComputeManagementClient(credential, SUB, **options),
-        RecoveryServicesBackupClient(credential, SUB, **options),
+        ComputeManagementClient(credential, subscription, **options),
+        RecoveryServicesBackupClient(credential, subscription, **options),
     )
 
 
