@@ -107,6 +107,7 @@ class LocalHost:
         in_process: bool = False,
         function_key: str | None = None,
         cloudevents: str = "native",
+        prepare_storage: bool = True,
         timeout: float = 30.0,
     ) -> LocalHost:
         """Start a host for ``app_module`` (``module`` or ``module:attr``).
@@ -123,6 +124,9 @@ class LocalHost:
             Run on threads here instead of in a subprocess.
         function_key, cloudevents:
             See ``python -m local.host --help``.
+        prepare_storage:
+            Create Keyguard's queues, tables and containers in ``AzureWebJobsStorage`` at
+            start (``infra/`` does this in Azure).
         timeout:
             Seconds to wait for a subprocess host to announce itself.
 
@@ -133,7 +137,7 @@ class LocalHost:
         """
         if in_process:
             return cls._start_in_process(
-                app_module, env or {}, port, host_json, function_key, cloudevents
+                app_module, env or {}, port, host_json, function_key, cloudevents, prepare_storage
             )
         args = [
             sys.executable,
@@ -151,6 +155,8 @@ class LocalHost:
             args += ["--host-json", str(host_json)]
         if function_key is not None:
             args += ["--function-key", function_key]
+        if not prepare_storage:
+            args.append("--no-prepare-storage")
         log = tempfile.NamedTemporaryFile("w+", prefix="keyguard-host-", suffix=".log")  # noqa: SIM115
         process = subprocess.Popen(
             args,
@@ -182,6 +188,7 @@ class LocalHost:
         host_json: Path | str | None,
         function_key: str | None,
         cloudevents: str,
+        prepare_storage: bool,
     ) -> LocalHost:
         from local.host.runtime import HostRuntime
 
@@ -194,6 +201,7 @@ class LocalHost:
                 host_json=host_json,
                 function_key=function_key,
                 cloudevents=cloudevents,
+                prepare_storage=prepare_storage,
             )
         except BaseException:
             _restore(saved)

@@ -41,17 +41,42 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default="native",
         help="how CloudEvents reach eventGridTrigger functions",
     )
+    parser.add_argument(
+        "--no-prepare-storage",
+        action="store_true",
+        help="do not create Keyguard's queues/tables/containers in AzureWebJobsStorage",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def _not_handled_below_root(record: logging.LogRecord) -> bool:
+    """True unless a logger between the record's and the root has handlers (no duplicates)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.getLogger():
+        if logger.handlers:
+            return False
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the host, announce it, and block until SIGTERM/SIGINT."""
     args = _arguments(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s"
-    )
+    level = args.log_level.upper()
+    # The host's own lines get their own handler; the app may configure the root logger
+    # itself (Keyguard's shared.logs does) and should not see them twice.
+    host_log = logging.getLogger("keyguard.localhost")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    host_log.addHandler(handler)
+    host_log.setLevel(level)
+    host_log.propagate = False
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
+    announce = sys.stdout
+    sys.stdout = sys.stderr  # the app's prints must not corrupt the announcement line
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -61,19 +86,25 @@ def main(argv: list[str] | None = None) -> int:
         host_json=args.host_json,
         function_key=args.function_key,
         cloudevents=args.cloudevents,
+        prepare_storage=not args.no_prepare_storage,
     )
+    app_handler = logging.StreamHandler(sys.stderr)  # app records nobody else handled
+    app_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    app_handler.addFilter(_not_handled_below_root)
+    logging.getLogger().addHandler(app_handler)
+    logging.getLogger().setLevel(level)
     try:
         info = runtime.describe()
         if args.print_json:
-            print(json.dumps(info), flush=True)
+            print(json.dumps(info), file=announce, flush=True)
         else:
-            print(f"Keyguard local host: {info['base_url']}", flush=True)
-            print(f"Function key: {info['function_key']}", flush=True)
+            print(f"Keyguard local host: {info['base_url']}", file=announce, flush=True)
+            print(f"Function key: {info['function_key']}", file=announce, flush=True)
             for fn in info["functions"]:
                 where = (
                     fn.get("webhook_url") or fn.get("url") or fn.get("queue") or fn.get("schedule")
                 )
-                print(f"  {fn['name']} [{fn['trigger']}] {where}", flush=True)
+                print(f"  {fn['name']} [{fn['trigger']}] {where}", file=announce, flush=True)
         stop.wait()
     finally:
         runtime.stop()

@@ -21,6 +21,7 @@ from local.host.config import HostConfig, load_host_config
 from local.host.eventgrid import CLOUDEVENT_MODES
 from local.host.queues import QueueListener
 from local.host.routes import build_route
+from local.host.storage import prepare_keyguard_storage
 from local.host.timers import TimerListener
 from local.host.webhook import FrontDoor
 
@@ -54,6 +55,7 @@ class HostRuntime:
         env: Mapping[str, str] | None = None,
         function_key: str | None = None,
         cloudevents: str = "native",
+        prepare_storage: bool = True,
     ) -> HostRuntime:
         """Load the app and start serving and polling.
 
@@ -71,6 +73,9 @@ class HostRuntime:
             Key for ``function``-level HTTP functions; default a random one.
         cloudevents:
             ``native`` or ``eventgrid`` (see :mod:`local.host.eventgrid`).
+        prepare_storage:
+            Create Keyguard's queues, tables and containers in ``AzureWebJobsStorage`` first
+            (what ``infra/`` does in Azure).
 
         Raises
         ------
@@ -82,6 +87,8 @@ class HostRuntime:
         settings = os.environ if env is None else env
         config = load_host_config(host_json or REPO_ROOT / "host.json")
         specs = function_specs(load_app(app_target))
+        if prepare_storage:
+            prepare_keyguard_storage(settings)
         invoker = Invoker(settings, encoding=config.queues.message_encoding)
         key = function_key or secrets.token_urlsafe(24)
         door = FrontDoor(

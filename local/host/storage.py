@@ -93,3 +93,20 @@ class QueueSender:
                     f"queue output {binding['name']!r}: cannot send {type(item).__name__}"
                 )
             client.send_message(encode(item, self._encoding))
+
+
+def prepare_keyguard_storage(env: Mapping[str, str]) -> bool:
+    """Create Keyguard's queues, tables and containers in ``AzureWebJobsStorage``.
+
+    In Azure ``infra/`` creates them; offline the local host stands in for that step (see
+    ``shared.storage.StorageClients.ensure_resources``). Returns False when no connection
+    string is set (nothing to prepare).
+    """
+    from shared.config import StorageSettings
+    from shared.storage import StorageClients
+
+    conn = env.get("AzureWebJobsStorage", "").strip()
+    if not conn:
+        return False
+    StorageClients(StorageSettings(connection_string=conn)).ensure_resources()
+    return True

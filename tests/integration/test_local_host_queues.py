@@ -151,3 +151,24 @@ def test_idle_polling_backs_off_no_further_than_max_polling_interval(
     queue.send_message("late")
     [seen] = wait_for(lambda: _seen(tmp_path, "late"))
     assert seen["at"] - sent_at < 0.5 + 0.4
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_the_host_creates_keyguards_storage_unless_told_not_to(
+    storage_env: StorageEnv, tmp_path: Path, prepare: bool
+) -> None:
+    from azure.data.tables import TableServiceClient
+
+    from shared import names
+    from tests.fixtures.azurite import reset_account
+
+    reset_account(storage_env.connection_string)
+    env = {
+        **storage_env.env,
+        "SAMPLE_RECORD_DIR": str(tmp_path),
+        "SAMPLE_TIMER_SCHEDULE": "0 0 0 1 1 *",
+    }
+    with LocalHost.start(APP, env=env, in_process=True, prepare_storage=prepare):
+        tables = TableServiceClient.from_connection_string(storage_env.connection_string)
+        present = {t.name for t in tables.list_tables()}
+    assert (present == set(names.ALL_TABLES)) is prepare
