@@ -76,7 +76,7 @@ def bundle(state: KeyVaultState, vault: Vault, obj: KvObject, v: Version) -> dic
         body = {"value": v.value, "id": url, "attributes": attributes(vault, "secret", v)}
         if v.content_type is not None:
             body["contentType"] = v.content_type
-    if v.tags:
+    if v.tags is not None:
         body["tags"] = dict(v.tags)
     return body
 
@@ -90,7 +90,7 @@ def item(
         "kid" if obj.kind == "key" else "id": url if versioned else url.rsplit("/", 1)[0],
         "attributes": attributes(vault, obj.kind, v),
     }
-    if v.tags:
+    if v.tags is not None:
         body["tags"] = dict(v.tags)
     if obj.kind == "secret" and v.content_type is not None:
         body["contentType"] = v.content_type

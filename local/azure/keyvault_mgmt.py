@@ -64,9 +64,7 @@ def dump(world: World) -> dict[str, Any]:
 
 
 def policy_json(policy: AccessPolicy) -> dict[str, Any]:
-    permissions = {c: list(getattr(policy, c)) for c in _CATEGORIES[:3]}
-    if policy.storage:
-        permissions["storage"] = list(policy.storage)
+    permissions = {c: list(getattr(policy, c)) for c in _CATEGORIES}
     body: dict[str, Any] = {"tenantId": policy.tenant_id, "objectId": policy.object_id}
     if policy.application_id:
         body["applicationId"] = policy.application_id

@@ -65,7 +65,7 @@ class Version:
     enabled: bool = True
     nbf: int | None = None
     exp: int | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] | None = None  # None: never set (Key Vault then omits ``tags``)
     key_ops: list[str] = field(default_factory=lambda: list(DEFAULT_KEY_OPS))
     n: str = ""  # RSA modulus (random bytes; no real key material is ever needed)
     value: str = ""  # secret value
@@ -294,7 +294,7 @@ class KeyVaultState:
             enabled=enabled,
             nbf=nbf,
             exp=exp,
-            tags=dict(tags or {}),
+            tags=dict(tags) if tags is not None else None,
             key_ops=list(key_ops) if key_ops is not None else list(DEFAULT_KEY_OPS),
             n=b64url(_random.token_bytes(256)) if kind == "key" else "",
             value=value if value is not None else _random.token_urlsafe(24),

@@ -47,11 +47,13 @@ class Fid:
     def __init__(self, local_azure: Any, replay: ReplayServer, cred: Any) -> None:
         self.azure, self.replay, self.cred = local_azure, replay, cred
 
-    def load(self, vaults: list[dict[str, Any]], sub: str = ZERO, **extra: Any) -> None:
+    def load(
+        self, vaults: list[dict[str, Any]], sub: str = ZERO, tenant: str = ZERO, **extra: Any
+    ) -> None:
         self.azure.admin.load_scenario(
             {
                 "name": "fidelity",
-                "tenant_id": ZERO,
+                "tenant_id": tenant,
                 "subscriptions": [sub],
                 "principals": {"keyguard": ZERO},
                 "key_vaults": vaults,
@@ -92,13 +94,18 @@ class Fid:
         status: int = 200,
         ignore: tuple[str, ...] = (),
         local_uri: str | None = None,
+        published_uri: str = PUBLISHED_VAULT,
+        served: Any = None,
     ) -> dict[str, Any]:
-        """Run ``call`` on both clients; assert published fields match; return local flat."""
-        self.replay.serve(status, published)
+        """Run ``call`` on both clients; assert published fields match; return local flat.
+
+        ``served`` is the whole published body when ``published`` is one item of it.
+        """
+        self.replay.serve(status, published if served is None else served)
         expected = _flatten(view(call(pair[1])))
         actual = _flatten(view(call(pair[0])))
         if local_uri:
-            actual = {k: _swap(v, local_uri, PUBLISHED_VAULT) for k, v in actual.items()}
+            actual = {k: _swap(v, local_uri, published_uri) for k, v in actual.items()}
         compared = 0
         for path, value in expected.items():
             if value is None or any(path.startswith(prefix) for prefix in ignore):
@@ -309,3 +316,205 @@ def test_get_key_rotation_policy(fid: Fid) -> None:
 
     fid.compare(lambda c: c.get_key_rotation_policy("key01"), fid.kv_pair("myvault", "key"),
                 published, view, local_uri=fid.azure.vault_uri("myvault"))  # fmt: skip
+
+
+# -- recorded Key Vault data-plane traffic (Cloud Custodian cassettes) ---------------------------
+
+
+def _recorded(cassette: str, index: int) -> Any:
+    import json
+
+    body = load_sample(f"recorded/{cassette}")["interactions"][index]["response"]["body"]
+    return body["data"] if "data" in body else json.loads(body["string"])
+
+
+def test_recorded_key_list_item(fid: Fid) -> None:
+    published = _recorded("KeyVaultKeyTest.test_key_vault_key_update_action.json", 3)
+    item = published["value"][0]
+    attrs = item["attributes"]
+    version = {"enabled": attrs["enabled"], "created": attrs["created"]}
+    version.update(updated=attrs["updated"], tags=item["tags"])
+    vault = _myvault(keys=[{"name": "test", "versions": [version]}])
+    fid.load([{**vault, "name": "c7ntestvault"}])
+
+    def first(client: Any) -> Any:
+        return [props_view(p) for p in next(iter(client.list_properties_of_keys().by_page()))]
+
+    fid.compare(
+        first,
+        fid.kv_pair("c7ntestvault", "key"),
+        published,
+        lambda items: {"value": items},
+        local_uri=fid.azure.vault_uri("c7ntestvault"),
+        published_uri="https://c7ntestvault.vault.azure.net/",
+    )
+
+
+def test_recorded_secret_list_item_with_expiry(fid: Fid) -> None:
+    published = _recorded("KeyVaultSecretsTest.test_key_vault_secrets_expiry.json", 3)
+    item = published["value"][0]
+    attrs = item["attributes"]
+    version = {"expires": attrs["exp"], "created": attrs["created"], "tags": item["tags"]}
+    version["content_type"] = item["contentType"]
+    name = item["id"].rsplit("/", 1)[1]
+    vault = _myvault(secrets=[{"name": name, "versions": [version]}])
+    fid.load([{**vault, "name": "recorded-vault", "retention_days": attrs["recoverableDays"]}])
+
+    def first(client: Any) -> Any:
+        return [props_view(p) for p in next(iter(client.list_properties_of_secrets().by_page()))]
+
+    fid.compare(
+        first,
+        fid.kv_pair("recorded-vault", "secret"),
+        published,
+        lambda items: {"value": items},
+        local_uri=fid.azure.vault_uri("recorded-vault"),
+        published_uri=item["id"].split("/secrets/")[0] + "/",
+    )
+
+
+# -- Key Vault ARM ------------------------------------------------------------------------------
+
+#: published fields the local ARM does not model: systemData (ARM bookkeeping),
+#: hsmPoolResourceId/networkAcls/privateEndpointConnections (not emulated) and vaultUri (the
+#: local listener, by design)
+ARM_IGNORE = (
+    "systemData",
+    "system_data",
+    "properties.hsmPoolResourceId",
+    "properties.hsm_pool_resource_id",
+    "properties.vaultUri",
+    "properties.vault_uri",
+    "properties.networkAcls",
+    "properties.network_acls",
+    "properties.privateEndpointConnections",
+    "properties.private_endpoint_connections",
+)
+
+
+def vault_scenario(body: dict[str, Any]) -> dict[str, Any]:
+    """A scenario vault with the state an ARM vault body describes."""
+    parts = body["id"].split("/")
+    props = body["properties"]
+    return {
+        "name": body["name"],
+        "subscription": parts[2],
+        "resource_group": parts[4],
+        "location": body["location"],
+        "tags": body.get("tags") or {},
+        "sku": props["sku"]["name"],
+        "rbac": props.get("enableRbacAuthorization", False),
+        "soft_delete": props.get("enableSoftDelete", True),
+        "retention_days": props.get("softDeleteRetentionInDays", 90),
+        "purge_protection": props.get("enablePurgeProtection", False),
+        "enabled_for_deployment": props.get("enabledForDeployment", False),
+        "enabled_for_disk_encryption": props.get("enabledForDiskEncryption", False),
+        "enabled_for_template_deployment": props.get("enabledForTemplateDeployment", False),
+        "access_policies": props.get("accessPolicies") or [],
+    }
+
+
+def _kv_mgmt_factory() -> Any:
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    return KeyVaultManagementClient
+
+
+def test_get_vault(fid: Fid) -> None:
+    published = _body("keyvault-mgmt/getVault.json")
+    fid.load([vault_scenario(published)])
+    pair = fid.arm_pair(_kv_mgmt_factory(), ZERO)
+    fid.compare(lambda c: c.vaults.get("sample-resource-group", "sample-vault"), pair, published,
+                model_view, ignore=ARM_IGNORE)  # fmt: skip
+
+
+def test_list_vaults_by_resource_group(fid: Fid) -> None:
+    published = _body("keyvault-mgmt/listVaultByResourceGroup.json")
+    fid.load([vault_scenario(published["value"][0])])
+    pair = fid.arm_pair(_kv_mgmt_factory(), ZERO)
+    fid.compare(lambda c: next(iter(c.vaults.list_by_resource_group("sample-group", top=1))),
+                pair, published["value"][0], model_view, ignore=ARM_IGNORE,
+                served={"value": published["value"]})  # fmt: skip
+
+
+def test_create_vault(fid: Fid) -> None:
+    sample = load_sample("keyvault-mgmt/createVault.json")
+    published, request = sample["responses"]["200"]["body"], sample["parameters"]["parameters"]
+    fid.load([])
+    pair = fid.arm_pair(_kv_mgmt_factory(), ZERO)
+    fid.compare(
+        lambda c: c.vaults.begin_create_or_update(
+            "sample-resource-group", "sample-vault", request
+        ).result(),
+        pair,
+        published,
+        model_view,
+        ignore=ARM_IGNORE,
+    )
+
+
+def test_update_access_policies_add(fid: Fid) -> None:
+    sample = load_sample("keyvault-mgmt/updateAccessPoliciesAdd.json")
+    published, request = sample["responses"]["200"]["body"], sample["parameters"]["parameters"]
+    fid.load([{"name": "sample-vault", "resource_group": "sample-group"}])
+    pair = fid.arm_pair(_kv_mgmt_factory(), ZERO)
+    fid.compare(
+        lambda c: c.vaults.update_access_policy("sample-group", "sample-vault", "add", request),
+        pair,
+        published,
+        model_view,
+    )
+
+
+def test_recorded_vault_list_by_subscription(fid: Fid) -> None:
+    published = _recorded("KeyVaultKeyTest.test_key_vault_keys_rotation.json", 1)["value"][0]
+    sub = published["id"].split("/")[2]
+    fid.load([vault_scenario(published)], sub=sub, tenant=published["properties"]["tenantId"])
+    pair = fid.arm_pair(_kv_mgmt_factory(), sub)
+    fid.compare(lambda c: next(iter(c.vaults.list_by_subscription())), pair, published,
+                model_view, ignore=ARM_IGNORE, served={"value": [published]})  # fmt: skip
+
+
+# -- Authorization ------------------------------------------------------------------------------
+
+
+def _authz_factory() -> Any:
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    return AuthorizationManagementClient
+
+
+def test_role_assignments_list_for_scope(fid: Fid) -> None:
+    sample = load_sample("authorization/RoleAssignments_ListForScope.json")
+    published = sample["responses"]["200"]["body"]
+    item = published["value"][0]
+    props = item["properties"]  # the published body is the one-item list
+    role_guid = props["roleDefinitionId"].rsplit("/", 1)[1]
+    sub = props["scope"].split("/")[2]
+    fid.load(
+        [],
+        sub=sub,
+        role_definitions=[{"name": "Published role", "id": role_guid, "actions": ["*/read"]}],
+        role_assignments=[
+            {"id": item["name"], "principal": props["principalId"], "role": role_guid,
+             "scope": props["scope"], "principal_type": props["principalType"]}
+        ],
+    )  # fmt: skip
+    pair = fid.arm_pair(_authz_factory(), sub)
+    # roleDefinitionId: the spec example writes the tenant-level form, recorded traffic the
+    # subscription-level form (which we answer); the role GUID must match
+    local = fid.compare(lambda c: next(iter(c.role_assignments.list_for_scope(
+        sample["parameters"]["scope"]))), pair, item, model_view,
+        ignore=("role_definition_id",), served=published)  # fmt: skip
+    assert local["role_definition_id"].endswith(f"/roleDefinitions/{role_guid}")
+
+
+@pytest.mark.parametrize("index", [2, 4, 7])  # Owner, Contributor, Reader
+def test_recorded_built_in_role_definitions(fid: Fid, index: int) -> None:
+    published = _recorded("AccessControlTest.test_find_assignments_by_role.json", index)
+    sub = published["id"].split("/")[2]
+    fid.load([], sub=sub)
+    pair = fid.arm_pair(_authz_factory(), sub)
+    # createdOn/updatedOn: when Microsoft last edited the role, not modelled
+    fid.compare(lambda c: c.role_definitions.get(f"/subscriptions/{sub}", published["name"]),
+                pair, published, model_view, ignore=("created_on", "updated_on"))  # fmt: skip
