@@ -3,13 +3,15 @@
 Scenario sections (see ``local/azure/README.md``)::
 
     disk_encryption_sets: [{name, resource_group, key_vault, key, key_version?, auto_rotate?,
-                            location?}]
+                            location?, tags?}]
+    disks: [{name, resource_group, location?, size_gb?, des?: name}]   # unattached disks
     virtual_machines: [{name, resource_group, location, os_type, data_disks?: int,
                         encryption?: {type: ade, key_vault, secret, secret_version?, kek?,
                                       kek_version?, kek_vault?, dual_pass?: bool}
                                    | {type: des, des: name}}]
 
-Key and secret versions default to the current ones in Key Vault (``world.kv``).
+Key and secret versions default to the current ones in Key Vault (``world.kv``); a number
+``n`` means the n-th version (1-based), a string a version id.
 
 Admin routes (surface "admin") change state the way Azure itself would, and emit the ARM
 events that change produces (admin routes are not ``arm_operation`` routes, so they emit
@@ -264,10 +266,30 @@ def _stamp_ade(
     return written
 
 
+def _load_disk(world: World, entry: dict[str, Any]) -> None:
+    """A standalone (unattached) managed disk, optionally encrypted with a DES."""
+    sub, rg = subscription_of(world, entry), entry["resource_group"]
+    disk = _disk(sub, rg, entry["name"], entry.get("location", "westeurope"), None)
+    disk["properties"]["diskState"] = "Unattached"
+    disk["properties"]["diskSizeGB"] = int(entry.get("size_gb", 128))
+    if entry.get("des"):
+        des_id = resource_id(sub, rg, "Microsoft.Compute/diskEncryptionSets", entry["des"])
+        des = world.compute.des.get(des_id.lower())
+        if des is None:
+            raise ValueError(f"scenario disk {entry['name']}: unknown DES {entry['des']}")
+        disk["properties"]["encryption"] = {
+            "type": "EncryptionAtRestWithCustomerKey",
+            "diskEncryptionSetId": des["id"],
+        }
+    world.compute.disks[disk["id"].lower()] = disk
+
+
 def load(world: World, scenario: dict[str, Any]) -> None:
-    """Load the ``disk_encryption_sets`` then the ``virtual_machines`` sections."""
+    """Load the ``disk_encryption_sets``, ``disks`` then ``virtual_machines`` sections."""
     for entry in scenario.get("disk_encryption_sets") or []:
         _load_des(world, entry)
+    for entry in scenario.get("disks") or []:
+        _load_disk(world, entry)
     for entry in scenario.get("virtual_machines") or []:
         _load_vm(world, entry)
 

@@ -140,3 +140,24 @@ def test_extension_put_get_list_delete() -> None:
     assert deleted.status == 200 and op == "Microsoft.Compute/virtualMachines/extensions/delete"
     gone, _ = call(world, "GET", f"{base}/ADE")
     assert gone.status == 404
+
+
+def test_scenario_standalone_disk_with_des_and_unknown_des() -> None:
+    import pytest
+
+    from local.azure import compute
+
+    world, _, _ = make_world()
+    compute.load_scenario(
+        world,
+        {"disks": [{"name": "spare", "resource_group": "rg-app", "size_gb": 64, "des": "des1"}]},
+    )
+    disk, _ = call(world, "GET", rg_path("rg-app", "Microsoft.Compute/disks/spare"))
+    assert disk.body["properties"]["diskSizeGB"] == 64
+    assert disk.body["properties"]["encryption"]["diskEncryptionSetId"].endswith(
+        "/diskEncryptionSets/des1"
+    )
+    with pytest.raises(ValueError, match="unknown DES"):
+        compute.load_scenario(
+            world, {"disks": [{"name": "x", "resource_group": "rg-app", "des": "nope"}]}
+        )
