@@ -184,15 +184,15 @@ class AdminClient:
 
     def deliveries(self, subscription: str | None = None) -> list[dict[str, Any]]:
         """Delivery attempts."""
-        return self.get(
-            "/eventgrid/deliveries", **({"subscription": subscription} if subscription else {})
-        )  # type: ignore[no-any-return]
+        query = {"subscription": subscription} if subscription else {}
+        result: list[dict[str, Any]] = self.get("/eventgrid/deliveries", **query)
+        return result
 
     def dead_letters(self, subscription: str | None = None) -> list[dict[str, Any]]:
         """Dead-lettered events as ``{"subscription", "event"}``."""
-        return self.get(
-            "/eventgrid/deadletters", **({"subscription": subscription} if subscription else {})
-        )  # type: ignore[no-any-return]
+        query = {"subscription": subscription} if subscription else {}
+        result: list[dict[str, Any]] = self.get("/eventgrid/deadletters", **query)
+        return result
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """Emitted system events ``{"topic_kind", "event"}`` (type matched by suffix)."""

@@ -123,7 +123,11 @@ def install(world: World, *, speedup: float = DEFAULT_SPEEDUP) -> None:
     """Create ``world.eventgrid`` once and set ``world.emit`` (survives scenario reloads)."""
     if world.eventgrid is None:
         world.eventgrid = EventGridState(world, speedup)
-    world.emit = lambda event, kind: emit(world, event, kind)
+
+    def world_emit(event: dict[str, Any], kind: TopicKind) -> None:
+        emit(world, event, kind)
+
+    world.emit = world_emit
 
 
 def start(world: World) -> None:

@@ -266,7 +266,7 @@ class Deliverer:
                 now = time.monotonic()
                 due = [d for d in state.pending if d.due <= now]
                 if due:
-                    delivery = min(due, key=lambda d: d.due)
+                    delivery: Delivery = min(due, key=lambda d: d.due)
                     state.pending.remove(delivery)
                     state.inflight += 1
                     return delivery

@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -152,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
             response = self.server.app.dispatch(request, surface, extra)
         if response is None:  # a "reset" fault
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection._keyguard_reset = True  # type: ignore[attr-defined]
+            self.connection._keyguard_reset = True
             self.close_connection = True
             return
         self._send(response, extra)

@@ -179,8 +179,8 @@ class LocalAzureServer:
         try:
             if route.lock:
                 with self.world.lock:
-                    return route.handler(self.world, request)  # type: ignore[no-any-return]
-            return route.handler(self.world, request)  # type: ignore[no-any-return]
+                    return route.handler(self.world, request)
+            return route.handler(self.world, request)
         except AzureHttpError as exc:
             return exc.to_response()
         except Exception as exc:  # the emulator must answer, never hang the client
