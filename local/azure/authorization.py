@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local.azure.authorization_roles import BUILT_IN_ROLES
-from local.azure.core import ROUTER, AzureHttpError, Request, Response
+from local.azure.core import ROUTER, AzureHttpError, Handler, Request, Response
 
 if TYPE_CHECKING:
     from local.azure.core import World
@@ -298,8 +299,12 @@ _SCOPES = [
 ]
 
 
-def _route_all(method: str, suffix: str, name: str, arm_operation: str | None = None) -> Any:
-    def register(handler: Any) -> Any:
+def _route_all(
+    method: str, suffix: str, name: str, arm_operation: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Register one handler for ``suffix`` at every scope depth ARM allows."""
+
+    def register(handler: Handler) -> Handler:
         for prefix in _SCOPES:
             ROUTER.route(method, prefix + suffix, name=name, arm_operation=arm_operation)(handler)
         return handler
@@ -406,7 +411,8 @@ def list_roles(world: World, request: Request) -> Response:
 
 def admin_delete_assignment(world: World, guid: str) -> RoleAssignment:
     """Delete an assignment by GUID (admin API), emitting ARM's ResourceDeleteSuccess."""
-    found = world.authz.assignments.pop(guid.lower(), None)
+    state: AuthorizationState = world.authz
+    found = state.assignments.pop(guid.lower(), None)
     if found is None:
         raise AzureHttpError(404, "RoleAssignmentNotFound", f"No role assignment {guid}.")
     from local.azure.keyvault_admin import emit_arm_event

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.azure.core import ROUTER, AzureHttpError, Request, Response
 from local.azure.keyvault_scenario import load_vaults
-from local.azure.keyvault_state import AccessPolicy, KeyVaultState, Vault, emit_event
+from local.azure.keyvault_state import AccessPolicy, KeyVaultState, Vault
 
 if TYPE_CHECKING:
     from local.azure.core import World
@@ -122,10 +122,29 @@ def parse_policy(world: World, raw: dict[str, Any]) -> AccessPolicy:
 
 
 def access_policy_changed(world: World, vault: Vault) -> None:
-    """Emit ``VaultAccessPolicyChanged`` (ObjectType ``Vault``, ObjectName = vault name)."""
-    emit_event(
-        world, vault.name, "Microsoft.KeyVault.VaultAccessPolicyChanged", "Vault", vault.name, ""
-    )
+    """Emit ``Microsoft.KeyVault.VaultAccessPolicyChanged`` on the vault's topic.
+
+    The 7 data fields of the other Key Vault events, with values Azure does not document
+    (UNCONFIRMED, our choice): ``Id`` the vault URI, ``ObjectType`` ``Vault``,
+    ``ObjectName`` the vault name, ``Version`` empty, ``NBF``/``EXP`` null.
+    """
+    event = {
+        "topic": vault.id,
+        "subject": vault.name,
+        "eventType": "Microsoft.KeyVault.VaultAccessPolicyChanged",
+        "data": {
+            "Id": vault.uri,
+            "VaultName": vault.name,
+            "ObjectType": "Vault",
+            "ObjectName": vault.name,
+            "Version": "",
+            "NBF": None,
+            "EXP": None,
+        },
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
+    world.emit(event, "keyvault")
 
 
 def apply_properties(world: World, vault: Vault, props: dict[str, Any], *, create: bool) -> None:

@@ -66,9 +66,10 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
         vault.access_policies = [parse_policy(world, p) for p in raw.get("access_policies") or []]
         if raw.get("grant_keyguard"):
             _grant_keyguard(world, vault)
-        for kind, section in (("key", "keys"), ("secret", "secrets")):
-            for obj in raw.get(section) or []:
-                _load_object(state, vault, kind, obj)
+        for obj in raw.get("keys") or []:
+            _load_object(state, vault, "key", obj)
+        for obj in raw.get("secrets") or []:
+            _load_object(state, vault, "secret", obj)
 
 
 def _grant_keyguard(world: World, vault: Vault) -> None:

@@ -130,6 +130,8 @@ def test_rbac_switch_emits_vault_access_policy_changed(mgmt: Any) -> None:
     assert events[0]["subject"] == "kv-ap"
     assert events[0]["data"]["ObjectType"] == "Vault"
     assert events[0]["data"]["VaultName"] == "kv-ap"
+    assert events[0]["data"]["ObjectName"] == "kv-ap"
+    assert events[0]["data"]["Id"] == mgmt.azure.vault_uri("kv-ap")
 
 
 def _update(m: Any, kind: str, keys: list[str], secrets: list[str], oid: str = kvs.BACKUP) -> Any:
