@@ -9,10 +9,9 @@ Everything is lazy: a property builds its store (and imports its SDK) on first u
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from shared import names
@@ -134,16 +133,13 @@ class Runtime:
         )
 
 
-_lock = threading.Lock()
-_runtime: Runtime | None = None
-
-
+@lru_cache(maxsize=1)
 def get_runtime() -> Runtime:
-    """The process-wide runtime, built from ``get_settings()`` on first use."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            from shared.config import get_settings
+    """The process-wide runtime, built from ``get_settings()`` on first use.
 
-            _runtime = Runtime.from_settings(get_settings())
-        return _runtime
+    Like ``get_settings``, it is cached; ``get_runtime.cache_clear()`` forgets it (a host
+    that reloads settings, or a test that changes the environment).
+    """
+    from shared.config import get_settings
+
+    return Runtime.from_settings(get_settings())
