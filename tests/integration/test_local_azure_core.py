@@ -128,6 +128,8 @@ def test_arm_refuses_wrong_audience_and_missing_token(env: dict[str, str]) -> No
     )
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "InvalidAuthenticationToken"
+    slash = client(env, retry_total=0, scope="https://management.azure.com//.default")
+    assert send(slash, "GET", thing()).status_code == 404  # authenticated: the thing is missing
     import requests
 
     anonymous = requests.get(
