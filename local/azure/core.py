@@ -79,7 +79,9 @@ class Request:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise AzureHttpError(400, "BadRequest", f"The request body is not JSON: {exc}") from None
+            raise AzureHttpError(
+                400, "BadRequest", f"The request body is not JSON: {exc}"
+            ) from None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
