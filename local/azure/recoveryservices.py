@@ -23,9 +23,6 @@ finished jobs into recovery points — no threads, and ``clock/advance`` works.
 
 from __future__ import annotations
 
-import base64
-import re
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,18 +31,19 @@ from urllib.parse import quote
 from local.azure import core
 from local.azure.compute_common import param, resolve_version, resource_id, subscription_of
 from local.azure.core import AzureHttpError, Request, Response, World
+from local.azure.recoveryservices_views import (
+    RS,
+    item_body,
+    key_and_secret,
+    page,
+    parse_filter,
+    rp_body,
+)
 
-RS = "Microsoft.RecoveryServices"
 VAULT = (
     "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}"
 )
 ITEM = VAULT + "/backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}"
-ITEM_TYPE = f"{RS}/vaults/backupFabrics/protectionContainers/protectedItems"
-
-
-def iso(moment: datetime) -> str:
-    """ARM's timestamp form (``2017-11-22T22:32:46.608847Z``)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -177,27 +175,6 @@ def install(world: World) -> None:
     world.backup = BackupState()
 
 
-def key_and_secret(refs: dict[str, Any]) -> dict[str, Any]:
-    """``KeyAndSecretDetails`` for ``world.compute.key_refs`` output.
-
-    The backup blobs are opaque placeholders (never real key material)."""
-    out: dict[str, Any] = {
-        "bekDetails": {
-            "secretUrl": refs["secret_url"],
-            "secretVaultId": refs["secret_vault_id"],
-            "secretData": base64.b64encode(b"local-bek-backup").decode(),
-        },
-        "encryptionMechanism": refs["mechanism"],
-    }
-    if refs.get("key_url"):
-        out["kekDetails"] = {
-            "keyUrl": refs["key_url"],
-            "keyVaultId": refs["key_vault_id"],
-            "keyBackupData": base64.b64encode(b"local-kek-backup").decode(),
-        }
-    return out
-
-
 def _with_versions(world: World, refs: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     """``refs`` with the secret/key versions a scenario recovery point names."""
     out = dict(refs)
@@ -244,25 +221,25 @@ def _load_vault(world: World, entry: dict[str, Any]) -> None:
     now = world.clock.now()
     for rp in entry.get("recovery_points") or []:
         vm = world.compute.find_vm(rp["vm"], rp.get("resource_group"))
-        item = next(
+        owner = next(
             (i for i in state.items.values() if i.vault_id == vault_id and i.vm_id == vm["id"]),
             None,
         )
-        if item is None:
+        if owner is None:
             raise ValueError(f"scenario recovery point for unprotected VM {rp['vm']}")
         refs = world.compute.key_refs(vm["id"])
         taken = now - timedelta(days=float(rp.get("age_days", 0)))
-        item.recovery_points.append(
+        owner.recovery_points.append(
             RecoveryPoint(
                 name=state.next_rp_name(taken),
                 time=taken,
                 expiry=taken + timedelta(days=float(rp.get("retain_days", 30))),
-                os_type=item.os_type,
+                os_type=owner.os_type,
                 key_and_secret=key_and_secret(_with_versions(world, refs, rp)) if refs else None,
             )
         )
-        if item.last_backup_time is None or taken > item.last_backup_time:
-            item.last_backup_time, item.last_backup_status = taken, "Completed"
+        if owner.last_backup_time is None or taken > owner.last_backup_time:
+            owner.last_backup_time, owner.last_backup_status = taken, "Completed"
 
 
 def load_scenario(world: World, scenario: dict[str, Any]) -> None:
@@ -289,102 +266,6 @@ def dump(world: World) -> dict[str, Any]:
         "jobs": [job_body(world, j) for j in state.jobs.values()],
         "triggered": list(state.triggered),
     }
-
-
-def item_body(world: World, item: ProtectedItem) -> dict[str, Any]:
-    """A protected item as ``Compute_ProtectedItem_Get.json`` shows it."""
-    points = item.live_points(world.clock.now())
-    last = iso(item.last_backup_time) if item.last_backup_time else None
-    return {
-        "id": item.id,
-        "name": item.name,
-        "type": ITEM_TYPE,
-        "properties": {
-            "friendlyName": item.vm_name,
-            "virtualMachineId": item.vm_id,
-            "protectionStatus": "Healthy",
-            "protectionState": "Protected" if last else "IRPending",
-            "healthStatus": "Passed",
-            "lastBackupStatus": item.last_backup_status,
-            "lastBackupTime": last,
-            "protectedItemDataId": str(zlib.crc32(item.id.lower().encode()) * 1000003),
-            "protectedItemType": "Microsoft.Compute/virtualMachines",
-            "backupManagementType": "AzureIaasVM",
-            "workloadType": "VM",
-            "containerName": item.container.split(";", 1)[1],
-            "sourceResourceId": item.vm_id,
-            "policyId": f"{item.vault_id}/backupPolicies/{item.policy}",
-            "policyName": item.policy,
-            "lastRecoveryPoint": iso(points[0].time) if points else None,
-            "policyType": "V2",
-            "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
-        },
-    }
-
-
-def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[str, Any]:
-    """An ``IaasVMRecoveryPoint``; ``keyAndSecret`` only when ``with_keys`` (get, not list)."""
-    props: dict[str, Any] = {
-        "objectType": "IaasVMRecoveryPoint",
-        "recoveryPointType": "CrashConsistent",
-        "recoveryPointTime": iso(rp.time),
-        "recoveryPointAdditionalInfo": "",
-        "sourceVMStorageType": "NormalStorage",
-        "isSourceVMEncrypted": rp.key_and_secret is not None,
-        "isInstantIlrSessionActive": False,
-        "recoveryPointTierDetails": [{"type": "HardenedRP", "status": "Valid"}],
-        "isManagedVirtualMachine": True,
-        "virtualMachineSize": item.vm_size,
-        "originalStorageAccountOption": False,
-        "osType": rp.os_type,
-        "recoveryPointProperties": {
-            "expiryTime": iso(rp.expiry),
-            "ruleName": "",
-            "isSoftDeleted": False,
-        },
-        "securityType": "None",
-    }
-    if with_keys and rp.key_and_secret is not None:
-        props["keyAndSecret"] = rp.key_and_secret
-    return {
-        "id": f"{item.id}/recoveryPoints/{rp.name}",
-        "name": rp.name,
-        "type": f"{ITEM_TYPE}/recoveryPoints",
-        "properties": props,
-    }
-
-
-_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
-
-
-def parse_filter(text: str | None) -> dict[str, str]:
-    """``a eq 'x' and b eq 'y'`` -> ``{"a": "x", "b": "y"}`` (keys lower-cased); 400 if not."""
-    if not text:
-        return {}
-    out = {}
-    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        m = _CLAUSE.match(clause)
-        if m is None:
-            raise AzureHttpError(400, "BMSUserErrorInvalidFilter", f"Invalid $filter: {text}")
-        out[m.group(1).lower()] = m.group(2)
-    return out
-
-
-def page(world: World, request: Request, values: list[Any]) -> dict[str, Any]:
-    """One page of ``values`` from ``$skipToken``, with a ``nextLink`` when more remain."""
-    size = world.backup.settings.page_size
-    try:
-        start = int(request.query.get("$skipToken", "0"))
-    except ValueError:
-        raise AzureHttpError(400, "BadRequest", "Invalid $skipToken.") from None
-    body: dict[str, Any] = {"value": values[start : start + size]}
-    if start + size < len(values):
-        query = {k: v for k, v in request.query.items() if k != "$skipToken"}
-        query["$skipToken"] = str(start + size)
-        body["nextLink"] = f"{world.arm_url.rstrip('/')}{request.path}?" + "&".join(
-            f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query.items()
-        )
-    return body
 
 
 def settled(world: World) -> BackupState:

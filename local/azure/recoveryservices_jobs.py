@@ -37,12 +37,9 @@ from local.azure.recoveryservices import (
     BackupState,
     ProtectedItem,
     RecoveryPoint,
-    iso,
-    key_and_secret,
-    page,
-    parse_filter,
     settled,
 )
+from local.azure.recoveryservices_views import iso, key_and_secret, page, parse_filter
 
 TERMINAL = ("Completed", "CompletedWithWarnings", "Failed", "Cancelled")
 
@@ -259,7 +256,7 @@ def _poll_headers(
 
 
 def _operation(state: BackupState, op_id: str, item: ProtectedItem | None) -> Operation:
-    op = state.operations.get(op_id)
+    op: Operation | None = state.operations.get(op_id)
     if op is None or (item is not None and op.job.item is not item):
         raise AzureHttpError(
             404, "BMSUserErrorOperationNotFound", f"Operation {op_id} was not found."

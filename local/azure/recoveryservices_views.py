@@ -1,0 +1,145 @@
+"""Response bodies and query helpers of the local Recovery Services (no routes, no state).
+
+Kept apart from :mod:`local.azure.recoveryservices` to keep modules small: the JSON shapes of
+protected items and recovery points (after the published 2025-08-01 examples), the
+``keyAndSecret`` block, ``$filter`` parsing and ``nextLink`` paging.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from local.azure.core import AzureHttpError, Request, World
+
+if TYPE_CHECKING:
+    from local.azure.recoveryservices import ProtectedItem, RecoveryPoint
+
+RS = "Microsoft.RecoveryServices"
+ITEM_TYPE = f"{RS}/vaults/backupFabrics/protectionContainers/protectedItems"
+
+
+def iso(moment: datetime) -> str:
+    """ARM's timestamp form (``2017-11-22T22:32:46.608847Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def key_and_secret(refs: dict[str, Any]) -> dict[str, Any]:
+    """``KeyAndSecretDetails`` for ``world.compute.key_refs`` output.
+
+    The backup blobs are opaque placeholders (never real key material)."""
+    out: dict[str, Any] = {
+        "bekDetails": {
+            "secretUrl": refs["secret_url"],
+            "secretVaultId": refs["secret_vault_id"],
+            "secretData": base64.b64encode(b"local-bek-backup").decode(),
+        },
+        "encryptionMechanism": refs["mechanism"],
+    }
+    if refs.get("key_url"):
+        out["kekDetails"] = {
+            "keyUrl": refs["key_url"],
+            "keyVaultId": refs["key_vault_id"],
+            "keyBackupData": base64.b64encode(b"local-kek-backup").decode(),
+        }
+    return out
+
+
+def item_body(world: World, item: ProtectedItem) -> dict[str, Any]:
+    """A protected item as ``Compute_ProtectedItem_Get.json`` shows it."""
+    points = item.live_points(world.clock.now())
+    last = iso(item.last_backup_time) if item.last_backup_time else None
+    return {
+        "id": item.id,
+        "name": item.name,
+        "type": ITEM_TYPE,
+        "properties": {
+            "friendlyName": item.vm_name,
+            "virtualMachineId": item.vm_id,
+            "protectionStatus": "Healthy",
+            "protectionState": "Protected" if last else "IRPending",
+            "healthStatus": "Passed",
+            "lastBackupStatus": item.last_backup_status,
+            "lastBackupTime": last,
+            "protectedItemDataId": str(zlib.crc32(item.id.lower().encode()) * 1000003),
+            "protectedItemType": "Microsoft.Compute/virtualMachines",
+            "backupManagementType": "AzureIaasVM",
+            "workloadType": "VM",
+            "containerName": item.container.split(";", 1)[1],
+            "sourceResourceId": item.vm_id,
+            "policyId": f"{item.vault_id}/backupPolicies/{item.policy}",
+            "policyName": item.policy,
+            "lastRecoveryPoint": iso(points[0].time) if points else None,
+            "policyType": "V2",
+            "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
+        },
+    }
+
+
+def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[str, Any]:
+    """An ``IaasVMRecoveryPoint``; ``keyAndSecret`` only when ``with_keys`` (get, not list)."""
+    props: dict[str, Any] = {
+        "objectType": "IaasVMRecoveryPoint",
+        "recoveryPointType": "CrashConsistent",
+        "recoveryPointTime": iso(rp.time),
+        "recoveryPointAdditionalInfo": "",
+        "sourceVMStorageType": "NormalStorage",
+        "isSourceVMEncrypted": rp.key_and_secret is not None,
+        "isInstantIlrSessionActive": False,
+        "recoveryPointTierDetails": [{"type": "HardenedRP", "status": "Valid"}],
+        "isManagedVirtualMachine": True,
+        "virtualMachineSize": item.vm_size,
+        "originalStorageAccountOption": False,
+        "osType": rp.os_type,
+        "recoveryPointProperties": {
+            "expiryTime": iso(rp.expiry),
+            "ruleName": "",
+            "isSoftDeleted": False,
+        },
+        "securityType": "None",
+    }
+    if with_keys and rp.key_and_secret is not None:
+        props["keyAndSecret"] = rp.key_and_secret
+    return {
+        "id": f"{item.id}/recoveryPoints/{rp.name}",
+        "name": rp.name,
+        "type": f"{ITEM_TYPE}/recoveryPoints",
+        "properties": props,
+    }
+
+
+_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+def parse_filter(text: str | None) -> dict[str, str]:
+    """``a eq 'x' and b eq 'y'`` -> ``{"a": "x", "b": "y"}`` (keys lower-cased); 400 if not."""
+    if not text:
+        return {}
+    out = {}
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        m = _CLAUSE.match(clause)
+        if m is None:
+            raise AzureHttpError(400, "BMSUserErrorInvalidFilter", f"Invalid $filter: {text}")
+        out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def page(world: World, request: Request, values: list[Any]) -> dict[str, Any]:
+    """One page of ``values`` from ``$skipToken``, with a ``nextLink`` when more remain."""
+    size = world.backup.settings.page_size
+    try:
+        start = int(request.query.get("$skipToken", "0"))
+    except ValueError:
+        raise AzureHttpError(400, "BadRequest", "Invalid $skipToken.") from None
+    body: dict[str, Any] = {"value": values[start : start + size]}
+    if start + size < len(values):
+        query = {k: v for k, v in request.query.items() if k != "$skipToken"}
+        query["$skipToken"] = str(start + size)
+        body["nextLink"] = f"{world.arm_url.rstrip('/')}{request.path}?" + "&".join(
+            f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query.items()
+        )
+    return body
