@@ -125,6 +125,9 @@ def test_trigger_operation_job_recovery_point_round_trip(cb: Clients) -> None:  
     assert got.properties.is_source_vm_encrypted is True
     triggered = cb.azure.admin.get("/backup/triggers")["value"]
     assert [t["jobId"] for t in triggered] == [job_id]
+    dumped = cb.azure.admin.state()["recoveryservices"]
+    assert [j["name"] for j in dumped["jobs"]] == [job_id]
+    assert dumped["jobs"][0]["properties"]["status"] == "Completed"
     cb.azure.admin.drain()
     actions = [
         e["event"]["data"]["operationName"]
