@@ -132,7 +132,10 @@ def _run_claimed(rt: Runtime, item: WorkItem, claim: Claim) -> Outcome:
 def _defer(rt: Runtime, item: WorkItem, claim: Claim, result: ActionResult) -> Outcome:
     rt.work_queue.enqueue_many(result.follow_ups)
     rt.alerts.publish(result.alerts)
-    delay = result.delay_seconds if result.delay_seconds is not None else 0.0
+    # No delay given: wait the base retry delay rather than spinning on an immediate redelivery.
+    delay = result.delay_seconds
+    if delay is None:
+        delay = rt.settings.retry.base_seconds
     rt.work_queue.enqueue(item, delay_seconds=delay)
     rt.ledger.release(claim)
     log.info("worker.deferred", work_key=item.key, delay_seconds=delay)

@@ -103,6 +103,13 @@ def test_deferred_re_enqueues_after_its_delay_without_counting_an_attempt(
     assert rt.ledger.state("pin", item.key) is None  # released: the next delivery may claim
 
 
+def test_deferred_without_a_delay_waits_the_base_delay(action: ScriptedAction) -> None:
+    rt, storage, _ = make_runtime(KEYGUARD_RETRY_BASE_SECONDS="45")
+    action.script = [ActionResult(status="deferred")]
+    assert process(rt, pin_item().to_json()) is Outcome.DEFERRED
+    assert storage.queue(names.WORK_QUEUE).sent[0].visibility_timeout == 45
+
+
 def test_transient_failure_is_retried_with_backoff_and_history(action: ScriptedAction) -> None:
     rt, storage, _ = make_runtime(KEYGUARD_RETRY_BASE_SECONDS="10")
     action.script = [TransientError("throttled", code="TooManyRequests", retry_after=45)]
