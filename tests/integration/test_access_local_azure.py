@@ -178,3 +178,27 @@ def test_call_economy_per_verification_and_cached_definitions(estate: Any, azure
     for _ in range(100):  # a burst for one vault, were it not coalesced upstream
         VERIFY_ACCESS.run(item("kv-ap", ["key"]), ctx)
     assert routes(estate) == {"keyvault.vaults.get": 100}
+
+
+@pytest.mark.parametrize(
+    ("scope_suffix", "ok"),
+    [
+        ("", True),  # at the vault
+        ("rg", True),  # inherited from the resource group
+        ("sub", True),  # inherited from the subscription
+        ("/keys/kek", False),  # below the vault: covers one key only
+    ],
+)
+def test_rbac_scopes_through_the_real_list(
+    estate: Any, azure_env: dict, scope_suffix: str, ok: bool
+) -> None:
+    vault = vault_id("kv-rbac")
+    scope = {
+        "rg": vault.split("/providers/")[0],
+        "sub": vault.split("/resourceGroups/")[0],
+    }.get(scope_suffix, vault + scope_suffix)
+    assignment = {"principal": "backup_management", "role": KEYGUARD_ROLE, "scope": scope}
+    estate.admin.load_scenario({**SCENARIO, "role_assignments": [assignment]})
+    result = VERIFY_ACCESS.run(item("kv-rbac", ["key"]), context(azure_env))
+    assert result.summary["access_ok"] is ok
+    assert len(result.summary["missing_data_actions"]) == (0 if ok else 5)
