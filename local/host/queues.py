@@ -38,6 +38,11 @@ log = logging.getLogger("keyguard.localhost")
 MIN_POLL_SECONDS = 0.1
 
 
+def next_poll_delay(current: float, cap: float) -> float:
+    """The idle polling delay after ``current``: doubled, at most ``cap`` (host.json)."""
+    return min(max(current, MIN_POLL_SECONDS) * 2, max(cap, MIN_POLL_SECONDS))
+
+
 class QueueListener:
     """Drives one queue-triggered function. Call :meth:`start`, later :meth:`stop`."""
 
@@ -88,7 +93,7 @@ class QueueListener:
                 delay = MIN_POLL_SECONDS
                 continue
             self._stop.wait(delay)
-            delay = min(delay * 2, self._settings.max_polling_interval)
+            delay = next_poll_delay(delay, self._settings.max_polling_interval)
 
     def _fetch(self) -> int:
         batch = self._settings.batch_size

@@ -156,6 +156,6 @@ def test_command_line_prints_the_connection_string_and_stops_on_sigterm() -> Non
         assert _listening(queue_port)
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        process.wait(60)
     assert process.returncode == 0
     assert not _listening(queue_port)  # Azurite went down with it

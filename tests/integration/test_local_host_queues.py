@@ -141,16 +141,16 @@ def test_a_burst_larger_than_a_batch_is_all_processed(
     wait_for(lambda: _empty(queue))
 
 
-def test_idle_polling_backs_off_no_further_than_max_polling_interval(
+def test_an_idle_host_still_picks_up_new_work_promptly(
     start_host: HostFactory, storage_env: StorageEnv, tmp_path: Path
 ) -> None:
     start_host(maxPollingInterval="00:00:00.500")
     queue = _queue(storage_env, QUEUE)
-    time.sleep(2.0)  # long idle: the interval has grown to its cap
+    time.sleep(2.0)  # long idle: uncapped doubling would now sleep 1.6 s and then 3.2 s
     sent_at = time.time()
     queue.send_message("late")
     [seen] = wait_for(lambda: _seen(tmp_path, "late"))
-    assert seen["at"] - sent_at < 0.5 + 0.4
+    assert seen["at"] - sent_at < 1.5  # capped at 0.5 s (+ slack for a loaded machine)
 
 
 @pytest.mark.parametrize("prepare", [True, False])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,15 +43,20 @@ def test_timer_fires_every_second_from_a_setting_schedule(
     described = {f["name"]: f for f in ticking.info["functions"]}
     assert described["timer_tick"]["schedule"] == "* * * * * *"  # %SAMPLE_TIMER_SCHEDULE%
     ticks = wait_for(
-        lambda: len(records(tmp_path, "timer_tick")) >= 3 and records(tmp_path, "timer_tick"),
-        timeout=5,
+        lambda: len(records(tmp_path, "timer_tick")) >= 4 and records(tmp_path, "timer_tick"),
+        timeout=10,
     )
-    times = [datetime.fromisoformat(t["status"]["LastUpdated"]) for t in ticks[:3]]
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert all(0.8 <= gap <= 1.2 for gap in gaps), gaps
-    assert all(t["past_due"] is False for t in ticks)
+    # tick i+1 names tick i's scheduled occurrence as "Last"
+    scheduled = [datetime.fromisoformat(t["status"]["Last"]) for t in ticks[1:4]]
+    started = [datetime.fromisoformat(t["status"]["LastUpdated"]) for t in ticks[:3]]
     nexts = [datetime.fromisoformat(t["status"]["Next"]) for t in ticks[:3]]
-    assert all(n.microsecond == 0 for n in nexts)  # whole-second occurrences
+    assert all(s.microsecond == 0 for s in scheduled)  # whole-second occurrences
+    assert scheduled == sorted(set(scheduled))
+    assert all(n - s == timedelta(seconds=1) for s, n in zip(scheduled, nexts, strict=True))
+    assert all(begun >= s for s, begun in zip(scheduled, started, strict=True))  # never early
+    assert all(
+        t["past_due"] is False for t in ticks if t["status"]["LastUpdated"] < t["status"]["Next"]
+    )
 
 
 def test_run_on_startup_fires_once_at_start(ticking: LocalHost, tmp_path: Path) -> None:

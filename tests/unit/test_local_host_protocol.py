@@ -15,6 +15,7 @@ from local.host.config import (
     resolve_app_settings,
 )
 from local.host.eventgrid import DeliveryError, as_eventgrid, parse_delivery, trigger_input
+from local.host.queues import MIN_POLL_SECONDS, next_poll_delay
 from local.host.routes import build_route, key_ok
 
 REPO_HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
@@ -145,3 +146,11 @@ def test_cloudevent_mapping_and_the_workers_decoding() -> None:
     )
     assert event.get_json() == {"operationName": "op"}
     assert event.event_time is not None and event.event_time.year == 2026
+
+
+def test_idle_polling_backs_off_exponentially_up_to_the_cap() -> None:
+    delays = [MIN_POLL_SECONDS]
+    for _ in range(6):
+        delays.append(next_poll_delay(delays[-1], 2.0))
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+    assert next_poll_delay(0.1, 0.05) == MIN_POLL_SECONDS  # the host's 100 ms floor

@@ -132,11 +132,11 @@ def _brute_next(expression: str, moment: datetime) -> datetime:
     return probe
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     second=st.sampled_from(["*", "*/7", "0", "15-20", "3,33"]),
     minute=st.sampled_from(["*", "*/10", "0", "58-59"]),
-    hour=st.sampled_from(["*", "*/6", "23"]),
+    hour=st.sampled_from(["*", "*/6", "1-2"]),
     moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1)).map(
         lambda d: d.replace(tzinfo=UTC)
     ),
