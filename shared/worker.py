@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.errors import MalformedWorkItemError, PermanentError, StorageError, TransientError
-from shared.ledger import Claim, ClaimStatus
+from shared.ledger import MAX_KEY_CHARS, Claim, ClaimStatus
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
 
@@ -69,6 +69,8 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
     """
     try:
         item = WorkItem.from_json(body)
+        if len(item.key) > MAX_KEY_CHARS:
+            raise MalformedWorkItemError(f"work key longer than {MAX_KEY_CHARS} characters")
     except MalformedWorkItemError as exc:
         _dead_letter_raw(
             rt,

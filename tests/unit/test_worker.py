@@ -186,6 +186,12 @@ def test_malformed_message_is_dead_lettered_with_its_raw_body(action: ScriptedAc
     assert len(_dead(storage)) == 1
 
 
+def test_an_overlong_key_is_dead_lettered_as_malformed(action: ScriptedAction) -> None:
+    rt, storage, _ = make_runtime()
+    assert process(rt, pin_item("pin:" + "x" * 2000).to_json()) is Outcome.MALFORMED
+    assert _dead(storage)[0]["Reason"] == "malformed" and action.calls == []
+
+
 def test_storage_failure_while_storing_the_outcome_raises_and_releases(
     action: ScriptedAction,
 ) -> None:
