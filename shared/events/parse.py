@@ -21,10 +21,9 @@ Nothing else escapes: any input yields a typed event or ``EventParseError`` (pro
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,6 +36,7 @@ from shared.events.catalog import (
     canonical_event_type,
 )
 from shared.events.models import ArmEvent, Event, EventSchema, KeyVaultEvent, UnknownEvent
+from shared.events.values import as_object, decode_claims, epoch, norm_keys, text, utc_datetime
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -63,19 +63,19 @@ def parse_event(obj: Mapping[str, Any]) -> Event:
     """
     if not isinstance(obj, Mapping):
         raise EventParseError(f"an event must be a JSON object, not {type(obj).__name__}")
-    env = _norm(obj)
+    env = norm_keys(obj)
     cloud = "specversion" in env or ("eventtype" not in env and "type" in env)
     type_key, topic_key, time_key = ("type", "source", "time") if cloud else _EG_KEYS
-    event_id = _text(env.get("id"))
+    event_id = text(env.get("id"))
     if event_id is None:
         raise EventParseError("event has no 'id' (a non-empty string is required)")
-    raw_type = _text(env.get(type_key))
+    raw_type = text(env.get(type_key))
     if raw_type is None:
         raise EventParseError(f"event {event_id} has no event type ('eventType' or 'type')")
     event_type = canonical_event_type(raw_type)
     raw = MappingProxyType(dict(obj))
     schema = EventSchema.CLOUD_EVENTS if cloud else EventSchema.EVENT_GRID
-    head = _Head(event_id, event_type, _text(env.get(topic_key)), _text(env.get("subject")))
+    head = _Head(event_id, event_type, text(env.get(topic_key)), text(env.get("subject")))
     if event_type in ALL_KEYVAULT_EVENT_TYPES:
         return _keyvault(head, env, env.get(time_key), schema, raw)
     if event_type in ALL_ARM_EVENT_TYPES:
@@ -185,63 +185,14 @@ class _Head:
         return EventParseError(f"{self.event_type} event {self.event_id}: {problem}")
 
 
-def _norm(obj: Mapping[Any, Any]) -> dict[str, Any]:
-    """Keys stripped and lower-cased (the first spelling wins); non-string keys dropped."""
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(key, str):
-            out.setdefault(key.strip().lower(), value)
-    return out
-
-
-def _text(value: Any) -> str | None:
-    """A stripped non-empty string, else None (numbers and objects are not text)."""
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
-def _object(value: Any) -> dict[str, Any] | None:
-    """A normalised mapping from a mapping or a JSON-object string, else None."""
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-    return _norm(value) if isinstance(value, Mapping) else None
-
-
 def _time(head: _Head, value: Any) -> datetime:
-    text = _text(value)
-    if text is None:
+    when = text(value)
+    if when is None:
         raise head.fail("has no event time")
     try:
-        when = datetime.fromisoformat(text)
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return utc_datetime(when)
     except (ValueError, OverflowError) as exc:
-        raise head.fail(f"event time {text[:40]!r} is not ISO 8601") from exc
-
-
-def _epoch(value: Any) -> datetime | None:
-    """NBF/EXP: seconds since the epoch as a number or numeric string (or ISO); else None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = float(text)
-        except ValueError:
-            try:
-                when = datetime.fromisoformat(text)
-                return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-            except (ValueError, OverflowError):
-                return None
-    if not isinstance(value, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, ValueError, OSError):
-        return None
+        raise head.fail(f"event time {when[:40]!r} is not ISO 8601") from exc
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -270,9 +221,9 @@ def _vault_topic(head: _Head) -> tuple[str, str]:
 
 
 def _object_type(value: Any) -> ObjectType | None:
-    text = _text(value)
+    name = text(value)
     try:
-        return ObjectType(text.lower()) if text else None
+        return ObjectType(name.lower()) if name else None
     except ValueError:
         return None
 
@@ -286,13 +237,13 @@ def _keyvault(
     stated = _object_type(data.get("objecttype"))
     if implied is not None and stated is not None and implied != stated:
         raise head.fail(f"data.ObjectType {stated.value!r} contradicts the event type")
-    object_name = _text(data.get("objectname"))
+    object_name = text(data.get("objectname"))
     if implied is not None:
         object_name = object_name or head.subject
         if object_name is None:
             raise head.fail("names no object (data.ObjectName or subject)")
-    object_id = _text(data.get("id"))
-    version = _text(data.get("version"))
+    object_id = text(data.get("id"))
+    version = text(data.get("version"))
     if version is None and object_id is not None:
         segments = object_id.rstrip("/").split("/")
         version = segments[-1] if len(segments) == 6 and segments[-1] else None
@@ -303,13 +254,13 @@ def _keyvault(
         subject=head.subject or "",
         time=_time(head, time),
         subscription_id=subscription_id,
-        vault_name=_text(data.get("vaultname")) or topic_vault,
+        vault_name=text(data.get("vaultname")) or topic_vault,
         object_type=implied or stated,
         object_name=object_name,
         version=version,
         object_id=object_id,
-        nbf=_epoch(data.get("nbf")),
-        exp=_epoch(data.get("exp")),
+        nbf=epoch(data.get("nbf")),
+        exp=epoch(data.get("exp")),
         schema=schema,
         raw=raw,
     )
@@ -319,23 +270,13 @@ def _data(head: _Head, env: dict[str, Any]) -> dict[str, Any]:
     value = env.get("data")
     if value is None:
         return {}
-    data = _object(value)
+    data = as_object(value)
     if data is None:
         raise head.fail(f"data is {type(value).__name__}, not an object")
     return data
 
 
 # --- Azure Resource Manager ---------------------------------------------------------------
-
-
-def _claims(value: Any) -> dict[str, Any]:
-    claims = _object(value) or {}
-    for key, item in claims.items():
-        if isinstance(item, str) and item.lstrip()[:1] in ("{", "["):
-            # not JSON after all: keep the string as published
-            with contextlib.suppress(ValueError, RecursionError):
-                claims[key] = json.loads(item)
-    return claims
 
 
 def _subscription_of(resource_id: str) -> str | None:
@@ -351,20 +292,18 @@ def _arm(
     if head.topic is None:
         raise head.fail("has no topic/source")
     data = _data(head, env)
-    authorization = _object(data.get("authorization")) or {}
-    evidence = _object(authorization.get("evidence")) or {}
-    http = _object(data.get("httprequest")) or {}
-    claims = _claims(data.get("claims"))
-    resource_uri = _text(data.get("resourceuri")) or head.subject
+    authorization = as_object(data.get("authorization")) or {}
+    evidence = as_object(authorization.get("evidence")) or {}
+    http = as_object(data.get("httprequest")) or {}
+    claims = decode_claims(data.get("claims"))
+    resource_uri = text(data.get("resourceuri")) or head.subject
     if resource_uri is None:
         raise head.fail("names no resource (data.resourceUri or subject)")
-    operation = _text(data.get("operationname")) or _text(authorization.get("action"))
+    operation = text(data.get("operationname")) or text(authorization.get("action"))
     if operation is None:
         raise head.fail("has no data.operationName")
     caller = (
-        _text(claims.get(OID_CLAIM))
-        or _text(claims.get("oid"))
-        or _text(evidence.get("principalid"))
+        text(claims.get(OID_CLAIM)) or text(claims.get("oid")) or text(evidence.get("principalid"))
     )
     return ArmEvent(
         event_type=head.event_type,
@@ -374,13 +313,13 @@ def _arm(
         time=_time(head, time),
         operation_name=operation,
         resource_uri=resource_uri.rstrip("/"),
-        subscription_id=_text(data.get("subscriptionid")) or _subscription_of(resource_uri),
-        tenant_id=_text(data.get("tenantid")) or _text(claims.get(TENANT_CLAIM)),
-        correlation_id=_text(data.get("correlationid")),
-        status=_text(data.get("status")),
-        http_method=(_text(http.get("method")) or "").upper() or None,
+        subscription_id=text(data.get("subscriptionid")) or _subscription_of(resource_uri),
+        tenant_id=text(data.get("tenantid")) or text(claims.get(TENANT_CLAIM)),
+        correlation_id=text(data.get("correlationid")),
+        status=text(data.get("status")),
+        http_method=(text(http.get("method")) or "").upper() or None,
         caller_principal_id=caller,
-        resource_provider=_text(data.get("resourceprovider")),
+        resource_provider=text(data.get("resourceprovider")),
         schema=schema,
         claims=MappingProxyType(claims),
         raw=raw,
