@@ -16,14 +16,12 @@ state and received alerts, and the host's structured logs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from local.stack import DEMO_SCENARIO, Stack
-from shared import names
 
 VAULT = "kv-prod-ade"
 KEY = "kek-app"
@@ -39,40 +37,8 @@ def heading(text: str) -> None:
     say(f"== {text} " + "=" * max(0, 74 - len(text)))
 
 
-def host_records(stack: Stack) -> list[dict[str, Any]]:
-    """The host's structured (JSON) log records so far."""
-    records = []
-    for line in stack.host.logs().splitlines():
-        if line.startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
-
-
-def wait_idle(stack: Stack, *, timeout: float = 60.0, settle: float = 1.5) -> None:
-    """Wait until Event Grid has delivered everything and the work queue stays empty."""
-    from azure.storage.queue import QueueClient
-
-    stack.azure.admin.drain(timeout=timeout)
-    queue = QueueClient.from_connection_string(stack.azurite.connection_string, names.WORK_QUEUE)
-    deadline = time.monotonic() + timeout
-    quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        count = queue.get_queue_properties().approximate_message_count
-        if count == 0:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= settle:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.2)
-    raise TimeoutError(f"work queue not idle after {timeout:.0f}s")
-
-
 def new_records(stack: Stack, seen: int) -> tuple[list[dict[str, Any]], int]:
-    records = host_records(stack)
+    records = stack.host_records()
     return records[seen:], len(records)
 
 
@@ -124,7 +90,7 @@ def act(stack: Stack, title: str, seen: int, change: Callable[[], str]) -> int:
     heading(title)
     delivered = len(stack.azure.admin.deliveries())
     say(change())
-    wait_idle(stack)
+    stack.wait_idle()
     for d in stack.azure.admin.deliveries()[delivered:]:
         say(
             f"  grid     {d['eventType']:<45} → {d['subscription']} "
@@ -147,7 +113,7 @@ def run(scenario: str) -> int:
             + ", ".join(f["name"] for f in stack.host.info.get("functions", []))
         )
         say(f"  ready in {time.monotonic() - started:.1f}s; remediation is ON for this demo")
-        seen = len(host_records(stack))
+        seen = len(stack.host_records())
 
         def rotate() -> str:
             result = stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/rotate", {})

@@ -11,15 +11,20 @@ The demo and the end-to-end tests use it; ``stop()`` (or ``with``) tears everyth
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.azure.api import LocalAzure
 from local.azurite import Azurite
 from local.host import LocalHost
 from shared import names
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = REPO_ROOT / "local" / "scenarios" / "demo.yaml"
@@ -103,6 +108,43 @@ class Stack:
                     part.stop()
             raise
         return cls(azurite, azure, host, env)
+
+    def runtime(self) -> Runtime:
+        """A Keyguard runtime over the same settings (to read the ledger, dead letters…)."""
+        from shared.config import load_settings
+        from shared.runtime import Runtime
+
+        return Runtime.from_settings(load_settings(self.env))
+
+    def host_records(self) -> list[dict[str, Any]]:
+        """The host's structured (JSON) log records so far."""
+        records = []
+        for line in self.host.logs().splitlines():
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return records
+
+    def wait_idle(self, *, timeout: float = 60.0, settle: float = 1.5) -> None:
+        """Wait until Event Grid delivered everything and the work queue stayed empty
+        for ``settle`` seconds (delayed retries count: they are in the queue, invisible)."""
+        from azure.storage.queue import QueueClient
+
+        self.azure.admin.drain(timeout=timeout)
+        queue = QueueClient.from_connection_string(self.azurite.connection_string, names.WORK_QUEUE)
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            if queue.get_queue_properties().approximate_message_count == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.2)
+        raise TimeoutError(f"work queue not idle after {timeout:.0f}s")
 
     def stop(self) -> None:
         """Stop the host, the local Azure and Azurite (in that order)."""
