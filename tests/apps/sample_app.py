@@ -5,7 +5,9 @@ Each function appends what it received as one JSON line to
 runs in this process or in a subprocess. Failures are asked for through the input:
 
 * Event Grid: ``data.fail`` true → raises.
-* Queue: a body starting with ``fail`` → raises (every attempt).
+* Queue: a body starting with ``fail`` → raises (every attempt); ``hang`` → the first
+  attempt sleeps a minute (for killing the host mid-invocation).
+* HTTP: ``/api/hello/boom`` → raises.
 * Timer: schedule from the app setting ``SAMPLE_TIMER_SCHEDULE``; ``startup_tick`` runs
   once at host start.
 """
@@ -81,6 +83,8 @@ def queue_work(msg: func.QueueMessage) -> None:
     )
     if body.startswith("fail"):
         raise RuntimeError("asked to fail")
+    if body.startswith("hang") and msg.dequeue_count == 1:
+        time.sleep(60)  # a chaos test kills the host meanwhile
 
 
 @app.function_name("timer_tick")
@@ -100,7 +104,9 @@ def startup_tick(timer: func.TimerRequest) -> None:
 @app.function_name("http_hello")
 @app.route(route="hello/{name}", methods=["GET", "POST"])
 def http_hello(req: func.HttpRequest) -> func.HttpResponse:
-    """Greets ``name``; function-level auth (the app default)."""
+    """Greets ``name``; function-level auth (the app default). ``boom`` raises."""
+    if req.route_params["name"] == "boom":
+        raise RuntimeError("asked to fail")
     return func.HttpResponse(
         json.dumps(
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,3 +173,34 @@ def test_the_host_creates_keyguards_storage_unless_told_not_to(
         tables = TableServiceClient.from_connection_string(storage_env.connection_string)
         present = {t.name for t in tables.list_tables()}
     assert (present == set(names.ALL_TABLES)) is prepare
+
+
+def test_a_message_in_flight_when_the_host_is_killed_is_redelivered(
+    storage_env: StorageEnv, tmp_path: Path
+) -> None:
+    env = {
+        **storage_env.env,
+        "SAMPLE_RECORD_DIR": str(tmp_path),
+        "SAMPLE_TIMER_SCHEDULE": "0 0 0 1 1 *",
+    }
+    host_json = write_host_json(tmp_path)
+    raw = json.loads(host_json.read_text())
+    raw["functionTimeout"] = "00:00:02"  # the receive lease: how long a dead host's message hides
+    host_json.write_text(json.dumps(raw))
+    queue = _queue(storage_env, QUEUE)
+    first = LocalHost.start(APP, env=env, host_json=host_json)  # a subprocess: killable
+    try:
+        queue.send_message("hang then work")
+        wait_for(lambda: _seen(tmp_path, "hang then work"), timeout=15)  # now sleeping
+        first.kill()
+    finally:
+        first.stop()
+        first.close_log()
+    with LocalHost.start(APP, env=env, in_process=True, host_json=host_json):
+        attempts = wait_for(
+            lambda: _seen(tmp_path, "hang then work")[1:] and _seen(tmp_path, "hang then work"),
+            timeout=15,
+        )
+        wait_for(lambda: _empty(queue))
+    assert [a["dequeue_count"] for a in attempts] == [1, 2]
+    assert attempts[1]["at"] - attempts[0]["at"] >= 1.5  # not before the lease ran out

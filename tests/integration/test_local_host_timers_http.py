@@ -170,3 +170,9 @@ def test_a_bad_app_fails_start_with_its_log(azurite: Azurite, tmp_path: Path) ->
 
     with pytest.raises(LocalHostError, match="no_such_module"):
         LocalHost.start("no_such_module", env=_env(azurite, tmp_path, "0 0 0 1 1 *"))
+
+
+def test_a_raising_http_function_is_a_500(web: LocalHost) -> None:
+    status, _, body = http("GET", f"{web.base_url}/api/hello/boom?code={web.function_key}")
+    assert status == 500
+    assert b"http_hello" in body and b"RuntimeError" in body

@@ -154,3 +154,20 @@ def test_idle_polling_backs_off_exponentially_up_to_the_cap() -> None:
         delays.append(next_poll_delay(delays[-1], 2.0))
     assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
     assert next_poll_delay(0.1, 0.05) == MIN_POLL_SECONDS  # the host's 100 ms floor
+
+
+def test_app_targets_name_a_module_and_optionally_an_attribute() -> None:
+    from local.host.app_loader import HostError, function_specs, load_app
+
+    app = load_app("tests.apps.sample_app:app")
+    specs = {s.name: s for s in function_specs(app)}
+    assert specs["queue_work"].trigger["queueName"] == "sample-work"
+    assert specs["eg_record"].outputs[0]["type"] == "queue"
+    assert specs["http_hello"].trigger["authLevel"] == "FUNCTION"
+    with pytest.raises(ValueError):  # the library refuses a second get_functions()
+        app.get_functions()
+    assert load_app("tests.apps.sample_app") is not app  # a fresh app for each host
+    with pytest.raises(HostError, match="no FunctionApp named 'nope'"):
+        load_app("tests.apps.sample_app:nope")
+    with pytest.raises(HostError, match="cannot import"):
+        load_app("tests.apps.missing_module")
