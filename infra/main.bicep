@@ -240,7 +240,9 @@ var keyguardVaultDataActions = concat([
 ] : [])
 
 // Exactly what Azure Backup needs on an RBAC vault (azure-facts §4.2), instead of the Key
-// Vault Administrator role the docs also offer. Used by access remediation.
+// Vault Administrator role the docs also offer. Access remediation assigns it to Backup
+// (KEYGUARD_BACKUP_ROLE_DEFINITION_ID names it; the name carries the prefix because role
+// names are unique per tenant).
 var backupVaultDataActions = [
   'Microsoft.KeyVault/vaults/keys/backup/action'
   'Microsoft.KeyVault/vaults/secrets/backup/action'
@@ -279,7 +281,7 @@ resource keyguardVaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
 resource backupVaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: backupRoleGuid
   properties: {
-    roleName: 'Azure Backup key vault reader (${namePrefix})'
+    roleName: 'Keyguard Backup Key Vault Reader (${namePrefix})'
     description: 'What the Backup Management Service needs to back up ADE keys and secrets.'
     type: 'CustomRole'
     permissions: [
@@ -357,6 +359,7 @@ var keyguardSettings = {
   KEYGUARD_VAULTS: join(vaultIds, ',')
   KEYGUARD_RECOVERY_VAULTS: join(recoveryVaultIds, ',')
   KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID: backupManagementPrincipalId
+  KEYGUARD_BACKUP_ROLE_DEFINITION_ID: backupVaultRole.name
   KEYGUARD_REMEDIATION: remediation
   KEYGUARD_ENABLE_PURGE_PROTECTION: enablePurgeProtection
   KEYGUARD_DRY_RUN: dryRun

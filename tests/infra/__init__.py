@@ -1,0 +1,1 @@
+"""Offline checks of the Bicep in infra/ (parse, checkov, drift against the app's names)."""
