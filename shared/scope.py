@@ -73,8 +73,8 @@ def _check_keyvault(event: KeyVaultEvent, settings: Settings) -> None:
             REASON_VAULT_NAME_MISMATCH,
             f"data.VaultName {event.vault_name!r} is not the topic's vault {topic_name!r}",
         )
-    if event.object_id is None:
-        return
+    if event.object_id is None or event.object_type is None:
+        return  # VaultAccessPolicyChanged: data.Id is (at most) the vault URI
     parts = urlsplit(event.object_id)
     segments = [s for s in parts.path.split("/") if s]
     expected = f"{event.object_type.value}s" if event.object_type else None

@@ -74,6 +74,17 @@ def test_object_url_host_is_not_checked_local_vaults_use_ports() -> None:
     scope.check_scope(parse_event(raw), SETTINGS)
 
 
+def test_access_policy_change_carrying_the_vault_uri_is_in_scope() -> None:
+    """The local Azure (like, presumably, Azure) puts the vault URI in data.Id."""
+    raw = copy.deepcopy(load_event("keyvault_vault_access_policy_changed.eventgrid.json"))
+    raw["data"].update(
+        Id="https://127.0.0.1:50123/", ObjectType="Vault", ObjectName="kv-prod", Version=""
+    )
+    event = parse_event(raw)
+    scope.check_scope(event, SETTINGS)
+    assert event.object_type is None and event.version is None
+
+
 def test_vault_in_scope_is_case_insensitive() -> None:
     scope.check_scope(
         parse_event(_kv(topic=VAULT_ID.upper().replace("SUBSCRIPTIONS", "subscriptions"))), SETTINGS
