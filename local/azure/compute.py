@@ -39,6 +39,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "disks": ("disks", "Microsoft.Compute/disks"),
     "des": ("diskEncryptionSets", "Microsoft.Compute/diskEncryptionSets"),
 }
+# properties computed on read (a GET-modify-PUT must not store them)
+DERIVED = frozenset({"instanceView"})
 # properties the service owns: a PUT cannot drop or change them
 READ_ONLY = frozenset(
     {"vmId", "provisioningState", "timeCreated", "uniqueId", "LastOwnershipUpdateTime"}
@@ -290,7 +292,7 @@ def _put(world: World, request: Request, kind: str) -> Response:
     if existing is None and not incoming.get("location"):
         raise AzureHttpError(400, "LocationRequired", "The location property is required.")
     body = {k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources")}
-    props = dict(body.get("properties") or {})
+    props = {k: v for k, v in (body.get("properties") or {}).items() if k not in DERIVED}
     kept = {k: v for k, v in (existing or {}).get("properties", {}).items() if k in READ_ONLY}
     props.update(kept)
     props["provisioningState"] = "Succeeded"
@@ -320,7 +322,9 @@ def _patch(world: World, request: Request, kind: str) -> Response:
     incoming = request.json()
     if not isinstance(incoming, dict):
         raise AzureHttpError(400, "InvalidRequestContent", "The body must be a JSON object.")
-    patch = {k: v for k, v in incoming.items() if k not in ("id", "name", "type")}
+    patch = {k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources")}
+    if isinstance(patch.get("properties"), dict):
+        patch["properties"] = {k: v for k, v in patch["properties"].items() if k not in DERIVED}
     merged = deep_merge(existing, patch)
     merged["properties"]["provisioningState"] = "Succeeded"
     if kind == "des" and merged["properties"].get("rotationToLatestKeyVersionEnabled"):

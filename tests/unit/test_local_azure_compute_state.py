@@ -161,3 +161,18 @@ def test_scenario_standalone_disk_with_des_and_unknown_des() -> None:
         compute.load_scenario(
             world, {"disks": [{"name": "x", "resource_group": "rg-app", "des": "nope"}]}
         )
+
+
+def test_get_modify_put_does_not_store_the_instance_view_or_extensions() -> None:
+    world, _, _ = make_world()
+    path = rg_path("rg-app", f"{VM}/vm-dual")
+    got, _ = call(world, "GET", path, query={"$expand": "instanceView"})
+    body = got.body
+    body["tags"] = {"k": "v"}
+    put, _ = call(world, "PUT", path, body=body)
+    assert put.status == 200
+    stored = world.compute.vms[body["id"].lower()]
+    assert "instanceView" not in stored["properties"] and "resources" not in stored
+    assert put.body["resources"][0]["name"] == "AzureDiskEncryption"  # still rendered
+    patched, _ = call(world, "PATCH", path, body={"properties": {"instanceView": {"x": 1}}})
+    assert "instanceView" not in patched.body["properties"]
