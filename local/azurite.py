@@ -186,7 +186,7 @@ class Azurite:
         last: AzuriteError | None = None
         for _ in range(cls.ATTEMPTS):
             owns = location is None
-            where = Path(tempfile.mkdtemp(prefix="keyguard-azurite-")) if owns else Path(location)
+            where = Path(location or tempfile.mkdtemp(prefix="keyguard-azurite-"))
             where.mkdir(parents=True, exist_ok=True)
             try:
                 return cls._launch(binary, where, owns)

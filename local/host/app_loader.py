@@ -126,7 +126,7 @@ def function_specs(app: Any) -> list[FunctionSpec]:
     return specs
 
 
-class OutBinding(func.Out):  # type: ignore[misc,type-arg]
+class OutBinding(func.Out):  # type: ignore[type-arg]
     """The ``func.Out[...]`` the worker passes for an output binding."""
 
     def __init__(self) -> None:

@@ -30,7 +30,7 @@ _MONTHS: Final = {
 }
 _WEEKDAYS: Final = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 # (name, low, high, names)
-_FIELDS: Final = (
+_FIELDS: Final[tuple[tuple[str, int, int, dict[str, int]], ...]] = (
     ("second", 0, 59, {}),
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
@@ -168,7 +168,8 @@ def parse_cron(expression: str) -> CronSchedule:
         )
     sets = [_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[5])
-    return CronSchedule(expression, *sets[:5], weekdays=weekdays)
+    seconds, minutes, hours, days, months, _ = sets
+    return CronSchedule(expression, seconds, minutes, hours, days, months, weekdays)
 
 
 def parse_schedule(expression: str) -> Schedule:

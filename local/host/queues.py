@@ -119,7 +119,8 @@ class QueueListener:
 
     def _handle(self, message: StorageMessage) -> None:
         limit = self._settings.max_dequeue_count
-        if message.dequeue_count > limit:
+        count = message.dequeue_count or 0
+        if count > limit:
             self._to_poison(message)
             return
         try:
@@ -134,7 +135,7 @@ class QueueListener:
                 type(exc).__name__,
                 exc,
             )
-            if message.dequeue_count >= limit:
+            if count >= limit:
                 self._to_poison(message)
             else:
                 self._client.update_message(
@@ -156,7 +157,7 @@ class QueueListener:
                 raise ValueError(f"message {message.id} is not valid base64") from exc
         else:
             body = text.encode()
-        return QueueMessage(
+        return QueueMessage(  # type: ignore[no-untyped-call]
             id=message.id,
             body=body,
             dequeue_count=message.dequeue_count,

@@ -81,7 +81,7 @@ class QueueSender:
                 client = queue_client(self._env, key[0], key[1])
                 ensure_queue(client)
                 self._clients[key] = client
-            return client  # type: ignore[no-any-return]
+            return client
 
     def send(self, binding: Mapping[str, Any], value: Any) -> None:
         """Send one message per item of ``value`` to the binding's queue."""
