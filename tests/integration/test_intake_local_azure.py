@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from local.azure.api import LocalAzure
+from shared.clients import AzureClients
 from shared.config import load_settings
 from shared.events import catalog
 from shared.intake import IntakeDeps, IntakeResult, Outcome, ingest
+from shared.sweep import SweepDeps, arm_vault_lister, run_sweep
 from shared.workitems import WorkItem, WorkKind
 
 pytestmark = pytest.mark.integration
@@ -138,3 +140,23 @@ def test_access_policy_rbac_switch_des_rotation_and_role_deletion(
     (verify,) = deleted.items
     assert verify.kind is WorkKind.VERIFY_ACCESS
     assert verify.target.endswith("/vaults/kv-prod-cmk")
+
+
+def test_sweep_lists_every_vault_through_arm(
+    demo: tuple[LocalAzure, IntakeDeps], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KEYGUARD_VAULTS=* : the sweep lists vaults with azure-mgmt-keyvault (real client)."""
+    azure, deps = demo
+    env = azure.env()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
+    monkeypatch.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
+    settings = deps.settings
+    assert settings.all_vaults
+    stores = _Stores()
+    result = run_sweep(
+        SweepDeps(settings, stores, arm_vault_lister(AzureClients(settings))),
+    )
+    names = sorted(v.rsplit("/", 1)[-1] for v in result.vaults)
+    assert names == ["kv-prod-ade", "kv-prod-cmk"]
+    assert sorted(i.target.rsplit("/", 1)[-1] for i in stores.items) == names
+    assert {i.kind for i in stores.items} == {WorkKind.VERIFY_ACCESS}
