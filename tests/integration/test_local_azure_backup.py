@@ -141,7 +141,11 @@ def test_trigger_operation_job_recovery_point_round_trip(cb: Clients) -> None:  
 
 
 def test_in_progress_conflict_and_daily_cap(cb: Clients) -> None:  # noqa: F811
-    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+    )
 
     now = datetime.fromisoformat(cb.azure.admin.now().replace("Z", "+00:00"))
     cb.azure.admin.advance_clock(  # 01:00 UTC next day: the day's count must not reset mid-test
@@ -159,6 +163,13 @@ def test_in_progress_conflict_and_daily_cap(cb: Clients) -> None:  # noqa: F811
         _trigger(cb)
     assert capped.value.status_code == 400
     assert capped.value.error.code == "UserErrorOnDemandBackupLimitReached"
+    unprotected = (
+        "Azure",
+        "IaasVMContainer;iaasvmcontainerv2;rg-other;vm-plain",
+        "VM;iaasvmcontainerv2;rg-other;vm-plain",
+    )
+    with pytest.raises(ResourceNotFoundError):
+        _trigger(cb, unprotected)
 
 
 def test_failing_job_reports_error_details_and_makes_no_point(cb: Clients) -> None:  # noqa: F811
