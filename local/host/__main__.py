@@ -5,6 +5,11 @@ Examples::
     python -m local.host                       # function_app:app on a free port
     python -m local.host --app tests.apps.sample_app --port 7071
     python -m local.host --print-json          # one JSON line on stdout for machines
+    python -m local.host --settings local.settings.json
+
+``--settings`` reads a ``local.settings.json`` (as ``func start`` does) and sets its
+``Values`` as app settings, except those already in the environment (the environment wins,
+so a test or the demo can override one setting).
 
 The JSON line (``--print-json``) carries ``base_url``, ``port``, ``function_key``, ``pid``
 and ``functions`` (with webhook URLs); it is printed once everything is listening. Logs go
@@ -16,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 
+from local.host.config import load_local_settings
 from local.host.eventgrid import CLOUDEVENT_MODES
 from local.host.runtime import HostRuntime
 
@@ -46,6 +53,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="do not create Keyguard's queues/tables/containers in AzureWebJobsStorage",
     )
+    parser.add_argument("--settings", default=None, help="local.settings.json to read Values from")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -65,6 +73,9 @@ def _not_handled_below_root(record: logging.LogRecord) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Start the host, announce it, and block until SIGTERM/SIGINT."""
     args = _arguments(argv)
+    if args.settings:
+        for name, value in load_local_settings(args.settings).items():
+            os.environ.setdefault(name, value)
     level = args.log_level.upper()
     # The host's own lines get their own handler; the app may configure the root logger
     # itself (Keyguard's shared.logs does) and should not see them twice.

@@ -134,3 +134,24 @@ def resolve_app_settings(value: str, env: Mapping[str, str]) -> str:
         return env[name]
 
     return _SETTING_REF.sub(lookup, value)
+
+
+def load_local_settings(path: Path | str) -> dict[str, str]:
+    """The ``Values`` of a ``local.settings.json`` (app settings for local runs).
+
+    Raises
+    ------
+    HostConfigError
+        Unreadable, not JSON, encrypted (``IsEncrypted`` true) or ``Values`` not an object.
+    """
+    file = Path(path)
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise HostConfigError(f"cannot read {file}: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("IsEncrypted"):
+        raise HostConfigError(f"{file}: expected an unencrypted local.settings.json object")
+    values = raw.get("Values", {})
+    if not isinstance(values, dict):
+        raise HostConfigError(f"{file}: Values must be an object")
+    return {str(k): str(v) for k, v in values.items()}

@@ -113,6 +113,11 @@ def test_http_methods_and_unknown_routes(web: LocalHost) -> None:
 
 
 def test_command_line_prints_json_and_stops_on_sigterm(azurite: Azurite, tmp_path: Path) -> None:
+    env = {**os.environ, **_env(azurite, tmp_path, "unused")}
+    del env["SAMPLE_TIMER_SCHEDULE"]  # comes from --settings instead
+    settings = tmp_path / "local.settings.json"
+    values = {"SAMPLE_TIMER_SCHEDULE": "0 0 0 1 1 *", "SAMPLE_RECORD_DIR": "/nonexistent"}
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -125,9 +130,11 @@ def test_command_line_prints_json_and_stops_on_sigterm(azurite: Azurite, tmp_pat
             "--print-json",
             "--function-key",
             "fixed-key",
+            "--settings",
+            str(settings),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, **_env(azurite, tmp_path, "0 0 0 1 1 *")},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -144,8 +151,12 @@ def test_command_line_prints_json_and_stops_on_sigterm(azurite: Azurite, tmp_pat
             "http_hello",
             "http_open",
         }
+        timer = next(f for f in info["functions"] if f["name"] == "timer_tick")
+        assert timer["schedule"] == "0 0 0 1 1 *"  # from --settings
         status, _, _ = http("GET", f"{info['base_url']}/api/hello/x?code=fixed-key")
         assert status == 201
+        # the environment wins over --settings: startup_tick recorded into tmp_path
+        wait_for(lambda: records(tmp_path, "startup_tick"))
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)

@@ -171,3 +171,16 @@ def test_app_targets_name_a_module_and_optionally_an_attribute() -> None:
         load_app("tests.apps.sample_app:nope")
     with pytest.raises(HostError, match="cannot import"):
         load_app("tests.apps.missing_module")
+
+
+def test_local_settings_values(tmp_path: Path) -> None:
+    from local.host.config import load_local_settings
+
+    path = tmp_path / "local.settings.json"
+    path.write_text('{"IsEncrypted": false, "Values": {"A": "1", "FLAG": true}}')
+    assert load_local_settings(path) == {"A": "1", "FLAG": "True"}
+    path.write_text('{"IsEncrypted": true, "Values": {}}')
+    with pytest.raises(HostConfigError, match="unencrypted"):
+        load_local_settings(path)
+    example = Path(__file__).resolve().parents[2] / "local.settings.json.example"
+    assert load_local_settings(example)["FUNCTIONS_WORKER_RUNTIME"] == "python"
