@@ -454,7 +454,7 @@ module keyVaultAccess 'modules/keyvault-access.bicep' = [for v in keyVaults: {
     vaultId: v.id
     rbac: v.rbac
     keyguardPrincipalId: identity.outputs.principalId
-    keyguardVaultRoleId: keyguardVaultRole.id
+    keyguardVaultRoleGuid: keyguardVaultRole.name
     escrow: escrowOn
     remediation: remediationOn
     enablePurgeProtection: purgeProtectionOn

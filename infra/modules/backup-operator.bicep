@@ -12,7 +12,7 @@ param keyguardPrincipalId string
 // Backup Operator (azure-facts §5.7).
 var backupOperator = '00c29273-979b-4161-815c-10b084fb9324'
 
-resource recoveryVault 'Microsoft.RecoveryServices/vaults@2024-04-01' existing = {
+resource recoveryVault 'Microsoft.RecoveryServices/vaults@2023-04-01' existing = {
   name: last(split(recoveryVaultId, '/'))
 }
 

@@ -24,8 +24,8 @@ param rbac bool
 @description('Principal (object) id of Keyguard\'s identity.')
 param keyguardPrincipalId string
 
-@description('Resource id of the Keyguard vault operator custom role.')
-param keyguardVaultRoleId string
+@description('GUID of the Keyguard vault operator custom role (a tenant-wide definition, addressed in this vault\'s subscription).')
+param keyguardVaultRoleGuid string
 
 @description('Include keys/secrets backup in the access-policy entry (escrow on).')
 param escrow bool
@@ -83,10 +83,10 @@ resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 resource dataRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rbac) {
-  name: guid(vault.id, keyguardPrincipalId, keyguardVaultRoleId)
+  name: guid(vault.id, keyguardPrincipalId, keyguardVaultRoleGuid)
   scope: vault
   properties: {
-    roleDefinitionId: keyguardVaultRoleId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyguardVaultRoleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Keyguard: keep needed key/secret versions enabled and tagged; escrow backups.'

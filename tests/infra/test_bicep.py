@@ -382,6 +382,12 @@ def test_keyguard_vault_role_is_narrow() -> None:
         "Microsoft.KeyVault/vaults/secrets/backup/action",
     }
     assert permissions["actions"] == []
+    # ... and it is the role Keyguard gets on RBAC vaults (only there).
+    _, params = module_call(MAIN, "keyVaultAccess")
+    assert string_leaves(params["keyguardVaultRoleGuid"]) == ["keyguardVaultRole", "name"]
+    access = parse(_module("keyvault-access.bicep"))["resources"]["dataRole"]["config"]
+    assert access["condition"] == "rbac"
+    assert "keyguardVaultRoleGuid" in string_leaves(access["config"]["properties"])
 
 
 def _role_assignments() -> list[tuple[str, str, dict[str, Any]]]:
