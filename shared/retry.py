@@ -16,7 +16,23 @@ Keyguard retries at four levels, each with its own job and budget (see :func:`la
 
 Layers 1+2 run inside one function invocation and must end before ``functionTimeout``
 (host.json: 10 min); :func:`layer_budgets` computes the worst case and a unit test holds it
-below the timeout for the default settings.
+below the timeout for the default settings:
+
+=====================  ===============================================  ===============
+layer                  worst case with the default settings             bound
+=====================  ===============================================  ===============
+1 azure-core, a call   4 tries x 30 s + 3 backoffs x 30 s = 210 s       one HTTP call
+2 operation_retry      120 s deadline + the call in flight (210 s)      330 s < 600 s
+3 work queue           delay <= min(1 h cap, 30 s x 2^attempt), jitter  24 h per item
+4 Event Grid           30 attempts / 24 h, then a dead-letter blob      replayable
+=====================  ===============================================  ===============
+
+The 30 s per HTTP try (:data:`HTTP_TRY_SECONDS`) assumes the clients' connection/read
+timeouts are at most that; azure-core's transport defaults are 300 s each, so
+``shared.clients`` should set ``connection_timeout``/``read_timeout`` to keep the bound.
+The ledger lease (default 300 s) should outlive the 330 s worst case, or a slow worker may
+be taken over (:attr:`LayerBudgets.lease_covers_invocation`): harmless for idempotent
+actions, but duplicate Azure calls.
 
 :func:`classify` maps any exception onto :class:`~shared.errors.TransientError` or
 :class:`~shared.errors.PermanentError`; the original is kept as ``__cause__`` by callers
