@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.azure.core import ROUTER, Request, Response
 from local.azure.keyvault_access import authorize
+from local.azure.keyvault_bodies import bundle, deleted_body, disabled_error, item, page
 from local.azure.keyvault_state import KeyVaultState, Kind, KvError, KvObject, Vault, Version
 
 if TYPE_CHECKING:
@@ -47,95 +48,6 @@ def _ctx(world: World, request: Request, operation: str) -> tuple[KeyVaultState,
     return state, vault, kind
 
 
-# -- bodies -------------------------------------------------------------------------------------
-
-
-def attributes(vault: Vault, kind: Kind, v: Version) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"enabled": v.enabled}
-    if v.nbf is not None:
-        attrs["nbf"] = v.nbf
-    if v.exp is not None:
-        attrs["exp"] = v.exp
-    attrs.update(created=v.created, updated=v.updated, recoveryLevel=vault.recovery_level())
-    if vault.soft_delete:
-        attrs["recoverableDays"] = vault.retention_days
-    if kind == "key":
-        attrs["exportable"] = False
-        attrs["hsmPlatform"] = "0"  # software-protected key, as recorded 7.5 traffic shows
-    return attrs
-
-
-def bundle(state: KeyVaultState, vault: Vault, obj: KvObject, v: Version) -> dict[str, Any]:
-    """The full key/secret bundle of one version (key material or secret value included)."""
-    url = state.version_url(vault.name, obj.kind, obj.name, v.id)
-    body: dict[str, Any]
-    if obj.kind == "key":
-        jwk = {"kid": url, "kty": "RSA", "key_ops": v.key_ops, "n": v.n, "e": "AQAB"}
-        body = {"key": jwk, "attributes": attributes(vault, "key", v)}
-    else:
-        body = {"value": v.value, "id": url, "attributes": attributes(vault, "secret", v)}
-        if v.content_type is not None:
-            body["contentType"] = v.content_type
-    if v.tags is not None:
-        body["tags"] = dict(v.tags)
-    return body
-
-
-def item(
-    state: KeyVaultState, vault: Vault, obj: KvObject, v: Version, *, versioned: bool
-) -> dict[str, Any]:
-    """A list item: id + attributes (+ tags, contentType), never material or values."""
-    url = state.version_url(vault.name, obj.kind, obj.name, v.id)
-    body: dict[str, Any] = {
-        "kid" if obj.kind == "key" else "id": url if versioned else url.rsplit("/", 1)[0],
-        "attributes": attributes(vault, obj.kind, v),
-    }
-    if v.tags is not None:
-        body["tags"] = dict(v.tags)
-    if obj.kind == "secret" and v.content_type is not None:
-        body["contentType"] = v.content_type
-    return body
-
-
-def _deleted(
-    state: KeyVaultState, vault: Vault, obj: KvObject, body: dict[str, Any]
-) -> dict[str, Any]:
-    collection = "deletedkeys" if obj.kind == "key" else "deletedsecrets"
-    body["recoveryId"] = f"{state.vault_uri(vault.name)}{collection}/{obj.name}"
-    body["deletedDate"] = obj.deleted_on
-    body["scheduledPurgeDate"] = obj.scheduled_purge
-    return body
-
-
-def _page(
-    state: KeyVaultState, vault: Vault, request: Request, items: list[dict[str, Any]]
-) -> Response:
-    try:
-        size = max(1, min(25, int(request.query.get("maxresults") or 25)))
-        start = max(0, int(request.query.get("$skiptoken") or 0))
-    except ValueError as exc:
-        raise KvError(400, "BadParameter", f"Invalid paging parameter: {exc}") from None
-    body: dict[str, Any] = {"value": items[start : start + size], "nextLink": None}
-    if start + size < len(items):
-        base = state.vault_uri(vault.name).rstrip("/")
-        version = request.query.get("api-version", "7.5")
-        body["nextLink"] = (
-            f"{base}{request.path}?api-version={version}"
-            f"&$skiptoken={start + size}&maxresults={size}"
-        )
-    return Response(200, body)
-
-
-def _disabled(kind: Kind) -> KvError:
-    label = "key" if kind == "key" else "secret"
-    return KvError(
-        403,
-        "Forbidden",
-        f"Operation get is not allowed on a disabled {label}.",
-        f"{label.capitalize()}Disabled",
-    )
-
-
 # -- reads --------------------------------------------------------------------------------------
 
 
@@ -144,14 +56,14 @@ def get_version(world: World, request: Request) -> Response:
     name = request.params["name"]
     v = state.live_version(vault.name, kind, name, request.params.get("version"))
     if not v.enabled:
-        raise _disabled(kind)
+        raise disabled_error(kind)
     return Response(200, bundle(state, vault, state.live(vault.name, kind, name), v))
 
 
 def list_objects(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "list")
     live = [o for o in vault.objects(kind).values() if o.deleted_on is None]
-    return _page(
+    return page(
         state, vault, request, [item(state, vault, o, o.current, versioned=False) for o in live]
     )
 
@@ -159,7 +71,7 @@ def list_objects(world: World, request: Request) -> Response:
 def list_versions(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "list")
     obj = state.live(vault.name, kind, request.params["name"])
-    return _page(
+    return page(
         state, vault, request, [item(state, vault, obj, v, versioned=True) for v in obj.versions]
     )
 
@@ -272,7 +184,7 @@ def delete(world: World, request: Request) -> Response:
     obj = state.soft_delete(vault.name, kind, request.params["name"])
     body = bundle(state, vault, obj, obj.current)
     body.pop("value", None)
-    return Response(200, _deleted(state, vault, obj, body) if vault.soft_delete else body)
+    return Response(200, deleted_body(state, vault, obj, body) if vault.soft_delete else body)
 
 
 def _deleted_obj(state: KeyVaultState, vault: Vault, kind: Kind, name: str) -> KvObject:
@@ -288,16 +200,17 @@ def get_deleted(world: World, request: Request) -> Response:
     obj = _deleted_obj(state, vault, kind, request.params["name"])
     body = bundle(state, vault, obj, obj.current)
     body.pop("value", None)
-    return Response(200, _deleted(state, vault, obj, body))
+    return Response(200, deleted_body(state, vault, obj, body))
 
 
 def list_deleted(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "listdeleted")
     found = [o for o in vault.objects(kind).values() if o.deleted_on is not None]
     items = [
-        _deleted(state, vault, o, item(state, vault, o, o.current, versioned=False)) for o in found
+        deleted_body(state, vault, o, item(state, vault, o, o.current, versioned=False))
+        for o in found
     ]
-    return _page(state, vault, request, items)
+    return page(state, vault, request, items)
 
 
 def recover(world: World, request: Request) -> Response:
