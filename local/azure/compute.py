@@ -43,7 +43,7 @@ KINDS: dict[str, tuple[str, str]] = {
 DERIVED = frozenset({"instanceView"})
 # properties the service owns: a PUT cannot drop or change them
 READ_ONLY = frozenset(
-    {"vmId", "provisioningState", "timeCreated", "uniqueId", "LastOwnershipUpdateTime"}
+    {"vmId", "provisioningState", "timeCreated", "uniqueId", "diskState", "LastOwnershipUpdateTime"}
 )
 
 
@@ -298,6 +298,10 @@ def _put(world: World, request: Request, kind: str) -> Response:
     props["provisioningState"] = "Succeeded"
     if kind == "vms":
         props.setdefault("vmId", str(uuid.uuid4()))
+    if kind == "disks":
+        props.setdefault("uniqueId", str(uuid.uuid4()))
+        props.setdefault("diskState", "Unattached")
+    if kind != "des":
         props.setdefault("timeCreated", world.now_iso())
     stored = {
         **(existing or {}),
