@@ -224,8 +224,6 @@ var purgeProtectionOn = enablePurgeProtection == 'true'
 var vaultIds = [for v in keyVaults: v.id]
 var subscriptionIds = [for s in watchedSubscriptions: s.subscriptionId]
 var subscriptionScopes = [for s in watchedSubscriptions: '/subscriptions/${s.subscriptionId}']
-var keyVaultTopicIds = [for v in keyVaults: resourceId(split(v.id, '/')[2], split(v.id, '/')[4], 'Microsoft.EventGrid/systemTopics', '${namePrefix}-kv-${last(split(v.id, '/'))}')]
-var subscriptionTopicIds = [for s in watchedSubscriptions: resourceId(s.subscriptionId, s.topicResourceGroupName, 'Microsoft.EventGrid/systemTopics', '${namePrefix}-arm-${s.subscriptionId}')]
 
 // Keyguard's data actions on RBAC vaults: metadata read, attribute/tag update, and backup
 // only when escrow is on. No create, delete, purge, crypto operations or secret values.
@@ -403,6 +401,21 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
+// --- alert rules -------------------------------------------------------------------------
+
+module alertRules 'modules/alert-rules.bicep' = {
+  name: 'keyguard-alert-rules'
+  scope: appGroup
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    appInsightsId: monitoring.outputs.appInsightsId
+    poisonFunctionName: functionNames.poisonDrain
+  }
+}
+
 // --- Event Grid: one system topic per vault and per subscription --------------------------
 
 module keyVaultTopics 'modules/keyvault-topic.bicep' = [for v in keyVaults: {
@@ -422,6 +435,7 @@ module keyVaultTopics 'modules/keyvault-topic.bicep' = [for v in keyVaults: {
     appResourceGroupName: appGroup.name
     storageAccountName: storage.outputs.name
     deadLetterContainerName: storage.outputs.deadLetterContainerName
+    actionGroupId: alertRules.outputs.actionGroupId
   }
 }]
 
@@ -442,6 +456,7 @@ module subscriptionTopics 'modules/subscription-topic.bicep' = [for s in watched
     appResourceGroupName: appGroup.name
     storageAccountName: storage.outputs.name
     deadLetterContainerName: storage.outputs.deadLetterContainerName
+    actionGroupId: alertRules.outputs.actionGroupId
   }
 }]
 
@@ -479,26 +494,6 @@ module computeReaders 'modules/compute-reader.bicep' = [for rgId in computeResou
     keyguardPrincipalId: identity.outputs.principalId
   }
 }]
-
-// --- alert rules -------------------------------------------------------------------------
-
-module alertRules 'modules/alert-rules.bicep' = {
-  name: 'keyguard-alert-rules'
-  scope: appGroup
-  params: {
-    namePrefix: namePrefix
-    location: location
-    tags: tags
-    alertEmail: alertEmail
-    systemTopicIds: concat(keyVaultTopicIds, subscriptionTopicIds)
-    appInsightsId: monitoring.outputs.appInsightsId
-    poisonFunctionName: functionNames.poisonDrain
-  }
-  dependsOn: [
-    keyVaultTopics
-    subscriptionTopics
-  ]
-}
 
 output functionAppName string = functionApp.outputs.name
 output resourceGroupName string = appGroup.name

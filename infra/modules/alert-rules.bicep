@@ -1,7 +1,7 @@
 // Azure Monitor alert rules for the failure modes that Keyguard cannot report itself:
 //
-// * Event Grid dead letters — an event Keyguard never received (app stopped, 403/400, retries
-//   exhausted). One metric alert per system topic on DeadLetteredCount.
+// * Event Grid dead letters — one metric alert per system topic, deployed next to each topic
+//   by deadletter-alert.bicep with this action group.
 // * Poison messages — a work item that failed maxDequeueCount times and was moved to
 //   "<queue>-poison". The poison_drain function is triggered by every such message (and moves
 //   it to the dead-letter table), so its invocation count is the poison queue's inflow; the
@@ -22,9 +22,6 @@ param tags object = {}
 
 @description('E-mail address notified of alerts; empty for an action group without receivers.')
 param alertEmail string = ''
-
-@description('Resource ids of the Event Grid system topics whose dead letters are watched.')
-param systemTopicIds array
 
 @description('Resource id of the Application Insights component.')
 param appInsightsId string
@@ -48,41 +45,6 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
     ]
   }
 }
-
-resource deadLetterAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [for (topicId, i) in systemTopicIds: {
-  name: '${namePrefix}-deadletters-${i}'
-  location: 'global'
-  tags: tags
-  properties: {
-    description: 'Event Grid dead-lettered an event for Keyguard (${last(split(topicId, '/'))}); replay it from the dead-letter container.'
-    severity: 1
-    enabled: true
-    scopes: [
-      topicId
-    ]
-    evaluationFrequency: 'PT5M'
-    windowSize: 'PT15M'
-    criteria: {
-      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
-      allOf: [
-        {
-          criterionType: 'StaticThresholdCriterion'
-          name: 'DeadLettered'
-          metricName: 'DeadLetteredCount'
-          metricNamespace: 'Microsoft.EventGrid/systemTopics'
-          operator: 'GreaterThan'
-          threshold: 0
-          timeAggregation: 'Total'
-        }
-      ]
-    }
-    actions: [
-      {
-        actionGroupId: actionGroup.id
-      }
-    ]
-  }
-}]
 
 resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
   name: '${namePrefix}-poison-messages'

@@ -49,6 +49,9 @@ param storageAccountName string
 @description('The dead-letter container.')
 param deadLetterContainerName string
 
+@description('Action group notified when an event is dead-lettered.')
+param actionGroupId string
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: last(split(vaultId, '/'))
 }
@@ -73,6 +76,15 @@ module deadLetterAccess 'deadletter-access.bicep' = {
     storageAccountName: storageAccountName
     containerName: deadLetterContainerName
     topicPrincipalId: topic.identity.principalId
+  }
+}
+
+module deadLetterAlert 'deadletter-alert.bicep' = {
+  name: 'dlq-alert-${uniqueString(topic.id)}'
+  params: {
+    topicName: topic.name
+    actionGroupId: actionGroupId
+    tags: tags
   }
 }
 

@@ -50,6 +50,9 @@ param storageAccountName string
 @description('The dead-letter container.')
 param deadLetterContainerName string
 
+@description('Action group notified when an event is dead-lettered.')
+param actionGroupId string
+
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: topicName
   location: 'global'
@@ -70,6 +73,15 @@ module deadLetterAccess 'deadletter-access.bicep' = {
     storageAccountName: storageAccountName
     containerName: deadLetterContainerName
     topicPrincipalId: topic.identity.principalId
+  }
+}
+
+module deadLetterAlert 'deadletter-alert.bicep' = {
+  name: 'dlq-alert-${uniqueString(topic.id)}'
+  params: {
+    topicName: topic.name
+    actionGroupId: actionGroupId
+    tags: tags
   }
 }
 

@@ -266,6 +266,27 @@ def test_event_subscriptions_deliver_retry_and_dead_letter(module: str) -> None:
         _module("deadletter-access.bicep"), "Microsoft.Authorization/roleAssignments"
     ).values()
     assert grant["scope"] == "container"
+    # ... and a dead letter raises an alert, from a rule next to the topic.
+    alert = tree["modules"]["deadLetterAlert"]
+    assert module_path(_module(module), alert) == _module("deadletter-alert.bicep")
+    (rule,) = resources_of_type(
+        _module("deadletter-alert.bicep"), "Microsoft.Insights/metricAlerts"
+    ).values()
+    (criterion,) = rule["properties"]["criteria"]["allOf"]
+    assert criterion["metricName"] == "DeadLetteredCount"
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+
+
+def test_poison_and_failure_alerts_watch_the_app() -> None:
+    path = _module("alert-rules.bicep")
+    (poison,) = resources_of_type(path, "Microsoft.Insights/scheduledQueryRules").values()
+    (query,) = poison["properties"]["criteria"]["allOf"]
+    assert "${poisonFunctionName}" in query["query"]
+    assert poison["properties"]["scopes"] == ["appInsightsId"]
+    metric_alerts = resources_of_type(path, "Microsoft.Insights/metricAlerts")
+    (failures,) = metric_alerts.values()
+    (criterion,) = failures["properties"]["criteria"]["allOf"]
+    assert criterion["metricName"] == "requests/failed"
 
 
 def test_storage_names_match_names_module() -> None:
