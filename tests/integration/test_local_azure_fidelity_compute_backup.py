@@ -63,11 +63,14 @@ def norm(value: Any) -> Any:
     return value
 
 
-def same(expected: Any, actual: Any, paths: list[str], *, ids: list[str] = ()) -> None:  # type: ignore[assignment]
-    """Equal values at ``paths``; equal ids (subscription normalised) at ``ids``."""
-    for path in paths:
+def same(expected: Any, actual: Any, paths: str, *, ids: str = "") -> None:
+    """Equal values at ``paths``; equal ids (subscription normalised) at ``ids``.
+
+    Both are whitespace-separated SDK attribute paths (``a.b[0].c``; REST keys for mappings).
+    """
+    for path in paths.split():
         assert at(actual, path) == at(expected, path), path
-    for path in ids:
+    for path in ids.split():
         assert norm(at(actual, path)).lower() == norm(at(expected, path)).lower(), path
 
 
@@ -125,36 +128,21 @@ def test_virtual_machine_get(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "type",
-            "location",
-            "tags",
-            "provisioning_state",
-            "user_data",
-            "hardware_profile.vm_size",
-            "storage_profile.os_disk.os_type",
-            "storage_profile.os_disk.name",
-            "storage_profile.os_disk.create_option",
-            "storage_profile.os_disk.caching",
-            "storage_profile.os_disk.disk_size_gb",
-            "storage_profile.os_disk.managed_disk.storage_account_type",
-            "storage_profile.data_disks[1].lun",
-            "storage_profile.data_disks[1].name",
-            "os_profile.computer_name",
-            "os_profile.admin_username",
-            "resources[0].name",
-            "resources[0].publisher",
-            "resources[0].properties.type",
-            "resources[0].type_handler_version",
-            "resources[0].provisioning_state",
-        ],
-        ids=[
-            "id",
-            "storage_profile.os_disk.managed_disk.id",
-            "resources[0].id",
-            "network_profile.network_interfaces[0].id",
-        ],
+        (
+            "name type location tags provisioning_state user_data "
+            "hardware_profile.vm_size storage_profile.os_disk.os_type "
+            "storage_profile.os_disk.name storage_profile.os_disk.create_option "
+            "storage_profile.os_disk.caching storage_profile.os_disk.disk_size_gb "
+            "storage_profile.os_disk.managed_disk.storage_account_type "
+            "storage_profile.data_disks[1].lun storage_profile.data_disks[1].name "
+            "os_profile.computer_name os_profile.admin_username resources[0].name "
+            "resources[0].publisher resources[0].properties.type "
+            "resources[0].type_handler_version resources[0].provisioning_state"
+        ),
+        ids=(
+            "id storage_profile.os_disk.managed_disk.id resources[0].id "
+            "network_profile.network_interfaces[0].id"
+        ),
     )
     assert local.vm_id  # service-owned: the SDK does not send the example's vmId
     # differs: etag (the emulator keeps none); vmId/timeCreated are the emulator's own
@@ -170,20 +158,13 @@ def test_virtual_machine_instance_view(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "computer_name",
-            "hyper_v_generation",
-            "vm_agent.statuses[0].code",
-            "vm_agent.statuses[0].display_status",
-            "disks[0].name",
-            "disks[0].statuses[0].code",
-            "disks[0].statuses[0].display_status",
-            "disks[1].name",
-            "statuses[0].code",
-            "statuses[0].display_status",
-            "statuses[1].code",
-            "statuses[1].display_status",
-        ],
+        (
+            "computer_name hyper_v_generation vm_agent.statuses[0].code "
+            "vm_agent.statuses[0].display_status disks[0].name "
+            "disks[0].statuses[0].code disks[0].statuses[0].display_status "
+            "disks[1].name statuses[0].code statuses[0].display_status "
+            "statuses[1].code statuses[1].display_status"
+        ),
     )
     # differs: osName/osVersion, patchStatus, bootDiagnostics (guest details not modelled)
 
@@ -212,33 +193,23 @@ def test_virtual_machine_get_expand_instance_view_recorded(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "id",
-            "name",
-            "location",
-            "tags",
-            "hardware_profile.vm_size",
-            "storage_profile.os_disk.name",
-            "storage_profile.data_disks[0].name",
-            "os_profile.computer_name",
-            "provisioning_state",
-            "instance_view.computer_name",
-            "instance_view.os_name",
-            "instance_view.hyper_v_generation",
-            "instance_view.vm_agent.statuses[0].code",
-            "instance_view.vm_agent.statuses[0].display_status",
-            "instance_view.disks[0].name",
-            "instance_view.disks[1].name",
-            "instance_view.disks[1].statuses[0].code",
-            "instance_view.disks[1].statuses[0].display_status",
-            "instance_view.extensions[0].name",
-            "instance_view.extensions[0].type",
-            "instance_view.extensions[0].statuses[0].code",
-            "instance_view.extensions[0].statuses[0].display_status",
-            "instance_view.statuses[0].code",
-            "instance_view.statuses[1].code",
-            "instance_view.statuses[1].display_status",
-        ],
+        (
+            "id name location tags hardware_profile.vm_size "
+            "storage_profile.os_disk.name storage_profile.data_disks[0].name "
+            "os_profile.computer_name provisioning_state "
+            "instance_view.computer_name instance_view.os_name "
+            "instance_view.hyper_v_generation "
+            "instance_view.vm_agent.statuses[0].code "
+            "instance_view.vm_agent.statuses[0].display_status "
+            "instance_view.disks[0].name instance_view.disks[1].name "
+            "instance_view.disks[1].statuses[0].code "
+            "instance_view.disks[1].statuses[0].display_status "
+            "instance_view.extensions[0].name instance_view.extensions[0].type "
+            "instance_view.extensions[0].statuses[0].code "
+            "instance_view.extensions[0].statuses[0].display_status "
+            "instance_view.statuses[0].code instance_view.statuses[1].code "
+            "instance_view.statuses[1].display_status"
+        ),
     )
     # differs: the extension's handler version (2.1.3 in the guest, 2.1 in the model),
     # guest OS version, boot diagnostics URIs and status times
@@ -264,21 +235,12 @@ def test_virtual_machine_extension_get_and_recorded_list(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "type",
-            "location",
-            "tags",
-            "publisher",
-            "properties.type",
-            "type_handler_version",
-            "auto_upgrade_minor_version",
-            "enable_automatic_upgrade",
-            "suppress_failures",
-            "force_update_tag",
-            "settings",
-        ],
-        ids=["id"],
+        (
+            "name type location tags publisher properties.type type_handler_version "
+            "auto_upgrade_minor_version enable_automatic_upgrade suppress_failures "
+            "force_update_tag settings"
+        ),
+        ids="id",
     )
     assert local.protected_settings is None
     # differs: provisioningState "Creating" (done at once here); protectedSettings is never
@@ -298,19 +260,11 @@ def test_virtual_machine_extension_get_and_recorded_list(load: Any) -> None:
     same(
         VirtualMachineExtension(recorded),
         listed,
-        [
-            "name",
-            "type",
-            "location",
-            "tags",
-            "publisher",
-            "properties.type",
-            "type_handler_version",
-            "auto_upgrade_minor_version",
-            "provisioning_state",
-            "settings",
-        ],
-        ids=["id"],
+        (
+            "name type location tags publisher properties.type type_handler_version "
+            "auto_upgrade_minor_version provisioning_state settings"
+        ),
+        ids="id",
     )
 
 
@@ -333,21 +287,14 @@ def test_disk_list_recorded(load: Any) -> None:
         same(
             expected,
             local[disk["name"]],
-            [
-                "id",
-                "type",
-                "location",
-                "tags",
-                "sku.name",
-                "disk_size_gb",
-                "os_type",
-                "creation_data.create_option",
-                "provisioning_state",
-            ],
+            (
+                "id type location tags sku.name disk_size_gb os_type "
+                "creation_data.create_option provisioning_state"
+            ),
         )
         assert local[disk["name"]].time_created is not None
         if "managedBy" not in disk:  # attached disks would need their VMs too
-            same(expected, local[disk["name"]], ["disk_state"])
+            same(expected, local[disk["name"]], "disk_state")
     # differs: IOPS/MBps and sku tier of the 2018 API; newer APIs add encryption.type
 
 
@@ -374,22 +321,19 @@ def test_disk_get_single_pass_ade(load: Any) -> None:
         )
     )
     expected = Disk(published("compute/Disk_Get.json"))
+    first = "encryption_settings_collection.encryption_settings[0]"
+    vault_ids = (
+        f"{first}.disk_encryption_key.source_vault.id {first}.key_encryption_key.source_vault.id"
+    )
     local = cb.compute.disks.get("myResourceGroup", "myVM_OsDisk_1")
     same(
         expected,
         local,
-        [
-            "type",
-            "location",
-            "os_type",
-            "provisioning_state",
-            "encryption.type",
-            "encryption_settings_collection.enabled",
-        ],
-        ids=[
-            "encryption_settings_collection.encryption_settings[0].disk_encryption_key.source_vault.id",
-            "encryption_settings_collection.encryption_settings[0].key_encryption_key.source_vault.id",
-        ],
+        (
+            "type location os_type provisioning_state encryption.type "
+            "encryption_settings_collection.enabled"
+        ),
+        ids=vault_ids,
     )
     settings = local.encryption_settings_collection.encryption_settings[0]
     assert re.fullmatch(
@@ -428,17 +372,8 @@ def test_disk_encryption_set_get_variants(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "type",
-            "location",
-            "tags",
-            "identity.type",
-            "encryption_type",
-            "previous_keys",
-            "provisioning_state",
-        ],
-        ids=["id", "active_key.source_vault.id"],
+        ("name type location tags identity.type encryption_type previous_keys provisioning_state"),
+        ids="id active_key.source_vault.id",
     )
     assert re.fullmatch(r"https://[^/]+/keys/keyName/[0-9a-f]{32}", local.active_key.key_url)
 
@@ -447,7 +382,7 @@ def test_disk_encryption_set_get_variants(load: Any) -> None:
         published("compute/DiskEncryptionSet_Get_WithAutoKeyRotationError.json")
     )
     local = cb.compute.disk_encryption_sets.get("myResourceGroup", "myDiskEncryptionSet")
-    same(expected, local, ["rotation_to_latest_key_version_enabled", "encryption_type"])
+    same(expected, local, "rotation_to_latest_key_version_enabled encryption_type")
     # differs: autoKeyRotationError (a broken DES identity) is not modelled
 
 
@@ -468,15 +403,11 @@ def test_disk_encryption_set_update_rotates_to_latest(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "type",
-            "identity.type",
-            "encryption_type",
-            "rotation_to_latest_key_version_enabled",
-            "provisioning_state",
-        ],
-        ids=["id"],
+        (
+            "name type identity.type encryption_type "
+            "rotation_to_latest_key_version_enabled provisioning_state"
+        ),
+        ids="id",
     )
     second = version_id("myVMVault", "key", "keyName", 1)
     assert local.active_key.key_url == first.rsplit("/", 1)[0] + "/" + second  # KeyVersion2
@@ -499,14 +430,8 @@ def test_disk_create_with_disk_encryption_set(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "location",
-            "disk_size_gb",
-            "creation_data.create_option",
-            "provisioning_state",
-        ],
-        ids=["id"],
+        ("name location disk_size_gb creation_data.create_option provisioning_state"),
+        ids="id",
     )
     assert local.encryption.disk_encryption_set_id == des_id
 
@@ -531,20 +456,14 @@ def test_virtual_machine_create_with_disk_encryption_set(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "name",
-            "type",
-            "location",
-            "hardware_profile.vm_size",
-            "os_profile.computer_name",
-            "os_profile.admin_username",
-            "storage_profile.os_disk.name",
-            "storage_profile.os_disk.caching",
-            "storage_profile.data_disks[0].lun",
-            "storage_profile.data_disks[0].disk_size_gb",
-            "storage_profile.data_disks[1].create_option",
-        ],
-        ids=["id"],
+        (
+            "name type location hardware_profile.vm_size os_profile.computer_name "
+            "os_profile.admin_username storage_profile.os_disk.name "
+            "storage_profile.os_disk.caching storage_profile.data_disks[0].lun "
+            "storage_profile.data_disks[0].disk_size_gb "
+            "storage_profile.data_disks[1].create_option"
+        ),
+        ids="id",
     )
     for path in (
         "storage_profile.os_disk.managed_disk.disk_encryption_set.id",
@@ -558,16 +477,10 @@ def test_virtual_machine_create_with_disk_encryption_set(load: Any) -> None:
 
 # --------------------------------------------------------------------------------- Backup
 
-ITEM_FIELDS = [
-    "friendlyName",
-    "protectionStatus",
-    "protectionState",
-    "healthStatus",
-    "lastBackupStatus",
-    "backupManagementType",
-    "workloadType",
-    "policyType",
-]
+ITEM_FIELDS = (
+    "friendlyName protectionStatus protectionState healthStatus "
+    "lastBackupStatus backupManagementType workloadType policyType"
+)
 
 
 def _backup_scenario(
@@ -612,11 +525,11 @@ def test_protected_item_get(load: Any) -> None:
         p["containerName"],
         p["protectedItemName"],
     )
-    same(expected, local, ["id", "name", "type"])
+    same(expected, local, "id name type")
     same(
         expected.properties,
         local.properties,
-        [*ITEM_FIELDS, "protectedItemType", "containerName", "policyId"],
+        ITEM_FIELDS + " protectedItemType containerName policyId",
     )
     for key in ("virtualMachineId", "sourceResourceId"):
         # differs: the example's VM id lacks its resource group; the tail must match
@@ -639,7 +552,7 @@ def test_protected_items_list(load: Any) -> None:
     (local,) = cb.backup.backup_protected_items.list(
         p["vaultName"], p["resourceGroupName"], filter=p["$filter"]
     )
-    same(expected, local, ["type"])
+    same(expected, local, "type")
     same(expected.properties, local.properties, ITEM_FIELDS)
     assert local.properties["policyId"].lower() == expected.properties["policyId"].lower()
     # differs: the example's item is a classic VM (Microsoft.ClassicCompute, v1 container
@@ -654,7 +567,7 @@ def test_backup_status_spec_example(load: Any) -> None:
     cb = load(_backup_scenario("testVault", "testRg", "testVm", "testRg", "myPolicy"))
     local = cb.backup.backup_status.get(p["azureRegion"], BackupStatusRequest(p["parameters"]))
     expected = BackupStatusResponse(published(sample))
-    same(expected, local, ["protection_status", "fabric_name", "policy_name"])
+    same(expected, local, "protection_status fabric_name policy_name")
     for path in ("vault_id", "container_name", "protected_item_name"):
         assert at(local, path).lower() == at(expected, path).lower(), path  # names: any case
     # differs: errorCode "Success"/errorMessage placeholders; real traffic (next test) has none
@@ -764,7 +677,7 @@ def test_trigger_operation_status_and_results(load: Any) -> None:
         published("recoveryservicesbackup/ProtectedItemOperationStatus.json")
     )
     local = cb.backup.protected_item_operation_statuses.get(*item, op_id)
-    same(expected, local, ["status", "properties.object_type"])
+    same(expected, local, "status properties.object_type")
     assert local.id == local.name == op_id and GUID.fullmatch(local.properties.job_id)
     assert local.start_time and local.end_time
 
@@ -797,28 +710,21 @@ def test_job_details_and_job_lists(load: Any) -> None:
     op_id = headers["Azure-AsyncOperation"].split("/operationsStatus/")[1].split("?")[0]
     cb.azure.admin.advance_clock(2)
     job_id = cb.backup.protected_item_operation_statuses.get(*vault, *item, op_id).properties.job_id
-    fields = [
-        "type",
-        "properties.job_type",
-        "properties.virtual_machine_version",
-        "properties.entity_friendly_name",
-        "properties.backup_management_type",
-        "properties.operation",
-        "properties.status",
-    ]
+    fields = (
+        "type properties.job_type properties.virtual_machine_version "
+        "properties.entity_friendly_name properties.backup_management_type "
+        "properties.operation properties.status"
+    )
 
     expected = JobResource(published("recoveryservicesbackup/GetJobDetails.json"))
     local = cb.backup.job_details.get(*vault, job_id)
     same(
         expected,
         local,
-        [
-            *fields,
-            "properties.extended_info.tasks_list[0].task_id",
-            "properties.extended_info.tasks_list[0].status",
-            "properties.extended_info.tasks_list[1].task_id",
-            "properties.extended_info.tasks_list[1].status",
-        ],
+        fields + " properties.extended_info.tasks_list[0].task_id"
+        " properties.extended_info.tasks_list[0].status"
+        " properties.extended_info.tasks_list[1].task_id"
+        " properties.extended_info.tasks_list[1].status",
     )
     assert local.properties.extended_info.property_bag["VM Name"] == "testvm"
     assert local.name == job_id and local.properties.activity_id and local.properties.duration
@@ -885,20 +791,16 @@ def test_recovery_points_get_and_list(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "type",
-            "properties.object_type",
-            "properties.recovery_point_type",
-            "properties.recovery_point_additional_info",
-            "properties.source_vm_storage_type",
-            "properties.is_source_vm_encrypted",
-            "properties.is_instant_ilr_session_active",
-            "properties.is_managed_virtual_machine",
-            "properties.virtual_machine_size",
-            "properties.original_storage_account_option",
-            "properties.recovery_point_tier_details[0].type",
-            "properties.recovery_point_tier_details[0].status",
-        ],
+        (
+            "type properties.object_type properties.recovery_point_type "
+            "properties.recovery_point_additional_info "
+            "properties.source_vm_storage_type properties.is_source_vm_encrypted "
+            "properties.is_instant_ilr_session_active "
+            "properties.is_managed_virtual_machine properties.virtual_machine_size "
+            "properties.original_storage_account_option "
+            "properties.recovery_point_tier_details[0].type "
+            "properties.recovery_point_tier_details[0].status"
+        ),
     )
     assert local.id == expected.id.replace(expected.name, local.name)
     assert local.name.isdigit() and local.properties.recovery_point_time
@@ -916,14 +818,10 @@ def test_recovery_points_get_and_list(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "type",
-            "properties.object_type",
-            "properties.is_source_vm_encrypted",
-            "properties.os_type",
-            "properties.security_type",
-            "properties.key_and_secret",
-        ],
+        (
+            "type properties.object_type properties.is_source_vm_encrypted "
+            "properties.os_type properties.security_type properties.key_and_secret"
+        ),
     )
     assert local.id.lower() == expected.id.replace(expected.name, local.name).lower()
     # differs: tier details, zones, extendedLocation, move readiness (not modelled)
@@ -957,15 +855,10 @@ def test_vault_get_and_recorded_list(load: Any) -> None:
     same(
         expected,
         local,
-        [
-            "id",
-            "name",
-            "type",
-            "location",
-            "properties.provisioningState",
-            "properties.publicNetworkAccess",
-            "identity.type",
-        ],
+        (
+            "id name type location properties.provisioningState "
+            "properties.publicNetworkAccess identity.type"
+        ),
     )
 
     cassette = load_sample("recorded/RecoveryServicesTest.test_find_by_name.json")
@@ -993,14 +886,6 @@ def test_vault_get_and_recorded_list(load: Any) -> None:
     same(
         recorded,
         listed[0],
-        [
-            "id",
-            "name",
-            "type",
-            "location",
-            "sku",
-            "properties.provisioningState",
-            "properties.publicNetworkAccess",
-        ],
+        ("id name type location sku properties.provisioningState properties.publicNetworkAccess"),
     )
     # differs: the spec example's sku {"name": "Standard"} (recorded traffic shows RS0/Standard)
