@@ -58,16 +58,20 @@ class StorageClients:
                 TextBase64EncodePolicy,
             )
 
-            policies = {
-                "message_encode_policy": TextBase64EncodePolicy(),
-                "message_decode_policy": TextBase64DecodePolicy(),
-            }
+            encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
             if self._storage.connection_string:
                 return QueueClient.from_connection_string(
-                    self._storage.connection_string, name, **policies
+                    self._storage.connection_string,
+                    name,
+                    message_encode_policy=encode,
+                    message_decode_policy=decode,
                 )
             return QueueClient(
-                self._storage.endpoint("queue"), name, credential=self._credential, **policies
+                self._storage.endpoint("queue"),
+                name,
+                credential=self._credential,
+                message_encode_policy=encode,
+                message_decode_policy=decode,
             )
 
         return self._get("queue", name, build)  # type: ignore[no-any-return]
