@@ -61,11 +61,19 @@ def app_settings(azure: LocalAzure, storage_connection: str) -> dict[str, str]:
 class Stack:
     """Azurite + local Azure + local host, wired together. Build with :meth:`start`."""
 
-    def __init__(self, azurite: Azurite, azure: LocalAzure, host: LocalHost, env: dict[str, str]):
+    def __init__(
+        self,
+        azurite: Azurite,
+        azure: LocalAzure,
+        host: LocalHost,
+        env: dict[str, str],
+        host_json: Path | None = None,
+    ) -> None:
         self.azurite = azurite
         self.azure = azure
         self.host = host
         self.env = env
+        self.host_json = host_json
 
     @classmethod
     def start(
@@ -74,8 +82,10 @@ class Stack:
         *,
         settings: Mapping[str, str] | None = None,
         in_process: bool = False,
+        host_json: Path | None = None,
     ) -> Stack:
-        """Start everything; ``settings`` override app settings (e.g. remediation on)."""
+        """Start everything; ``settings`` override app settings (e.g. remediation on);
+        ``host_json`` replaces the repository's host.json for the host."""
         from shared.config import StorageSettings
         from shared.events.catalog import ARM_EVENT_TYPES, KEYVAULT_EVENT_TYPES
         from shared.storage import StorageClients
@@ -89,7 +99,9 @@ class Stack:
             StorageClients(
                 StorageSettings(connection_string=azurite.connection_string)
             ).ensure_resources()
-            host = LocalHost.start("function_app", env=env, in_process=in_process)
+            host = LocalHost.start(
+                "function_app", env=env, in_process=in_process, host_json=host_json
+            )
             azure.admin.subscribe(
                 "keyguard-keyvault",
                 host.webhook_url(names.FN_KEYVAULT_EVENTS),
@@ -107,7 +119,21 @@ class Stack:
                 if part is not None:
                     part.stop()
             raise
-        return cls(azurite, azure, host, env)
+        return cls(azurite, azure, host, env, host_json)
+
+    def restart_host(self, *, kill: bool = False) -> list[dict[str, Any]]:
+        """Stop (or SIGKILL) the host and start a new one on the same port, so the Event
+        Grid subscriptions keep working; returns the old host's structured log records."""
+        records = self.host_records()
+        port = self.host.port
+        if kill:
+            self.host.kill()
+        else:
+            self.host.stop()
+        self.host = LocalHost.start(
+            "function_app", env=self.env, port=port, host_json=self.host_json
+        )
+        return records
 
     def runtime(self) -> Runtime:
         """A Keyguard runtime over the same settings (to read the ledger, dead letters…)."""
