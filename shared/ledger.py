@@ -331,18 +331,49 @@ class Ledger:
 
         cutoff = self._now() - older_than
         try:
-            rows = self._table.query_entities(
+            return _purge(
+                self._table,
                 "PartitionKey eq @p and SeenAt lt @cutoff",
-                parameters={"p": EVENT_PARTITION, "cutoff": cutoff},
-                select=["PartitionKey", "RowKey"],
+                {"p": EVENT_PARTITION, "cutoff": cutoff},
             )
-            count = 0
-            for row in rows:
-                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
-                count += 1
         except AzureError as exc:
             raise _storage_error("purge events", exc) from exc
-        return count
+
+    def purge_done(self, *, older_than: timedelta) -> int:
+        """Delete DONE step records last written before ``older_than`` ago; the count.
+
+        A DONE record only has to outlive the duplicates of its item (redeliveries, copies
+        re-enqueued while busy: minutes to hours); work keys carry a time bucket, so a later
+        event makes a new key anyway. FAILED records stay until their dead letter is
+        replayed.
+        """
+        from azure.core.exceptions import AzureError
+
+        cutoff = self._now() - older_than
+        try:
+            return _purge(
+                self._table,
+                "State eq @state and UpdatedAt lt @cutoff",
+                {"state": LedgerState.DONE.value, "cutoff": cutoff},
+            )
+        except AzureError as exc:
+            raise _storage_error("purge done records", exc) from exc
+
+
+def _purge(table: Any, query: str, parameters: dict[str, Any]) -> int:
+    """Delete every row ``query`` matches; the count (a row already gone is fine)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    count = 0
+    for row in table.query_entities(
+        query, parameters=parameters, select=["PartitionKey", "RowKey"]
+    ):
+        try:
+            table.delete_entity(row["PartitionKey"], row["RowKey"])
+        except ResourceNotFoundError:
+            continue
+        count += 1
+    return count
 
 
 def _dump(summary: Mapping[str, Any]) -> str:

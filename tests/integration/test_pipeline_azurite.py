@@ -321,3 +321,24 @@ def test_event_grid_dead_letter_blobs_go_back_through_intake(
     container = rt.storage.container(names.EVENTGRID_DEADLETTER_CONTAINER)
     assert [b.name for b in container.list_blobs()] == [PROCESSED_PREFIX + dead_letter_blob]
     assert replay(rt, blobs=True).blobs_processed == []
+
+
+def test_the_sweep_cleanup_purges_old_done_records_and_event_ids(storage_env: StorageEnv) -> None:
+    from datetime import timedelta
+
+    clock = Clock(utc_now())
+    rt = runtime(storage_env, clock=clock)
+    rt.ledger.complete(rt.ledger.claim("pin", "pin:old"), {})
+    rt.ledger.fail(rt.ledger.claim("pin", "pin:failed"), code="X", message="m")
+    rt.ledger.mark_event("evt-old", event_type="t")
+    clock.advance(8 * 86400)
+    rt.ledger.complete(rt.ledger.claim("verify", "verify:new"), {})
+    rt.ledger.mark_event("evt-new", event_type="t")
+
+    assert rt.ledger.purge_done(older_than=timedelta(days=7)) == 1
+    assert rt.ledger.purge_events(older_than=timedelta(days=3)) == 1
+
+    assert rt.ledger.state("pin", "pin:old") is None
+    assert rt.ledger.state("pin", "pin:failed") is LedgerState.FAILED
+    assert rt.ledger.state("verify", "verify:new") is LedgerState.DONE
+    assert not rt.ledger.event_seen("evt-old") and rt.ledger.event_seen("evt-new")
