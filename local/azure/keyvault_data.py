@@ -240,8 +240,7 @@ def purge(world: World, request: Request) -> Response:
 def get_rotation_policy(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "getrotationpolicy")
     obj = state.live(vault.name, kind, request.params["name"])
-    default = {
-        "id": f"{state.vault_uri(vault.name)}keys/{obj.name}/rotationpolicy",
+    default = {  # a key without a policy: no id, null attributes (as recorded traffic shows)
         "lifetimeActions": [
             {"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}
         ],

@@ -64,7 +64,7 @@ def dump(world: World) -> dict[str, Any]:
 
 
 def policy_json(policy: AccessPolicy) -> dict[str, Any]:
-    permissions = {c: list(getattr(policy, c)) for c in _CATEGORIES}
+    permissions = {c: list(getattr(policy, c)) for c in _CATEGORIES if c in policy.shown}
     body: dict[str, Any] = {"tenantId": policy.tenant_id, "objectId": policy.object_id}
     if policy.application_id:
         body["applicationId"] = policy.application_id
@@ -118,6 +118,7 @@ def parse_policy(world: World, raw: dict[str, Any]) -> AccessPolicy:
         certificates=list(perms.get("certificates") or []),
         storage=list(perms.get("storage") or []),
         application_id=raw.get("applicationId"),
+        shown={c for c in _CATEGORIES if perms.get(c) is not None},
     )
 
 
@@ -295,7 +296,9 @@ def update_policies(
         elif operation == "replace":
             for category in _CATEGORIES:
                 setattr(current, category, list(getattr(entry, category)))
+            current.shown = set(entry.shown)
         else:  # add
+            current.shown |= entry.shown
             for category in _CATEGORIES:
                 have = getattr(current, category)
                 known = {p.lower() for p in have}

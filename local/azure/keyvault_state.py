@@ -106,6 +106,9 @@ class AccessPolicy:
     certificates: list[str] = field(default_factory=list)
     storage: list[str] = field(default_factory=list)
     application_id: str | None = None
+    #: the permission categories given for this entry; only these are shown (Azure keeps an
+    #: entry added with just ``keys`` as ``{"keys": [...]}``, as recorded traffic shows)
+    shown: set[str] = field(default_factory=lambda: {"keys", "secrets", "certificates"})
 
     def allows(self, kind: Kind, permission: str) -> bool:
         granted = {p.lower() for p in (self.keys if kind == "key" else self.secrets)}
