@@ -160,6 +160,11 @@ class Azurite:
         return connection_string(self.ports)
 
     @property
+    def running(self) -> bool:
+        """True while the Azurite process is alive."""
+        return self._process.poll() is None
+
+    @property
     def pid(self) -> int:
         """Process id of the Azurite process."""
         return self._process.pid
@@ -218,11 +223,19 @@ class Azurite:
             start_new_session=True,
         )
         azurite = cls(process, ports, where, owns_location=owns, log=log)
+        try:
+            return cls._await_ports(azurite)
+        except BaseException:  # incl. KeyboardInterrupt: never leave an orphan Azurite
+            azurite.stop()
+            raise
+
+    @classmethod
+    def _await_ports(cls, azurite: Azurite) -> Azurite:
+        process, ports = azurite._process, azurite.ports
         deadline = time.monotonic() + cls.START_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 output = azurite._output()
-                azurite._cleanup()
                 if "EADDRINUSE" in output:
                     raise _PortRace(f"Azurite port taken: {output[-2000:]}")
                 raise AzuriteError(f"Azurite exited with {process.returncode}:\n{output[-4000:]}")
@@ -234,7 +247,6 @@ class Azurite:
                 continue
             time.sleep(0.05)
         output = azurite._output()
-        azurite.stop()
         raise AzuriteError(f"Azurite not listening after {cls.START_TIMEOUT:g}s:\n{output[-4000:]}")
 
     def _output(self) -> str:
@@ -275,17 +287,20 @@ class _PortRace(Exception):
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # one interruption only: a second SIGTERM must not cut the cleanup short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def main() -> None:
-    """Start Azurite, print its connection string, and run until interrupted (or SIGTERM)."""
+    """Start Azurite, print its connection string, and run until SIGINT/SIGTERM."""
     signal.signal(signal.SIGTERM, _interrupt)
-    with Azurite.start() as azurite:
+    signal.signal(signal.SIGINT, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt), Azurite.start() as azurite:
         print(azurite.connection_string, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while azurite._process.poll() is None:
-                time.sleep(0.5)
+        while azurite.running:
+            time.sleep(0.5)
 
 
 if __name__ == "__main__":
