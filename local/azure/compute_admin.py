@@ -287,11 +287,17 @@ def _load_disk(world: World, entry: dict[str, Any]) -> None:
 def load(world: World, scenario: dict[str, Any]) -> None:
     """Load the ``disk_encryption_sets``, ``disks`` then ``virtual_machines`` sections."""
     for entry in scenario.get("disk_encryption_sets") or []:
-        _load_des(world, entry)
+        try:
+            _load_des(world, entry)
+        except AzureHttpError as exc:  # e.g. a key missing from Key Vault
+            raise ValueError(f"disk encryption set {entry.get('name')}: {exc.message}") from exc
     for entry in scenario.get("disks") or []:
         _load_disk(world, entry)
     for entry in scenario.get("virtual_machines") or []:
-        _load_vm(world, entry)
+        try:
+            _load_vm(world, entry)
+        except AzureHttpError as exc:  # e.g. a BEK/KEK missing from Key Vault
+            raise ValueError(f"virtual machine {entry.get('name')}: {exc.message}") from exc
 
 
 def _version_from(url: str) -> tuple[str, str]:

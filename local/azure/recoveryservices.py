@@ -245,7 +245,10 @@ def _load_vault(world: World, entry: dict[str, Any]) -> None:
 def load_scenario(world: World, scenario: dict[str, Any]) -> None:
     """Load ``recovery_services_vaults`` (after Compute: items name scenario VMs)."""
     for entry in scenario.get("recovery_services_vaults") or []:
-        _load_vault(world, entry)
+        try:
+            _load_vault(world, entry)
+        except AzureHttpError as exc:  # e.g. a protected VM that the scenario lacks
+            raise ValueError(f"recovery services vault {entry.get('name')}: {exc.message}") from exc
 
 
 def dump(world: World) -> dict[str, Any]:

@@ -144,3 +144,22 @@ def test_admin_reencrypt_and_des_rotation(cb: Clients) -> None:  # noqa: F811
         ("Microsoft.Compute/disks/write", "vm-web_DataDisk_0"),
         ("Microsoft.Compute/diskEncryptionSets/write", "des1"),
     ]
+
+
+def test_scenario_errors_name_the_resource(local_azure: Any) -> None:
+    import copy
+
+    from local.azure.api import AdminError
+    from tests.integration.local_azure_cb_support import SCENARIO
+
+    broken = copy.deepcopy(SCENARIO)
+    broken["virtual_machines"][0]["encryption"]["secret"] = "no-such-secret"
+    with pytest.raises(AdminError) as err:
+        local_azure.admin.load_scenario(broken)
+    assert err.value.status == 400 and err.value.code == "InvalidScenario"
+    assert "vm-web" in str(err.value.body)
+    broken = copy.deepcopy(SCENARIO)
+    broken["recovery_services_vaults"][0]["protected"].append({"vm": "ghost"})
+    with pytest.raises(AdminError) as err:
+        local_azure.admin.load_scenario(broken)
+    assert err.value.code == "InvalidScenario" and "rsv1" in str(err.value.body)
