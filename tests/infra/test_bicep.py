@@ -118,6 +118,22 @@ def test_module_calls_pass_exactly_the_declared_parameters(path: Path) -> None:
         assert required <= passed, f"{name}: missing params {required - passed}"
 
 
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.name)
+def test_no_unused_parameters_or_variables(path: Path) -> None:
+    # What the Bicep linter's no-unused-params / no-unused-vars rules would report.
+    tree = parse(path)
+    # Comments and object keys ("name: value" at a line start) are not uses.
+    code = "\n".join(
+        re.sub(r"^\s*'?[\w.-]+'?\s*:(?!\S)", "", line)
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("//")
+    )
+    for kind in ("parameters", "variables"):
+        for name in tree.get(kind, {}):
+            uses = len(re.findall(rf"(?<![\w.']){re.escape(name)}\b(?!')", code))
+            assert uses >= 2, f"{path.name}: {kind[:-1]} {name} is never used"
+
+
 def test_example_parameters_cover_main() -> None:
     example = json.loads((INFRA / "main.example.parameters.json").read_text())["parameters"]
     declared = parse(MAIN)["parameters"]
