@@ -69,6 +69,7 @@ def _json(status: int, payload: dict[str, Any]) -> func.HttpResponse:
 def replay(req: func.HttpRequest) -> func.HttpResponse:
     """Re-enqueue dead-lettered work and ingest Event Grid dead-letter blobs."""
     from shared.errors import StorageError
+    from shared.logs import get_logger
     from shared.replay import replay as run_replay
     from shared.runtime import get_runtime
 
@@ -79,5 +80,8 @@ def replay(req: func.HttpRequest) -> func.HttpResponse:
     try:
         summary = run_replay(get_runtime(), **request)
     except StorageError as exc:
-        return _json(503, {"error": f"storage unavailable: {exc}"})
+        # The SDK's message may name storage URLs; the caller gets a plain answer, the log
+        # the detail.
+        get_logger(__name__).error("replay.storage_failed", error=str(exc)[:500])
+        return _json(503, {"error": "Keyguard's storage is unavailable; retry later"})
     return _json(200, summary.to_dict())

@@ -176,3 +176,17 @@ def test_ops_cli_reports_storage_failures(
     monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
     assert ops.main(["replay", "--all"]) == 1
     assert "could not list dead letters" in capsys.readouterr().err
+
+
+def test_http_replay_answers_503_when_storage_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    import shared.runtime
+
+    rt, storage, _ = make_runtime()
+    storage.table(names.DEAD_LETTER_TABLE).fail = ServiceRequestError("down")
+    monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
+    body = json.dumps({"dead_letters": "all"}).encode()
+    response = http_ops.replay(func.HttpRequest("POST", "/api/replay", body=body))
+    assert response.status_code == 503
+    assert "retry later" in json.loads(response.get_body())["error"]
