@@ -40,7 +40,6 @@ resource topic 'Microsoft.EventGrid/topics@2022-06-15' = {
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
     publicNetworkAccess: 'Enabled'
-    minimumTlsVersionAllowed: '1.2'
   }
 }
 
