@@ -55,6 +55,11 @@ class Alert:
         if not self.name or "." in self.name:
             raise ValueError(f"alert name {self.name!r} must be a plain name (no prefix)")
 
+    def __hash__(self) -> int:
+        # The generated hash would fail on the dict fields; identity is type, resources,
+        # problem (and the rest, for equality).
+        return hash((self.dedupe_key, self.severity, self.remedy))
+
     @property
     def type(self) -> str:
         """The CloudEvent type, ``Keyguard.<name>``."""

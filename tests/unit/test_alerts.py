@@ -112,3 +112,7 @@ def test_when_the_fallback_cannot_be_stored_the_dedupe_record_is_forgotten() -> 
     storage.queue(names.WORK_QUEUE).fail = None
     rt.alerts.publish([alert()])  # the redelivered work raises it again, not suppressed
     assert len(publisher.sent) == 1
+
+
+def test_alerts_are_hashable_despite_their_mapping_fields() -> None:
+    assert len({alert(), alert(), alert("other")}) == 2
