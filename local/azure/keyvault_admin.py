@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.azure.core import ROUTER, AzureHttpError, Request, Response
 from local.azure.keyvault_mgmt import apply_properties, parse_policy, update_policies, vault_json
-from local.azure.keyvault_state import KeyVaultState, Kind
+from local.azure.keyvault_state import KeyVaultState, Kind, emit_event
 
 if TYPE_CHECKING:
     from local.azure.core import World
@@ -156,6 +156,31 @@ def purge(world: World, request: Request) -> Response:
         )
     del objects[obj.name.lower()]
     return Response(204, None)
+
+
+@ROUTER.route(
+    "POST",
+    _BASE + "/{collection}/{name}/notify",
+    name="admin.keyvault.notify",
+    surface="admin",
+)
+def notify(world: World, request: Request) -> Response:
+    """Emit ``{Key|Secret}NearExpiry`` or ``...Expired`` for the current version.
+
+    Body: ``{"event": "NearExpiry" | "Expired"}``. Key Vault raises these on its own
+    schedule; the emulator raises them when a test says so, with NBF/EXP from the state.
+    """
+    state: KeyVaultState = world.kv
+    kind = _kind(request.params["collection"])
+    which = str(_body(request).get("event", ""))
+    if which not in ("NearExpiry", "Expired"):
+        raise AzureHttpError(400, "BadRequest", "event must be 'NearExpiry' or 'Expired'.")
+    obj = state.live(request.params["vault"], kind, request.params["name"])
+    label = "Key" if kind == "key" else "Secret"
+    v = obj.current
+    emit_event(world, request.params["vault"], f"Microsoft.KeyVault.{label}{which}", label,
+               obj.name, v.id, nbf=v.nbf, exp=v.exp)  # fmt: skip
+    return Response(200, {"version": v.id, "event": f"Microsoft.KeyVault.{label}{which}"})
 
 
 def _policy_write(world: World, vault_name: str, operation: str, entry: dict[str, Any]) -> None:

@@ -309,3 +309,14 @@ def test_admin_rotate_disable_delete_purge(kv: Any) -> None:
     kv.admin.post("/keyvault/vaults/kv-ap/secrets/bek/purge")
     with pytest.raises(ResourceNotFoundError):
         kv.secrets.get_deleted_secret("bek")
+
+
+def test_admin_expiry_notifications_carry_the_current_version(kv: Any) -> None:
+    answer = kv.admin.post("/keyvault/vaults/kv-ap/keys/kek/notify", {"event": "Expired"})
+    assert answer["version"] == version_id("kv-ap", "key", "kek", 2)
+    event = _events(kv, "KeyExpired", "kv-ap")[-1]
+    assert event["eventType"] == "Microsoft.KeyVault.KeyExpired"
+    assert event["data"]["Version"] == answer["version"]
+    assert event["data"]["EXP"] is not None  # the version's real expiry, as epoch seconds
+    kv.admin.post("/keyvault/vaults/kv-ap/secrets/bek/notify", {"event": "NearExpiry"})
+    assert _events(kv, "SecretNearExpiry", "kv-ap")[-1]["subject"] == "bek"
