@@ -109,3 +109,61 @@ def checkov_executable() -> str:
             "pip install -r requirements-infra.txt (see infra/README.md)"
         )
     return found
+
+
+class Evaluator:
+    """Evaluates the small subset of Bicep expressions the app settings use.
+
+    Parameters come from ``parameters`` (else their defaults), variables are evaluated in
+    turn, and ``symbols`` stands in for deployment-time values (``tenant()``, resource and
+    module properties): ``{"tenant().tenantId": ..., "alertTopic.outputs.endpoint": ...}``.
+    Anything else raises, so a new kind of expression is noticed rather than guessed.
+    """
+
+    def __init__(self, path: Path, parameters: dict[str, Any], symbols: dict[str, Any]) -> None:
+        self.tree = parse(path)
+        self.parameters = parameters
+        self.symbols = symbols
+        self.locals: dict[str, Any] = {}
+
+    def name(self, name: str) -> Any:
+        if name in self.locals:
+            return self.locals[name]
+        if name in self.tree["parameters"]:
+            if name in self.parameters:
+                return self.parameters[name]
+            return self.tree["parameters"][name]["default"]
+        if name in self.tree["variables"]:
+            return self(self.tree["variables"][name]["value"])
+        return name  # a string literal
+
+    def __call__(self, expr: Any) -> Any:
+        if isinstance(expr, str):
+            return self.name(expr)
+        if isinstance(expr, list):
+            return [self(item) for item in expr]
+        if "loop_type" in expr:
+            detail = expr["loop_type"]["detail"]
+            out = []
+            for item in self.name(detail["array_name"]):
+                self.locals[detail["item_name"]] = item
+                out.append(self(expr["config"]))
+            self.locals.pop(detail["item_name"], None)
+            return out
+        if "operator" in expr and expr["operator"]["type"] == "property_accessor":
+            operands = expr["operator"]["operands"]
+            symbol = ".".join(string_leaves(expr))
+            if symbol in self.symbols:
+                return self.symbols[symbol]
+            base = self(operands["operand_1"])
+            if not isinstance(base, dict) or not isinstance(operands["operand_2"], str):
+                raise ValueError(f"cannot evaluate {symbol}")
+            return base[operands["operand_2"]]
+        if "function" in expr:
+            function = expr["function"]
+            if function["type"] == "join":
+                args = function["parameters"]
+                return self(args["delimiter"]).join(self(args["input_array"]))
+            if function["type"] == "tenant":
+                return self.symbols["tenant().tenantId"]
+        raise ValueError(f"unsupported expression {expr!r}")

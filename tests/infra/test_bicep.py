@@ -27,6 +27,7 @@ from shared.events.catalog import ARM_EVENT_TYPES, ARM_OPERATIONS, KEYVAULT_EVEN
 from tests.infra.bicep import (
     INFRA,
     MAIN,
+    Evaluator,
     bicep_files,
     body,
     checkov_executable,
@@ -391,6 +392,48 @@ def test_app_setting_defaults_match_the_settings_catalogue() -> None:
         allowed = [d["argument"] for d in param["decorators"] if d["type"] == "allowed"]
         if allowed:
             assert spec.default in allowed[0], spec.name
+
+
+def _deployed_settings(overrides: dict[str, Any]) -> dict[str, str]:
+    """The app settings a deployment of the example parameters (+ overrides) would write."""
+    example = json.loads((INFRA / "main.example.parameters.json").read_text())["parameters"]
+    parameters = {name: spec["value"] for name, spec in example.items()} | overrides
+    deployment_values = {
+        "tenant().tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "alertTopic.outputs.endpoint": "https://keyguard-alerts.westeurope-1.eventgrid.azure.net/api/events",
+        "backupVaultRole.name": "5f4a3c2b-1d0e-4f9a-8b7c-6d5e4f3a2b1c",
+    }
+    evaluate = Evaluator(MAIN, parameters, deployment_values)
+    settings = {k: evaluate(v) for k, v in variable(MAIN, "keyguardSettings").items()}
+    platform = Evaluator(
+        _module("functionapp.bicep"),
+        {
+            "storageAccountName": "keyguardabc123",
+            "identityClientId": "0f0e0d0c-0b0a-4909-8807-060504030201",
+        },
+        {"appInsights.properties.ConnectionString": "InstrumentationKey=0"},
+    )
+    for item in variable(_module("functionapp.bicep"), "platformSettingList"):
+        settings[item["name"]] = platform(item["value"])
+    return settings
+
+
+def test_deployed_settings_load_in_the_app() -> None:
+    from shared.config import load_settings
+
+    settings = load_settings(_deployed_settings({}))
+    assert settings.subscriptions == {
+        "00000000-0000-0000-0000-000000000001",
+        "00000000-0000-0000-0000-000000000002",
+    }
+    assert len(settings.vaults) == 2 and not settings.all_vaults
+    assert settings.storage.account_name == "keyguardabc123"
+    assert settings.storage.connection_string is None
+    assert settings.managed_identity_client_id == "0f0e0d0c-0b0a-4909-8807-060504030201"
+    assert settings.backup_role_definition_id == "5f4a3c2b-1d0e-4f9a-8b7c-6d5e4f3a2b1c"
+    assert settings.remediation is False and settings.escrow is False
+    switched = load_settings(_deployed_settings({"remediation": "true", "escrow": "true"}))
+    assert switched.remediation is True and switched.escrow is True
 
 
 # --- roles --------------------------------------------------------------------------------
