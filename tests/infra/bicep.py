@@ -23,6 +23,11 @@ INFRA = REPO / "infra"
 MAIN = INFRA / "main.bicep"
 
 
+def module_file(name: str) -> Path:
+    """The path of ``infra/modules/<name>``."""
+    return INFRA / "modules" / name
+
+
 def bicep_files() -> list[Path]:
     """Every ``.bicep`` file under infra/, sorted."""
     return sorted(INFRA.rglob("*.bicep"))
