@@ -8,7 +8,7 @@
 // and Keyguard's least-privilege grants on vaults, Recovery Services vaults and compute.
 //
 // The names below are copies of shared/names.py and shared/events/catalog.py, and the
-// keyguardSettings keys are shared/config.py SETTINGS: tests/infra/test_bicep.py fails when
+// keyguardSettings keys are shared/config.py SETTINGS: tests/infra/test_bicep_drift.py fails when
 // they drift apart. See infra/README.md for the two-phase deployment (event subscriptions
 // need the function code published first).
 targetScope = 'subscription'
@@ -349,7 +349,7 @@ module alertTopic 'modules/alert-topic.bicep' = {
 }
 
 // Keyguard's own settings: every shared/config.py SETTINGS name except those listed in
-// tests/infra/test_bicep.py as meaningless in Azure; the identity/storage ones are added by
+// tests/infra/test_bicep_drift.py as meaningless in Azure; the identity/storage ones are added by
 // functionapp.bicep.
 var keyguardSettings = {
   KEYGUARD_TENANT_ID: tenant().tenantId
