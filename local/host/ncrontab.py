@@ -9,8 +9,8 @@ unlike Vixie cron) a time must match *both* the day-of-month and the day-of-week
 The Functions host also accepts a TimeSpan (``hh:mm:ss``) as a fixed interval on dedicated
 plans; :func:`parse_schedule` returns an :class:`IntervalSchedule` for those.
 
-Times are naive-free: every ``datetime`` passed in and returned is timezone-aware UTC, the
-time zone the Functions host uses unless ``WEBSITE_TIME_ZONE`` is set.
+Every ``datetime`` passed in and returned is timezone-aware UTC, the time zone the Functions
+host uses unless ``WEBSITE_TIME_ZONE`` is set (the local host does not read that setting).
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ Per queue function, one poller thread and a thread pool of ``batchSize`` + thres
 
 * Fetch up to ``batchSize`` messages whenever the messages in flight drop to
   ``newBatchThreshold`` (default ``batchSize/2``). Received messages stay invisible for
-  ``functionTimeout`` — a killed host's messages reappear after that, as in Azure.
+  ``functionTimeout`` — a killed host's messages reappear after that. (The real host leases
+  for 10 minutes and renews while the function runs; a fixed lease of the function timeout
+  behaves the same for any function that keeps to its timeout, and lets chaos tests use
+  short host.json timeouts.)
 * Idle polling backs off exponentially from 100 ms to ``maxPollingInterval``; any message
   resets it.
 * Success deletes the message. A failure leaves it, visible again after

@@ -4,6 +4,12 @@
 ``LocalHost.start(..., in_process=True)`` uses. It reads the app's registrations once
 (``app.get_functions()``), builds one listener per queue and timer function, and the HTTP
 front door for Event Grid and HTTP functions.
+
+Not done locally: ``functionTimeout`` is not enforced (a Python thread cannot be stopped;
+it only sets the queue lease), the ``eventgrid_extension`` system key is not required on the
+webhook (``func start`` does not either), identity-based binding connections, and bindings
+other than the four triggers and ``queue``/``http`` outputs (a function using one is listed
+but fails when invoked, naming the binding).
 """
 
 from __future__ import annotations
