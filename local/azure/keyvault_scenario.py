@@ -23,6 +23,53 @@ KEYGUARD_SECRETS = ["get", "list", "set", "backup"]
 KEYGUARD_ROLES = ["Key Vault Crypto Officer", "Key Vault Secrets Officer"]
 
 
+VAULT_KEYS = frozenset(
+    [
+        "name",
+        "resource_group",
+        "subscription",
+        "location",
+        "rbac",
+        "soft_delete",
+        "purge_protection",
+        "retention_days",
+        "enabled_for_disk_encryption",
+        "enabled_for_deployment",
+        "enabled_for_template_deployment",
+        "sku",
+        "tags",
+        "access_policies",
+        "grant_keyguard",
+        "keys",
+        "secrets",
+    ]
+)
+OBJECT_KEYS = frozenset({"name", "versions", "deleted", "rotation_policy"})
+VERSION_KEYS = frozenset(
+    [
+        "id",
+        "enabled",
+        "expires",
+        "expires_in_days",
+        "not_before",
+        "created",
+        "created_days_ago",
+        "updated",
+        "tags",
+        "key_ops",
+        "value",
+        "content_type",
+    ]
+)
+
+
+def _check(what: str, raw: dict[str, Any], known: frozenset[str]) -> None:
+    """Refuse unknown keys: a typo in a scenario must not silently change a test."""
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {unknown}; known: {sorted(known)}")
+
+
 def _epoch(value: Any) -> int | None:
     """Epoch seconds from an int or an ISO 8601 string."""
     if value is None:
@@ -46,6 +93,7 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
     state: KeyVaultState = world.kv
     default_sub = world.subscriptions[0] if world.subscriptions else DEFAULT_SUBSCRIPTION
     for raw in scenario.get("key_vaults") or []:
+        _check(f"key vault {raw.get('name')!r}", raw, VAULT_KEYS)
         vault = Vault(
             name=raw["name"],
             subscription=raw.get("subscription") or default_sub,
@@ -88,8 +136,10 @@ def _grant_keyguard(world: World, vault: Vault) -> None:
 
 def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, Any]) -> None:
     now = state.now()
+    _check(f"{kind} {raw.get('name')!r}", raw, OBJECT_KEYS)
     versions = raw.get("versions") or [{}]
     for spec in versions:
+        _check(f"a version of {kind} {raw['name']!r}", spec, VERSION_KEYS)
         created = now - int(float(spec.get("created_days_ago", 0)) * _DAY)
         if spec.get("created") is not None:
             created = _epoch(spec["created"]) or created

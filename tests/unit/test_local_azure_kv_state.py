@@ -162,3 +162,12 @@ def test_grant_keyguard_and_dump() -> None:
         version_id("kv1", "key", "k", i) for i in range(3)
     ]
     assert "value" not in str(dumped["secrets"])
+
+
+def test_scenario_typos_are_refused() -> None:
+    from local.azure.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="expires_in_dayz"):
+        _world(keys=[{"name": "k", "versions": [{"expires_in_dayz": 3}]}])
+    with pytest.raises(ScenarioError, match="purge_protect"):
+        _world(purge_protect=True)
