@@ -32,7 +32,8 @@ KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "latency")
 class FaultRule:
     """One fault: what to do, to which route, how often.
 
-    ``route`` is a route name, a glob (``recoveryservices.*``) or ``*``. ``count`` limits
+    ``route`` is a route name, a glob (``recoveryservices.*``) or ``*`` (every route but the
+    managed identity endpoint, which only rules starting ``identity`` reach). ``count`` limits
     how many calls it hits (None: every matching call until cleared); ``fraction`` (0-1)
     hits that share of matching calls, drawn from an RNG seeded with ``seed``.
     """
@@ -121,6 +122,10 @@ class Faults:
                 if rule.method and rule.method != method.upper():
                     continue
                 if rule.route != "*" and not fnmatch.fnmatchcase(route_name, rule.route):
+                    continue
+                if route_name.startswith("identity.") and not rule.route.startswith("identity"):
+                    # the token endpoint is infrastructure, not an Azure API under test: only
+                    # rules naming it (``identity.*``) fault it, never ``*``
                     continue
                 if rule.fraction is not None and rule._rng.random() >= rule.fraction:
                     continue

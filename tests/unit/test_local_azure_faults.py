@@ -35,6 +35,17 @@ def test_method_scope_and_first_matching_rule_wins() -> None:
     assert faults.check("keyvault.secrets.get", "GET") is None
 
 
+def test_identity_endpoint_is_faulted_only_when_named() -> None:
+    faults = Faults()
+    faults.add({"route": "*", "kind": "500"})
+    faults.add({"route": "*.token", "kind": "500"})
+    assert faults.check("identity.token", "GET") is None
+    assert faults.check("eventgrid.topic.publish", "POST") is not None
+    faults.add({"route": "identity.*", "kind": "503", "count": 1})
+    named = faults.check("identity.token", "GET")
+    assert named is not None and named.kind == "503"
+
+
 def test_fraction_is_reproducible_and_roughly_right() -> None:
     def draws(seed: int) -> list[bool]:
         faults = Faults()
