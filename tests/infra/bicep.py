@@ -100,13 +100,17 @@ def string_leaves(expr: Any) -> list[str]:
 
 
 def checkov_executable() -> str:
-    """The checkov command: next to this Python, else on PATH.
+    """The checkov command: ``.venv-infra`` (what ``./dev test`` installs), else next to
+    this Python, else on PATH.
 
-    checkov 3.3.x pins ``packaging<24`` while pytest 9 needs ``packaging>=24``, so it may live
-    in its own virtualenv (infra/README.md); put that venv's ``bin`` on PATH then.
+    checkov 3.3.x pins ``packaging<24`` while pytest 9 needs ``packaging>=24``, so it lives
+    in its own virtualenv (requirements-infra.txt).
     """
-    found = shutil.which("checkov", path=str(Path(sys.executable).parent)) or shutil.which(
-        "checkov"
+    repo = Path(__file__).resolve().parents[2]
+    found = (
+        shutil.which("checkov", path=str(repo / ".venv-infra" / "bin"))
+        or shutil.which("checkov", path=str(Path(sys.executable).parent))
+        or shutil.which("checkov")
     )
     if found is None:
         raise AssertionError(
