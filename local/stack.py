@@ -124,12 +124,13 @@ class Stack:
     def restart_host(self, *, kill: bool = False) -> list[dict[str, Any]]:
         """Stop (or SIGKILL) the host and start a new one on the same port, so the Event
         Grid subscriptions keep working; returns the old host's structured log records."""
-        records = self.host_records()
-        port = self.host.port
+        old, port = self.host, self.host.port
         if kill:
-            self.host.kill()
+            old.kill()
         else:
-            self.host.stop()
+            old.stop()
+        records = self.host_records()  # the dead host's whole log, up to its last line
+        old.close_log()
         self.host = LocalHost.start(
             "function_app", env=self.env, port=port, host_json=self.host_json
         )
