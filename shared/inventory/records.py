@@ -1,0 +1,158 @@
+"""The inventory's records and object ids: what a protected VM uses and what its recovery
+points were taken with.
+
+An *object id* names one Key Vault key or secret independent of its version — the versioned
+URL without its version, lower-cased (``https://kv.vault.azure.net/keys/kek``) — or a disk
+encryption set by its lower-cased ARM id. Event Grid's ``data.Id``, the VM model, the disks'
+``encryptionSettingsCollection`` and a recovery point's ``keyAndSecret`` all carry versioned
+URLs on the same vault host, so one canonical form lets any of them find the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+Encryption = Literal["ade", "des", "none"]
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    """One protected VM: where it is backed up and what encrypts it now.
+
+    URLs are versioned (``.../keys/{name}/{version}``); ``*_vault_id`` are the Key Vault ARM
+    ids the VM model names (``sourceVault.id``), None when unknown.
+    """
+
+    vm_id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    encryption: Encryption = "none"
+    bek_secret_url: str | None = None
+    kek_key_url: str | None = None
+    des_id: str | None = None
+    des_key_url: str | None = None
+    vault_id: str | None = None  # Recovery Services vault
+    container: str | None = None
+    protected_item: str | None = None
+    bek_vault_id: str | None = None
+    kek_vault_id: str | None = None
+    des_key_vault_id: str | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        """Table properties (None values left out: Table storage has no null)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> VmRecord:
+        """The record stored by :meth:`to_entity` (unknown properties ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entity.items() if k in names})
+
+    def uses(self) -> dict[str, tuple[str, str, str | None]]:
+        """Object id → (object type ``key``/``secret``/``des``, versioned URL or id, vault id)
+        for every object this VM uses now."""
+        used: dict[str, tuple[str, str, str | None]] = {}
+        for url, kind, vault in (
+            (self.bek_secret_url, "secret", self.bek_vault_id),
+            (self.kek_key_url, "key", self.kek_vault_id),
+            (self.des_key_url, "key", self.des_key_vault_id),
+        ):
+            if url:
+                used[object_id(url)] = (kind, url, vault)
+        if self.des_id:
+            used[object_id(self.des_id)] = ("des", self.des_id, None)
+        return used
+
+
+@dataclass(frozen=True)
+class RecoveryPointRecord:
+    """One retained recovery point and the key/secret versions it was taken with.
+
+    A point never changes once taken, so it is read (one GET) and written once.
+    """
+
+    point_id: str
+    time: datetime | None = None
+    expiry: datetime | None = None
+    kek_key_url: str | None = None
+    kek_vault_id: str | None = None
+    bek_secret_url: str | None = None
+    bek_vault_id: str | None = None
+    encryption_mechanism: str | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        """Table properties (datetimes as ISO text)."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
+            elif value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> RecoveryPointRecord:
+        """The record stored by :meth:`to_entity`."""
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in entity.items() if k in names}
+        for key in ("time", "expiry"):
+            if isinstance(data.get(key), str):
+                data[key] = datetime.fromisoformat(data[key])
+        return cls(**data)
+
+    def references(self) -> dict[str, tuple[str, str, str | None]]:
+        """Object id → (``key``/``secret``, versioned URL, vault id) this point needs."""
+        refs: dict[str, tuple[str, str, str | None]] = {}
+        if self.kek_key_url:
+            refs[object_id(self.kek_key_url)] = ("key", self.kek_key_url, self.kek_vault_id)
+        if self.bek_secret_url:
+            refs[object_id(self.bek_secret_url)] = (
+                "secret",
+                self.bek_secret_url,
+                self.bek_vault_id,
+            )
+        return refs
+
+
+@dataclass(frozen=True)
+class ObjectUrl:
+    """A Key Vault object URL split into its parts."""
+
+    vault_uri: str
+    object_type: str  # "key" | "secret"
+    name: str
+    version: str | None
+
+    @property
+    def object_id(self) -> str:
+        """The unversioned, lower-cased URL."""
+        return f"{self.vault_uri}{self.object_type}s/{self.name}".lower()
+
+
+def parse_object_url(url: str) -> ObjectUrl | None:
+    """Split ``https://{host}/{keys|secrets}/{name}[/{version}]``; None when it is not one."""
+    parsed = urlparse(url.strip())
+    parts = [p for p in parsed.path.split("/") if p]
+    if parsed.scheme != "https" or len(parts) not in (2, 3) or parts[0] not in ("keys", "secrets"):
+        return None
+    version = parts[2].lower() if len(parts) == 3 else None
+    return ObjectUrl(f"https://{parsed.netloc.lower()}/", parts[0][:-1], parts[1], version)
+
+
+def object_id(url_or_id: str) -> str:
+    """The canonical object id of a (versioned or not) key/secret URL, or of an ARM id."""
+    parsed = parse_object_url(url_or_id)
+    if parsed is not None:
+        return parsed.object_id
+    return url_or_id.strip().rstrip("/").lower()
+
+
+def version_of(url: str) -> str | None:
+    """The version segment of a key/secret URL (lower-case), None when unversioned."""
+    parsed = parse_object_url(url)
+    return parsed.version if parsed else None

@@ -1,0 +1,361 @@
+"""The inventory table: protected VMs, their recovery points, and who needs which object.
+
+Layout (``names.INVENTORY_TABLE``; ids are hashed into keys because ARM ids and URLs hold
+``/``, which Table keys forbid)::
+
+    PK "vm"                 RK h(vm_id)                 the VmRecord
+    PK "rp|" + h(vm_id)     RK point id                 a RecoveryPointRecord (written once)
+    PK "obj|" + h(object)   RK "use|" + h(vm_id)        the VM uses the object now (+ VM record)
+                            RK "rp|" + h(vm_id) + "|" + point
+                                                        a retained point references it
+    PK "objects"            RK h(object)                object id, type, vault id, vault URI
+    PK "kv|" + h(vault_id)  RK "{type}|use|" + h(vm) / "{type}|rp|" + h(vm) + "|" + point
+                            RK "uri"                    the vault's data-plane URI
+
+So "who needs key K" — VMs using it and points taken with it — is ONE partition query
+(``obj|h(K)``), and so is "what do protected VMs need from vault V" (``kv|h(V)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import StorageError
+from shared.inventory.records import (
+    RecoveryPointRecord,
+    VmRecord,
+    object_id,
+    parse_object_url,
+    version_of,
+)
+from shared.workitems import utc_now
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+VM_PARTITION = "vm"
+OBJECTS_PARTITION = "objects"
+#: Table batch transactions hold at most 100 operations.
+BATCH = 100
+
+
+def h(text: str) -> str:
+    """Table-safe key part for an id: first 32 hex chars of SHA-256 of the lower-cased id."""
+    return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
+
+
+def _row(point_id: str) -> str:
+    safe = all(c not in point_id for c in "/\\#?") and len(point_id) < 200
+    return point_id if safe else h(point_id)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reason an object is needed: a VM using it now, or one of its retained points."""
+
+    vm_id: str
+    vm_name: str
+    url: str  # versioned URL (or DES id)
+    point_id: str | None = None  # None: in use now
+    expiry: datetime | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The version this reference needs (lower-case)."""
+        return version_of(self.url)
+
+
+@dataclass(frozen=True)
+class KnownObject:
+    """An object some protected VM needs, with where it lives."""
+
+    object_id: str
+    object_type: str  # key | secret | des
+    vault_id: str | None
+    name: str
+
+
+class Inventory:
+    """The inventory over one ``TableClient``. Raises :class:`StorageError` on table failures."""
+
+    def __init__(self, table: TableClient, *, now: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._now = now
+
+    # -- low level --------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import AzureError
+
+        try:
+            return fn()
+        except AzureError as exc:
+            raise StorageError(f"inventory: {what}: {exc}") from exc
+
+    def _query(self, partition: str, *, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+        query, params = "PartitionKey eq @p", {"p": partition}
+        if prefix is not None:
+            query += " and RowKey ge @lo and RowKey lt @hi"
+            params.update(lo=prefix, hi=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        rows = self._call(
+            f"query {partition}",
+            lambda: list(self._table.query_entities(query, parameters=params)),
+        )
+        yield from rows
+
+    def _submit(self, ops: list[tuple[str, dict[str, Any]]]) -> None:
+        """Run upsert/delete operations, batched per partition (≤ 100 each)."""
+        from azure.data.tables import UpdateMode
+
+        last: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for op in ops:  # an entity may appear once per batch: the last operation wins
+            last[(op[1]["PartitionKey"], op[1]["RowKey"])] = op
+        by_pk: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for op in last.values():
+            by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+        for pk, group in by_pk.items():
+            for start in range(0, len(group), BATCH):
+                chunk: list[Any] = [
+                    (kind, entity, {"mode": UpdateMode.REPLACE})
+                    if kind == "upsert"
+                    else (kind, entity)
+                    for kind, entity in group[start : start + BATCH]
+                ]
+                self._call(f"write {pk}", lambda c=chunk: self._table.submit_transaction(c))
+
+    # -- VMs --------------------------------------------------------------------------------
+
+    def get_vm(self, vm_id: str) -> VmRecord | None:
+        """The VM's record, or None when the inventory does not know it."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._call("get vm", lambda: self._table.get_entity(VM_PARTITION, h(vm_id)))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return None
+            raise
+        return VmRecord.from_entity(dict(entity))
+
+    def all_vms(self) -> list[VmRecord]:
+        """Every protected VM the inventory knows (one partition query)."""
+        return [VmRecord.from_entity(e) for e in self._query(VM_PARTITION)]
+
+    def upsert_vm(self, record: VmRecord) -> bool:
+        """Store the VM's record and its "uses" rows; returns False when nothing changed."""
+        old = self.get_vm(record.vm_id)
+        if old == record:
+            return False
+        ops: list[tuple[str, dict[str, Any]]] = []
+        vm_key = h(record.vm_id)
+        new_uses = record.uses()
+        for oid, (kind, _url, vault) in (old.uses() if old else {}).items():
+            if oid not in new_uses:
+                ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": f"use|{vm_key}"}))
+                if vault:
+                    ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
+        blob = json.dumps(record.to_entity(), sort_keys=True)
+        for oid, (kind, url, vault) in new_uses.items():
+            ops.append(
+                (
+                    "upsert",
+                    {
+                        "PartitionKey": f"obj|{h(oid)}",
+                        "RowKey": f"use|{vm_key}",
+                        "vm_id": record.vm_id,
+                        "vm_name": record.name,
+                        "url": url,
+                        "record": blob,
+                    },
+                )
+            )
+            ops.extend(self._object_rows(oid, kind, url, vault))
+            if vault:
+                ops.append(
+                    (
+                        "upsert",
+                        {
+                            **_kv_key(vault, kind, f"use|{vm_key}"),
+                            "vm_id": record.vm_id,
+                            "vm_name": record.name,
+                        },
+                    )
+                )
+        ops.append(
+            ("upsert", {"PartitionKey": VM_PARTITION, "RowKey": vm_key, **record.to_entity()})
+        )
+        self._submit(ops)
+        return True
+
+    def vms_using(self, object_id_or_url: str) -> list[VmRecord]:
+        """The protected VMs using an object now (unversioned or versioned key/secret URL, or
+        a DES id) — one partition query."""
+        rows = self._query(f"obj|{h(object_id(object_id_or_url))}", prefix="use|")
+        return [VmRecord.from_entity(json.loads(r["record"])) for r in rows]
+
+    # -- recovery points --------------------------------------------------------------------
+
+    def known_recovery_points(self, vm_id: str) -> set[str]:
+        """Ids of the points already recorded for the VM (one partition query)."""
+        return {str(r["point_id"]) for r in self._query(f"rp|{h(vm_id)}")}
+
+    def recovery_points(self, vm_id: str) -> list[RecoveryPointRecord]:
+        """The VM's recorded points, oldest first."""
+        points = [RecoveryPointRecord.from_entity(r) for r in self._query(f"rp|{h(vm_id)}")]
+        return sorted(points, key=lambda p: (p.time is None, p.time or datetime.min, p.point_id))
+
+    def record_recovery_point(
+        self, vm_id: str, point: RecoveryPointRecord, *, vm_name: str | None = None
+    ) -> None:
+        """Record one point and the objects it references (idempotent: points never change)."""
+        vm_key = h(vm_id)
+        name = vm_name or vm_id.rstrip("/").rsplit("/", 1)[-1]
+        ops: list[tuple[str, dict[str, Any]]] = [
+            (
+                "upsert",
+                {
+                    "PartitionKey": f"rp|{vm_key}",
+                    "RowKey": _row(point.point_id),
+                    "vm_id": vm_id,
+                    **point.to_entity(),
+                },
+            )
+        ]
+        expiry = point.expiry.isoformat() if point.expiry else ""
+        suffix = f"rp|{vm_key}|{_row(point.point_id)}"
+        for oid, (kind, url, vault) in point.references().items():
+            ops.append(
+                (
+                    "upsert",
+                    {
+                        "PartitionKey": f"obj|{h(oid)}",
+                        "RowKey": suffix,
+                        "vm_id": vm_id,
+                        "vm_name": name,
+                        "url": url,
+                        "point_id": point.point_id,
+                        "expiry": expiry,
+                    },
+                )
+            )
+            ops.extend(self._object_rows(oid, kind, url, vault))
+            if vault:
+                ops.append(
+                    (
+                        "upsert",
+                        {
+                            **_kv_key(vault, kind, suffix),
+                            "vm_id": vm_id,
+                            "vm_name": name,
+                            "expiry": expiry,
+                        },
+                    )
+                )
+        self._submit(ops)
+
+    def forget_recovery_points(self, vm_id: str, point_ids: Iterable[str]) -> int:
+        """Remove points that are no longer retained (and their references)."""
+        wanted = set(point_ids)
+        if not wanted:
+            return 0
+        vm_key = h(vm_id)
+        ops: list[tuple[str, dict[str, Any]]] = []
+        for point in self.recovery_points(vm_id):
+            if point.point_id not in wanted:
+                continue
+            suffix = f"rp|{vm_key}|{_row(point.point_id)}"
+            ops.append(("delete", {"PartitionKey": f"rp|{vm_key}", "RowKey": _row(point.point_id)}))
+            for oid, (kind, _url, vault) in point.references().items():
+                ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": suffix}))
+                if vault:
+                    ops.append(("delete", _kv_key(vault, kind, suffix)))
+        self._submit(ops)
+        return len(wanted)
+
+    # -- objects and vaults -----------------------------------------------------------------
+
+    def _object_rows(
+        self, oid: str, kind: str, url: str, vault: str | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        parsed = parse_object_url(url)
+        row: dict[str, Any] = {
+            "PartitionKey": OBJECTS_PARTITION,
+            "RowKey": h(oid),
+            "object_id": oid,
+            "object_type": kind,
+            "name": parsed.name if parsed else url.rsplit("/", 1)[-1],
+        }
+        if vault:
+            row["vault_id"] = vault
+        ops: list[tuple[str, dict[str, Any]]] = [("upsert", row)]
+        if vault and parsed:
+            ops.append(
+                (
+                    "upsert",
+                    {
+                        **_kv_key(vault, "", "uri"),
+                        "RowKey": "uri",
+                        "vault_uri": parsed.vault_uri,
+                        "vault_id": vault,
+                    },
+                )
+            )
+        return ops
+
+    def references(self, object_id_or_url: str) -> list[Reference]:
+        """Every reason an object is needed (in use, retained points) — one partition query."""
+        refs = []
+        for r in self._query(f"obj|{h(object_id(object_id_or_url))}"):
+            expiry = r.get("expiry") or None
+            refs.append(
+                Reference(
+                    vm_id=r["vm_id"],
+                    vm_name=r.get("vm_name", ""),
+                    url=r["url"],
+                    point_id=r.get("point_id"),
+                    expiry=datetime.fromisoformat(expiry) if expiry else None,
+                )
+            )
+        return refs
+
+    def objects(self) -> list[KnownObject]:
+        """Every key, secret and DES some protected VM needs or needed."""
+        return [
+            KnownObject(r["object_id"], r["object_type"], r.get("vault_id"), r.get("name", ""))
+            for r in self._query(OBJECTS_PARTITION)
+        ]
+
+    def vault_uri(self, vault_id: str) -> str | None:
+        """A Key Vault's data-plane URI as learned from the URLs the VMs use, if known."""
+        rows = [r for r in self._query(f"kv|{h(vault_id)}", prefix="uri")]
+        return str(rows[0]["vault_uri"]) if rows else None
+
+    def vault_needs(self, vault_id: str) -> list[dict[str, Any]]:
+        """The rows saying what protected VMs need from a vault (``type``, ``vm_id``,
+        ``vm_name``, ``expiry`` — empty for in use), one partition query."""
+        now = self._now()
+        out = []
+        for r in self._query(f"kv|{h(vault_id)}"):
+            if r["RowKey"] == "uri":
+                continue
+            expiry = r.get("expiry") or None
+            if expiry and datetime.fromisoformat(expiry) <= now:
+                continue
+            out.append(
+                {
+                    "type": r["RowKey"].split("|", 1)[0],
+                    "vm_id": r["vm_id"],
+                    "vm_name": r.get("vm_name", ""),
+                    "expiry": expiry,
+                }
+            )
+        return out
+
+
+def _kv_key(vault_id: str, kind: str, suffix: str) -> dict[str, Any]:
+    return {"PartitionKey": f"kv|{h(vault_id)}", "RowKey": f"{kind}|{suffix}"}
