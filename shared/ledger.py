@@ -250,6 +250,38 @@ class Ledger:
         except AzureError as exc:
             raise _storage_error(f"record {state} for {claim.key}", exc) from exc
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim (or a renewal) holds."""
+        return self._lease.total_seconds()
+
+    def renew(self, claim: Claim) -> Claim | None:
+        """Extend a live claim's lease (a long step's heartbeat); the renewed claim, or None
+        when the claim was lost meanwhile (412/404: someone took it over).
+
+        Raises
+        ------
+        StorageError
+            The table failed (the caller keeps its current claim and tries again later).
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        entity = self._in_progress(claim.partition, claim.row, claim.key)
+        try:
+            meta = self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError as exc:
+            if _status(exc) in (404, 412):
+                return None
+            raise _storage_error(f"renew {claim.key}", exc) from exc
+        return self._claimed(claim.partition, claim.row, claim.key, meta, entity)
+
     def release(self, claim: Claim) -> None:
         """Give the claim up (transient failure or deferral): the row is deleted if still ours.
 

@@ -19,6 +19,9 @@ above. It raises only when *storing* an outcome failed (:class:`StorageError`): 
 is then not acked, the host redelivers it, and after ``maxDequeueCount`` moves it to the
 poison queue, which :func:`process_poison` drains into the dead letters.
 
+While a step runs, its ledger lease is renewed every third of the lease (a heartbeat), so a
+slow but live worker keeps its claim and only a dead worker's claim expires and is taken over.
+
 Crash safety — a kill at any point loses nothing: the outcome is stored *before* the
 message is acked, and each store is idempotent or guarded by the ledger. Follow-ups are
 enqueued before the ledger says DONE, so a kill between the two re-runs the (idempotent) step
@@ -28,6 +31,7 @@ after the lease expires instead of losing the follow-ups.
 from __future__ import annotations
 
 import contextlib
+import threading
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +42,7 @@ from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
     from shared.actions.base import ActionResult
+    from shared.ledger import Ledger
     from shared.runtime import Runtime
 
 log = get_logger(__name__)
@@ -107,19 +112,54 @@ def _busy_delay(rt: Runtime, claim: Claim) -> float:
     return max(1.0, min(remaining + 1.0, BUSY_DELAY_MAX_SECONDS))
 
 
+class _LeaseKeeper:
+    """Renews a claim's lease every third of the lease while a step runs, so a slow but live
+    worker is never taken over; a killed one stops renewing and its lease runs out."""
+
+    def __init__(self, ledger: Ledger, claim: Claim) -> None:
+        self._ledger = ledger
+        self.claim = claim
+        self._every = max(0.2, ledger.lease_seconds / 3)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                renewed = self._ledger.renew(self.claim)
+            except StorageError:
+                continue  # try again next period; the lease still has two thirds left
+            if renewed is None:
+                log.warning("worker.lease_lost", work_key=self.claim.key)
+                return
+            self.claim = renewed
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _run_claimed(rt: Runtime, item: WorkItem, claim: Claim) -> Outcome:
     from shared.actions import get_action
     from shared.retry import classify
 
     log.info("worker.start", work_key=item.key, kind=item.kind.value, attempt=item.attempt)
-    try:
-        result = get_action(item.kind).run(item, rt.action_context())
-    except StorageError:
-        raise
-    except Exception as exc:
-        error = classify(exc)
-        if isinstance(error, TransientError):
-            return _retry(rt, item, claim, error)
+    error: TransientError | PermanentError | None = None
+    with _LeaseKeeper(rt.ledger, claim) as keeper:
+        try:
+            result = get_action(item.kind).run(item, rt.action_context())
+        except StorageError:
+            raise
+        except Exception as exc:
+            error = classify(exc)
+    claim = keeper.claim  # the ETag of the last renewal
+    if isinstance(error, TransientError):
+        return _retry(rt, item, claim, error)
+    if error is not None:
         return _dead_letter(rt, item, claim, error, reason="permanent")
     if result.status == "deferred":
         return _defer(rt, item, claim, result)

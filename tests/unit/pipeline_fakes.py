@@ -281,13 +281,15 @@ class ScriptedAction:
 def make_runtime(
     *,
     publisher: FakePublisher | None = None,
-    clock: Clock | None = None,
+    clock: Callable[[], datetime] | None = None,
     settings: Settings | None = None,
     **overrides: str,
 ) -> tuple[Runtime, FakeStorage, Clock]:
-    """A runtime over fakes, with a seeded jitter source."""
+    """A runtime over fakes, with a seeded jitter source (and a settable clock, unless
+    ``clock`` is given: then the third value is a settable clock the runtime ignores)."""
     storage = FakeStorage()
-    clock = clock or Clock()
+    settable = Clock()
+    clock = clock or settable
     rt = Runtime(
         settings or make_settings(**overrides),
         FakeAzure(publisher),  # type: ignore[arg-type]
@@ -295,7 +297,7 @@ def make_runtime(
         now=clock,
         rng=random.Random(7),
     )
-    return rt, storage, clock
+    return rt, storage, clock if isinstance(clock, Clock) else settable
 
 
 def pin_item(key: str = "pin:/subscriptions/s/vault/key/k1:b1", **kw: Any) -> WorkItem:

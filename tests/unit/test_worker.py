@@ -284,3 +284,25 @@ def test_counters_are_thread_safe_and_logged_when_due(caplog: pytest.LogCaptureF
         counters.log_snapshot()
     snapshots = [r for r in caplog.records if r.getMessage() == "pipeline.counters"]
     assert snapshots, "a snapshot is logged"
+
+
+def test_a_long_step_renews_its_lease_so_it_is_not_taken_over(action: ScriptedAction) -> None:
+    import time
+
+    from shared.ledger import ClaimStatus, Ledger
+    from shared.workitems import utc_now
+
+    rt, storage, _ = make_runtime(clock=utc_now, KEYGUARD_LEASE_SECONDS="1")
+    other_worker = Ledger(storage.table(names.LEDGER_TABLE), lease_seconds=1)  # type: ignore[arg-type]
+    item = pin_item()
+    seen: list[ClaimStatus] = []
+
+    def slow(_: WorkItem) -> None:
+        time.sleep(1.6)  # longer than the lease
+        seen.append(other_worker.claim("pin", item.key).status)
+
+    action.on_run = slow
+
+    assert process(rt, item.to_json()) is Outcome.DONE
+    assert seen == [ClaimStatus.BUSY]  # renewed: the live worker kept its claim
+    assert rt.ledger.state("pin", item.key) is LedgerState.DONE
