@@ -30,9 +30,10 @@ layer                  worst case with the default settings             bound
 The 30 s per HTTP try (:data:`HTTP_TRY_SECONDS`) assumes the clients' connection/read
 timeouts are at most that; azure-core's transport defaults are 300 s each, so
 ``shared.clients`` should set ``connection_timeout``/``read_timeout`` to keep the bound.
-The ledger lease (default 300 s) should outlive the 330 s worst case, or a slow worker may
-be taken over (:attr:`LayerBudgets.lease_covers_invocation`): harmless for idempotent
-actions, but duplicate Azure calls.
+The ledger lease (default 300 s) need not cover that worst case: the worker renews it every
+third of the lease while a step runs (``shared.worker``), so only a dead worker's claim
+expires. :attr:`LayerBudgets.lease_covers_invocation` tells whether it would hold even
+without renewals.
 
 :func:`classify` maps any exception onto :class:`~shared.errors.TransientError` or
 :class:`~shared.errors.PermanentError`; the original is kept as ``__cause__`` by callers
@@ -275,11 +276,11 @@ class LayerBudgets:
 
     @property
     def lease_covers_invocation(self) -> bool:
-        """True when a live worker's ledger lease cannot expire under it.
+        """True when a lease outlives the invocation's worst case even without renewals.
 
-        When False, a slow (not dead) worker may be taken over and the step run twice at
-        once; actions are idempotent and the ledger still records one outcome, so this costs
-        duplicate Azure calls, not correctness.
+        The worker renews leases while a step runs, so False is fine as long as renewals
+        get through; if storage fails for a whole lease, a slow (not dead) worker may be
+        taken over and the idempotent step run twice, at the cost of duplicate Azure calls.
         """
         return self.lease > self.invocation
 
