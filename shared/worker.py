@@ -96,12 +96,13 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, claim))
         rt.counters.increment("worker.busy")
         return Outcome.BUSY
+    keeper = _LeaseKeeper(rt.ledger, claim)
     try:
-        return _run_claimed(rt, item, claim)
+        return _run_claimed(rt, item, keeper)
     except StorageError:
         # Give the claim back so the redelivered message can run at once (best effort).
         with contextlib.suppress(StorageError):
-            rt.ledger.release(claim)
+            rt.ledger.release(keeper.claim)
         raise
 
 
@@ -143,13 +144,13 @@ class _LeaseKeeper:
         self._thread.join()
 
 
-def _run_claimed(rt: Runtime, item: WorkItem, claim: Claim) -> Outcome:
+def _run_claimed(rt: Runtime, item: WorkItem, keeper: _LeaseKeeper) -> Outcome:
     from shared.actions import get_action
     from shared.retry import classify
 
     log.info("worker.start", work_key=item.key, kind=item.kind.value, attempt=item.attempt)
     error: TransientError | PermanentError | None = None
-    with _LeaseKeeper(rt.ledger, claim) as keeper:
+    with keeper:
         try:
             result = get_action(item.kind).run(item, rt.action_context())
         except StorageError:
