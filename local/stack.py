@@ -87,7 +87,7 @@ class Stack:
         """Start everything; ``settings`` override app settings (e.g. remediation on);
         ``host_json`` replaces the repository's host.json for the host."""
         from shared.config import StorageSettings
-        from shared.events.catalog import ARM_EVENT_TYPES, KEYVAULT_EVENT_TYPES
+        from shared.events.catalog import ARM_EVENT_TYPES, ARM_OPERATIONS, KEYVAULT_EVENT_TYPES
         from shared.storage import StorageClients
 
         azurite = Azurite.start()
@@ -113,6 +113,14 @@ class Stack:
                 host.webhook_url(names.FN_ARM_EVENTS),
                 "subscription",
                 included_event_types=list(ARM_EVENT_TYPES),
+                # as infra/ subscribes: only the operations Keyguard acts on
+                advanced_filters=[
+                    {
+                        "operatorType": "StringIn",
+                        "key": "data.operationName",
+                        "values": sorted(ARM_OPERATIONS),
+                    }
+                ],
             )
         except BaseException:
             for part in (host, azure, azurite):

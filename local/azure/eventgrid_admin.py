@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+from local.azure import eventgrid_filters
 from local.azure.core import ROUTER, AzureHttpError, Request, Response, World
 from local.azure.eventgrid import SCHEMAS, EventGridState, emit
 from local.azure.eventgrid_delivery import Subscription, handshake
@@ -29,6 +30,7 @@ def _subscription(body: Any) -> Subscription:
         if not body.get(key):
             raise AzureHttpError(400, "InvalidSubscription", f"'{key}' is required.")
     sub = Subscription(**body)
+    eventgrid_filters.validate(sub.advanced_filters)
     if sub.topic_kind not in ("keyvault", "subscription"):
         raise AzureHttpError(400, "InvalidSubscription", "topic_kind: keyvault|subscription.")
     if sub.schema not in SCHEMAS:

@@ -60,9 +60,14 @@ class Subscription:
     max_delivery_attempts: int = 30
     event_time_to_live_minutes: int = 1440
     headers: dict[str, str] = field(default_factory=dict)
+    #: ARM form: ``[{"operatorType": "StringIn", "key": "data.operationName", "values": []}]``
+    advanced_filters: list[dict[str, Any]] = field(default_factory=list)
 
     def matches(self, event: dict[str, Any], topic_kind: str) -> bool:
-        """Event Grid's filters: topic kind (and topic), event types, subject prefix/suffix."""
+        """Event Grid's filters: topic kind (and topic), event types, subject prefix/suffix,
+        advanced filters."""
+        from local.azure import eventgrid_filters
+
         if topic_kind != self.topic_kind:
             return False
         if self.topic and str(event.get("topic", "")).lower() != self.topic.lower():
@@ -71,9 +76,11 @@ class Subscription:
         if types and event.get("eventType", "").lower() not in {t.lower() for t in types}:
             return False
         subject = str(event.get("subject", "")).lower()
-        return subject.startswith(self.subject_begins_with.lower()) and subject.endswith(
-            self.subject_ends_with.lower()
-        )
+        if not subject.startswith(self.subject_begins_with.lower()):
+            return False
+        if not subject.endswith(self.subject_ends_with.lower()):
+            return False
+        return eventgrid_filters.matches(event, self.advanced_filters)
 
 
 @dataclass

@@ -286,6 +286,50 @@ def test_filters_and_cloudevents_delivery(receiver: Receiver, local_azure: Local
     }
 
 
+def test_advanced_filter_on_operation_name(receiver: Receiver, local_azure: LocalAzure) -> None:
+    """As infra subscribes ARM events: ``StringIn`` on ``data.operationName``, any case."""
+    local_azure.admin.subscribe(
+        "ops",
+        receiver.url,
+        "subscription",
+        advanced_filters=[
+            {
+                "operatorType": "StringIn",
+                "key": "data.operationName",
+                "values": ["Microsoft.Compute/disks/write"],
+            }
+        ],
+    )
+    wanted = {**some_event(), "data": {"operationName": "MICROSOFT.COMPUTE/DISKS/WRITE"}}
+    other = {**some_event(), "data": {"operationName": "Microsoft.Storage/storageAccounts/write"}}
+    emitted = local_azure.admin.emit(wanted, "subscription")
+    local_azure.admin.emit(other, "subscription")
+    local_azure.admin.emit(some_event(), "subscription")  # no operationName at all
+    local_azure.admin.drain()
+    posts = [r for r in receiver.requests if r["headers"].get("aeg-event-type") == "Notification"]
+    assert [p["body"][0]["id"] for p in posts] == [emitted["id"]]
+
+
+@pytest.mark.parametrize(
+    ("filters", "fragment"),
+    [
+        ([{"operatorType": "NumberIn", "key": "data.n", "values": [1]}], "not supported"),
+        ([{"operatorType": "StringIn", "key": "data.x", "values": []}], "needs values"),
+        (
+            [{"operatorType": "StringIn", "key": "data.x", "values": [str(i) for i in range(26)]}],
+            "at most 25",
+        ),
+    ],
+)
+def test_invalid_advanced_filters_are_refused(
+    receiver: Receiver, local_azure: LocalAzure, filters: list[dict[str, Any]], fragment: str
+) -> None:
+    with pytest.raises(AdminError) as err:
+        local_azure.admin.subscribe("bad", receiver.url, "subscription", advanced_filters=filters)
+    assert err.value.status == 400
+    assert fragment in json.dumps(err.value.body)
+
+
 # -- retries and dead letters -------------------------------------------------------------------
 
 
