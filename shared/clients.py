@@ -17,6 +17,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from shared.throttle import ArmPacer
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.eventgrid import EventGridPublisherClient
@@ -90,6 +92,7 @@ class AzureClients:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
         self.calls = CallCounter()
+        self.pacer = ArmPacer()
 
     # -- shared pieces ----------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class AzureClients:
             "base_url": cloud.arm_endpoint,
             "credential_scopes": [cloud.arm_scope],
             "polling_interval": cloud.lro_poll_seconds,
+            "per_retry_policies": [self.pacer.policy()],
         }
 
     def _cached(self, kind: str, key: str, build: Any) -> Any:

@@ -1,0 +1,220 @@
+"""The daily on-demand budget per VM, and the backup jobs already running.
+
+Azure accepts at most nine on-demand backups per VM per day and recommends four
+(azure-facts §5.6); ``settings.backup.daily_budget`` (1–9) is Keyguard's cap. What counts
+is the union of
+
+* Keyguard's own triggers, one row each in ``names.BACKUP_BUDGET_TABLE`` (partition: a hash
+  of the VM id; row: ``{day}_{operation id}``, with the job id once the tracker knows it), and
+* the on-demand (``isUserTriggered``) backup jobs the vault shows for the item today —
+  triggered by anyone — read with **one** filtered job list per vault
+  (:func:`vault_snapshots`), shared by every VM of that vault in one run.
+
+A job id seen in both counts once. The same job list tells whether a backup of the item is
+running (one at a time) and when it should end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from shared.errors import StorageError
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+    from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+#: A snapshot older than this is read again rather than trusted.
+SNAPSHOT_MAX_AGE: Final = timedelta(minutes=5)
+#: Bounds of the guessed remaining time of a running job without an estimate.
+RUNNING_MIN_SECONDS: Final = 60.0
+RUNNING_MAX_SECONDS: Final = 1800.0
+
+
+def day_of(moment: datetime) -> str:
+    """The UTC day (``YYYY-MM-DD``) a trigger counts against."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def seconds_to_next_day(now: datetime, margin: float = 60.0) -> float:
+    """Seconds from ``now`` until just after the next UTC midnight (a budget reset)."""
+    now = now.astimezone(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    return (midnight - now).total_seconds() + margin
+
+
+def job_filter(now: datetime) -> str:
+    """The jobs ``$filter`` for today's Azure VM backup jobs (Backup's own time format)."""
+    now = now.astimezone(UTC)
+    start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    fmt = "%Y-%m-%d %I:%M:%S %p"
+    return (
+        f"startTime eq '{start.strftime(fmt)}' and endTime eq '{now.strftime(fmt)}' "
+        "and operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'"
+    )
+
+
+def _short_container(container: str) -> str:
+    """``iaasvmcontainerv2;{rg};{vm}`` (what jobs show) from either container form."""
+    lowered = container.lower()
+    return lowered.split(";", 1)[1] if lowered.startswith("iaasvmcontainer;") else lowered
+
+
+def parse_time(text: Any) -> datetime | None:
+    if isinstance(text, datetime):
+        return text if text.tzinfo else text.replace(tzinfo=UTC)
+    if not text:
+        return None
+    value = re.sub(r"(\.\d{6})\d+", r"\1", str(text).strip().replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_DURATION = re.compile(r"^P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)$")
+
+
+def parse_duration(text: Any) -> float | None:
+    """Seconds of an ISO 8601 ``PT..H..M..S`` or ``hh:mm:ss`` duration; None if neither."""
+    if not text:
+        return None
+    value = str(text).strip().upper()
+    match = _DURATION.match(value)
+    if match and any(match.groups()):
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        return h * 3600 + m * 60 + s
+    parts = value.split(":")
+    if len(parts) == 3:
+        try:
+            return float(parts[0]) * 3600 + float(parts[1]) * 60 + float(parts[2])
+        except ValueError:
+            return None
+    return None
+
+
+def expected_end(props: Any, now: datetime) -> datetime:
+    """When a running job should end: its ``estimatedRemainingDuration`` if Azure gives one,
+    else as long again as it has run so far (bounded) — the next look doubles the wait."""
+    extended = field_of(props, "extendedInfo")
+    remaining = parse_duration(field_of(extended, "estimatedRemainingDuration"))
+    if remaining is None:
+        start = parse_time(field_of(props, "startTime")) or now
+        elapsed = (now - start).total_seconds()
+        remaining = min(RUNNING_MAX_SECONDS, max(RUNNING_MIN_SECONDS, elapsed))
+    return now + timedelta(seconds=remaining)
+
+
+def vault_snapshots(
+    client: RecoveryServicesBackupClient, rs_vault_id: str, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Today's backup jobs of one vault per item container (short form, lower-case).
+
+    One filtered job list (paged). Each value is a snapshot for the item's BACKUP step:
+    ``{"day", "taken_at", "on_demand": [job ids], "running": {job_id, expected_end} | None}``.
+    """
+    from shared.backups.items import vault_parts
+
+    _, rg, vault = vault_parts(rs_vault_id)
+    out: dict[str, dict[str, Any]] = {}
+    for job in client.backup_jobs.list(vault, rg, filter=job_filter(now)):
+        props = job.properties
+        container = _short_container(str(field_of(props, "containerName") or ""))
+        snap = out.setdefault(container, empty_snapshot(now))
+        if field_of(props, "isUserTriggered"):
+            snap["on_demand"].append(str(job.name))
+        if (
+            str(field_of(props, "status")) in ("InProgress", "Cancelling")
+            and snap["running"] is None
+        ):
+            snap["running"] = {
+                "job_id": str(job.name),
+                "expected_end": expected_end(props, now).isoformat(),
+            }
+    return out
+
+
+def empty_snapshot(now: datetime) -> dict[str, Any]:
+    """The snapshot of an item with no job today."""
+    return {"day": day_of(now), "taken_at": now.isoformat(), "on_demand": [], "running": None}
+
+
+def snapshot_for(
+    snapshots: Mapping[str, dict[str, Any]], container: str, now: datetime
+) -> dict[str, Any]:
+    """The snapshot of one item from :func:`vault_snapshots` output."""
+    return snapshots.get(_short_container(container)) or empty_snapshot(now)
+
+
+def snapshot_usable(snapshot: Mapping[str, Any] | None, now: datetime) -> bool:
+    """True when a snapshot carried in an item is from today and recent."""
+    if not snapshot or snapshot.get("day") != day_of(now):
+        return False
+    taken = parse_time(snapshot.get("taken_at"))
+    return taken is not None and now - taken <= SNAPSHOT_MAX_AGE
+
+
+class BudgetLedger:
+    """Keyguard's own on-demand triggers per VM and day (``names.BACKUP_BUDGET_TABLE``)."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    @staticmethod
+    def partition(vm_id: str) -> str:
+        """The partition of a VM (ARM ids hold ``/``, which keys may not)."""
+        return hashlib.sha256(vm_id.strip().lower().encode()).hexdigest()[:40]
+
+    def triggers(self, vm_id: str, day: str) -> list[dict[str, Any]]:
+        """Keyguard's triggers of ``vm_id`` on ``day``: ``{operation_id, job_id?}`` rows."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": self.partition(vm_id), "lo": f"{day}_", "hi": f"{day}`"}
+        try:
+            rows = list(self._table.query_entities(query, parameters=params))
+        except Exception as exc:  # any storage failure: do not guess a budget
+            raise StorageError(f"backup budget read failed: {type(exc).__name__}") from exc
+        return [dict(r) for r in rows]
+
+    def record(self, vm_id: str, day: str, operation_id: str, job_id: str | None = None) -> None:
+        """Count one trigger (idempotent per operation); ``job_id`` once known."""
+        entity: dict[str, Any] = {
+            "PartitionKey": self.partition(vm_id),
+            "RowKey": f"{day}_{operation_id}",
+            "vm_id": vm_id,
+            "operation_id": operation_id,
+        }
+        if job_id:
+            entity["job_id"] = job_id
+        try:
+            from azure.data.tables import UpdateMode
+
+            self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        except Exception as exc:
+            raise StorageError(f"backup budget write failed: {type(exc).__name__}") from exc
+
+
+def spent(own: list[dict[str, Any]], snapshot: Mapping[str, Any]) -> int:
+    """On-demand backups of the day: own triggers ∪ the vault's on-demand jobs (by job id)."""
+    job_ids = {str(j).lower() for j in snapshot.get("on_demand") or ()}
+    unknown = 0
+    for row in own:
+        job = row.get("job_id")
+        if job:
+            job_ids.add(str(job).lower())
+        else:
+            unknown += 1
+    return len(job_ids) + unknown
+
+
+def field_of(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    try:
+        return obj[name]
+    except (KeyError, TypeError, IndexError):
+        return None

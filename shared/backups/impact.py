@@ -1,0 +1,174 @@
+"""Impact: from a rotated key or secret (or a VM's ADE/DES change) to the VMs to back up.
+
+A :class:`VmResolver` answers two questions: which VMs use an object now, and where Backup
+protects a VM. The inventory (``shared.inventory``) answers both from storage once it is
+filled; :class:`DirectResolver` answers from Azure itself — the VM models, disks and disk
+encryption sets of the configured subscriptions (one list each per subscription, whatever
+the number of VMs) and one ``backupStatus`` per affected VM (azure-facts §5.2 option B).
+
+Objects are matched by their Key Vault's **ARM id** (``sourceVault.id``) and the URL *path*
+(``/keys/{name}``), never by the URL host: an event's host is not trusted, and a VM model
+names the vault by id anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+from shared.backups.items import ProtectedVm
+
+if TYPE_CHECKING:
+    from shared.actions.base import ActionContext
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A Key Vault key or secret, version-independent: vault ARM id, type, name."""
+
+    vault_id: str
+    object_type: str  # "key" | "secret"
+    name: str
+
+    def matches(self, url: str | None, source_vault_id: str | None) -> bool:
+        """True when a versioned URL in the given vault names this object (path only)."""
+        if not url or not source_vault_id:
+            return False
+        if source_vault_id.strip().rstrip("/").lower() != self.vault_id.rstrip("/").lower():
+            return False
+        parts = [p for p in urlparse(url).path.split("/") if p]
+        return (
+            len(parts) >= 2
+            and parts[0].lower() == f"{self.object_type}s"
+            and parts[1].lower() == self.name.lower()
+        )
+
+
+class VmResolver(Protocol):
+    """Which VMs use an object, and how Backup protects a VM."""
+
+    def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
+        """The VMs that use ``ref`` now (protected or not)."""
+        ...
+
+    def vm(self, vm_id: str) -> ProtectedVm | None:
+        """One VM with its protection, or None when it no longer exists."""
+        ...
+
+
+def _ade_refs(settings: Mapping[str, Any] | None) -> list[tuple[str, str | None, str | None]]:
+    """(kind, url, vault id) of one ADE ``encryptionSettings`` entry."""
+    if not settings:
+        return []
+    out: list[tuple[str, str | None, str | None]] = []
+    for kind, field, url_key in (
+        ("secret", "disk_encryption_key", "secret_url"),
+        ("key", "key_encryption_key", "key_url"),
+    ):
+        ref = settings.get(field) or {}
+        out.append((kind, ref.get(url_key), (ref.get("source_vault") or {}).get("id")))
+    return out
+
+
+class VmModels:
+    """The VM, disk and DES models of one subscription, indexed for matching."""
+
+    def __init__(self, vms: Iterable[Any], disks: Iterable[Any], des: Iterable[Any]) -> None:
+        self.vms = {v["id"].lower(): v for v in (x.as_dict() for x in vms)}
+        self.disks = [d.as_dict() for d in disks]
+        self.des = {d["id"].lower(): d.as_dict() for d in des}
+
+    def uses(self, vm_id: str) -> tuple[str, list[tuple[str, str | None, str | None]]]:
+        """(encryption, [(kind, url, vault id)]) of one VM: ADE (either pass) or DES keys."""
+        vm = self.vms.get(vm_id.lower()) or {}
+        os_disk = (vm.get("storage_profile") or {}).get("os_disk") or {}
+        refs = _ade_refs(os_disk.get("encryption_settings"))  # dual pass: on the VM
+        des_refs: list[tuple[str, str | None, str | None]] = []
+        for disk in self.disks:
+            if str(disk.get("managed_by") or "").lower() != vm_id.lower():
+                continue
+            for entry in (disk.get("encryption_settings_collection") or {}).get(
+                "encryption_settings"
+            ) or []:
+                refs.extend(_ade_refs(entry))  # single pass: on the disks
+            des_id = str((disk.get("encryption") or {}).get("disk_encryption_set_id") or "")
+            des = self.des.get(des_id.lower())
+            if des:
+                active = des.get("active_key") or {}
+                des_refs.append(
+                    ("key", active.get("key_url"), (active.get("source_vault") or {}).get("id"))
+                )
+        refs = [r for r in refs if r[1]]
+        if refs:
+            return "ade", refs + des_refs
+        return ("des" if des_refs else "none"), des_refs
+
+
+class DirectResolver:
+    """Resolves VMs from Azure (no inventory): see the module docstring."""
+
+    def __init__(self, ctx: ActionContext) -> None:
+        self._ctx = ctx
+        self._models: dict[str, VmModels] = {}
+
+    def _subscription_models(self, subscription_id: str, *, with_des: bool = True) -> VmModels:
+        models = self._models.get(subscription_id)
+        if models is None:
+            compute = self._ctx.azure.compute(subscription_id)
+            models = VmModels(
+                compute.virtual_machines.list_all(),
+                compute.disks.list(),
+                compute.disk_encryption_sets.list() if with_des else (),
+            )
+            self._models[subscription_id] = models
+        return models
+
+    def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
+        out = []
+        for sub in sorted(self._ctx.settings.subscriptions):
+            models = self._subscription_models(sub)
+            for vm_id in sorted(models.vms):
+                encryption, refs = models.uses(vm_id)
+                if any(
+                    kind == ref.object_type and ref.matches(url, vault) for kind, url, vault in refs
+                ):
+                    out.append(self._protection(models.vms[vm_id]["id"], encryption, refs))
+        return out
+
+    def vm(self, vm_id: str) -> ProtectedVm | None:
+        sub = vm_id.strip("/").split("/")[1]
+        models = self._subscription_models(sub)
+        found = models.vms.get(vm_id.lower())
+        if found is None:
+            return None
+        encryption, refs = models.uses(vm_id)
+        return self._protection(found["id"], encryption, refs)
+
+    def _protection(
+        self, vm_id: str, encryption: str, refs: list[tuple[str, str | None, str | None]]
+    ) -> ProtectedVm:
+        from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+        sub = vm_id.strip("/").split("/")[1]
+        location = self._models[sub].vms[vm_id.lower()].get("location") or "westeurope"
+        status = self._ctx.azure.backup(sub).backup_status.get(
+            location, BackupStatusRequest(resource_type="VM", resource_id=vm_id)
+        )
+        key_vaults = tuple(sorted({v for _, _, v in refs if v}))
+        if str(status.protection_status or "").lower() != "protected" or not status.vault_id:
+            return ProtectedVm(vm_id, encryption, key_vault_ids=key_vaults)
+        return ProtectedVm(
+            vm_id,
+            encryption,
+            rs_vault_id=status.vault_id,
+            container=status.container_name,
+            protected_item=status.protected_item_name,
+            key_vault_ids=key_vaults,
+        )
+
+
+def default_resolver(ctx: ActionContext) -> VmResolver:
+    """The resolver the actions use: Azure directly (the inventory adapter plugs in here)."""
+    return DirectResolver(ctx)
