@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 #: kind → "module:attribute" of the action object.
 ACTION_MODULES: dict[WorkKind, str] = {
     WorkKind.VERIFY_ACCESS: "shared.actions.verify_access:VERIFY_ACCESS",
-    WorkKind.PIN: "shared.actions.noop:PIN",
-    WorkKind.BACKUP: "shared.actions.noop:BACKUP",
-    WorkKind.TRACK_BACKUP: "shared.actions.noop:TRACK_BACKUP",
-    WorkKind.REFRESH_INVENTORY: "shared.actions.noop:REFRESH_INVENTORY",
+    WorkKind.PIN: "shared.actions.pin:PIN",
+    WorkKind.BACKUP: "shared.actions.backup:BACKUP",
+    WorkKind.TRACK_BACKUP: "shared.actions.track_backup:TRACK_BACKUP",
+    WorkKind.REFRESH_INVENTORY: "shared.actions.refresh_inventory:REFRESH_INVENTORY",
     WorkKind.PUBLISH_ALERT: "shared.actions.publish_alert:PUBLISH_ALERT",
 }
 

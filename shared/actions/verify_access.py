@@ -37,6 +37,7 @@ from shared.access.remediate import RemediationPolicy, Remediator
 from shared.access.verify import Verifier
 from shared.actions.base import ActionContext, ActionResult
 from shared.errors import PermanentError
+from shared.inventory.vault_needs import inventory_needs
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
 
@@ -142,4 +143,4 @@ class VerifyAccessAction:
         return ActionResult(summary=report.to_dict(), alerts=alerts)
 
 
-VERIFY_ACCESS = VerifyAccessAction()
+VERIFY_ACCESS = VerifyAccessAction(inventory=inventory_needs)

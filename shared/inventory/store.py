@@ -142,6 +142,20 @@ class Inventory:
             raise
         return VmRecord.from_entity(dict(entity))
 
+    def has_rows(self, partition: str) -> bool:
+        """True when a partition holds at least one row (reads one page of one row)."""
+
+        def peek() -> bool:
+            pages = self._table.query_entities(
+                "PartitionKey eq @p",
+                parameters={"p": partition},
+                results_per_page=1,
+                select=["RowKey"],
+            ).by_page()
+            return any(True for _ in next(iter(pages), []))
+
+        return bool(self._call(f"peek {partition}", peek))
+
     def all_vms(self) -> list[VmRecord]:
         """Every protected VM the inventory knows (one partition query)."""
         return [VmRecord.from_entity(e) for e in self._query(VM_PARTITION)]

@@ -1,0 +1,270 @@
+"""Reading the inventory's facts from Azure: a VM's encryption now, its protected item, and
+its recovery points' ``keyAndSecret``.
+
+Cost per VM: one VM GET with ``$expand=instanceView`` (ADE settings from the model for dual
+pass, from the instance view's ``disks[].encryptionSettings`` for single pass, falling back
+to the OS disk's ``encryptionSettingsCollection``), one DES GET per distinct disk encryption
+set, one recovery point listing, and one GET per point not yet known (the listing omits
+``keyAndSecret``; a point never changes, so it is read once).
+
+Mgmt models are read as REST JSON (``as_dict()``), because the compute models are
+mapping-based and the backup SDK does not follow nested discriminators (offline-dev.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.inventory.records import RecoveryPointRecord, VmRecord
+
+if TYPE_CHECKING:
+    from shared.clients import AzureClients
+
+IAAS_FILTER = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+FABRIC = "Azure"
+
+
+def _json(model: Any) -> dict[str, Any]:
+    if model is None:
+        return {}
+    if isinstance(model, Mapping):
+        as_dict = getattr(model, "as_dict", None)
+        return dict(as_dict()) if as_dict else dict(model)
+    return dict(model.as_dict(keep_readonly=True))
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _dt(text: Any) -> datetime | None:
+    if isinstance(text, datetime):
+        return text
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class ArmId:
+    """The parts of an ARM resource id Keyguard needs."""
+
+    id: str
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> ArmId:
+        parts = resource_id.strip().rstrip("/").split("/")
+        return cls(resource_id.rstrip("/"), parts[2], parts[4], parts[-1])
+
+
+@dataclass(frozen=True)
+class ProtectedVm:
+    """A VM protected in a Recovery Services vault."""
+
+    vm_id: str
+    vault_id: str
+    container: str
+    protected_item: str
+
+
+def _ade_from(settings: Any) -> tuple[str | None, str | None, str | None, str | None]:
+    """(bek url, bek vault, kek url, kek vault) from an ADE encryption settings object."""
+    if not isinstance(settings, Mapping):
+        return None, None, None, None
+    return (
+        _dig(settings, "diskEncryptionKey", "secretUrl"),
+        _dig(settings, "diskEncryptionKey", "sourceVault", "id"),
+        _dig(settings, "keyEncryptionKey", "keyUrl"),
+        _dig(settings, "keyEncryptionKey", "sourceVault", "id"),
+    )
+
+
+class AzureInventoryReader:
+    """Reads VMs, disk encryption sets, protected items and recovery points via the SDKs."""
+
+    def __init__(self, azure: AzureClients) -> None:
+        self._azure = azure
+        self._des: dict[str, tuple[str | None, str | None]] = {}
+
+    # -- compute ----------------------------------------------------------------------------
+
+    def read_vm(self, vm_id: str, protection: ProtectedVm | None) -> VmRecord | None:
+        """The VM's record (None when the VM no longer exists)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        ref = ArmId.parse(vm_id)
+        compute = self._azure.compute(ref.subscription_id)
+        try:
+            vm = _json(
+                compute.virtual_machines.get(ref.resource_group, ref.name, expand="instanceView")
+            )
+        except ResourceNotFoundError:
+            return None
+        props = vm.get("properties") or {}
+        os_disk = _dig(props, "storageProfile", "osDisk") or {}
+        bek, bek_vault, kek, kek_vault = _ade_from(os_disk.get("encryptionSettings"))
+        if not bek:
+            for disk in _dig(props, "instanceView", "disks") or []:
+                for settings in disk.get("encryptionSettings") or []:
+                    if settings.get("enabled", True) and not bek:
+                        bek, bek_vault, kek, kek_vault = _ade_from(settings)
+        disk_id = _dig(os_disk, "managedDisk", "id")
+        des_id = _dig(os_disk, "managedDisk", "diskEncryptionSet", "id")
+        if not bek and disk_id and not des_id:
+            bek, bek_vault, kek, kek_vault = self._disk_ade(disk_id)
+        des_key = des_vault = None
+        if des_id and not bek:
+            des_key, des_vault = self.read_des(des_id)
+        encryption = "ade" if bek else ("des" if des_id else "none")
+        return VmRecord(
+            vm_id=str(vm.get("id") or vm_id),
+            name=str(vm.get("name") or ref.name),
+            subscription_id=ref.subscription_id,
+            resource_group=ref.resource_group,
+            location=str(vm.get("location") or ""),
+            encryption=encryption,  # type: ignore[arg-type]
+            bek_secret_url=bek,
+            kek_key_url=kek,
+            des_id=des_id if encryption == "des" else None,
+            des_key_url=des_key,
+            vault_id=protection.vault_id if protection else None,
+            container=protection.container if protection else None,
+            protected_item=protection.protected_item if protection else None,
+            bek_vault_id=bek_vault,
+            kek_vault_id=kek_vault if kek else None,
+            des_key_vault_id=des_vault,
+        )
+
+    def _disk_ade(self, disk_id: str) -> tuple[str | None, str | None, str | None, str | None]:
+        ref = ArmId.parse(disk_id)
+        disk = _json(
+            self._azure.compute(ref.subscription_id).disks.get(ref.resource_group, ref.name)
+        )
+        for settings in (
+            _dig(disk, "properties", "encryptionSettingsCollection", "encryptionSettings") or []
+        ):
+            return _ade_from(settings)
+        return None, None, None, None
+
+    def read_des(self, des_id: str) -> tuple[str | None, str | None]:
+        """(active key URL, key vault id) of a disk encryption set (cached per reader)."""
+        key = des_id.lower()
+        if key not in self._des:
+            ref = ArmId.parse(des_id)
+            des = _json(
+                self._azure.compute(ref.subscription_id).disk_encryption_sets.get(
+                    ref.resource_group, ref.name
+                )
+            )
+            active = _dig(des, "properties", "activeKey") or {}
+            self._des[key] = (active.get("keyUrl"), _dig(active, "sourceVault", "id"))
+        return self._des[key]
+
+    def vm_of_disk(self, disk_id: str) -> str | None:
+        """The VM a managed disk is attached to (``managedBy``)."""
+        ref = ArmId.parse(disk_id)
+        disk = _json(
+            self._azure.compute(ref.subscription_id).disks.get(ref.resource_group, ref.name)
+        )
+        owner = disk.get("managedBy")
+        return str(owner) if owner else None
+
+    def is_ade_extension(self, extension_id: str) -> bool:
+        """True when a VM extension is Azure Disk Encryption (its name is user-chosen)."""
+        parts = extension_id.rstrip("/").split("/")
+        ref = ArmId.parse(extension_id)
+        ext = _json(
+            self._azure.compute(ref.subscription_id).virtual_machine_extensions.get(
+                ref.resource_group, parts[8], parts[-1]
+            )
+        )
+        props = ext.get("properties") or {}
+        publisher = str(props.get("publisher") or "")
+        kind = str(props.get("type") or "")
+        return publisher == "Microsoft.Azure.Security" and kind.startswith("AzureDiskEncryption")
+
+    # -- recovery services ------------------------------------------------------------------
+
+    def protected_vms(self, rsv_id: str) -> list[ProtectedVm]:
+        """The Azure IaaS VMs protected in a Recovery Services vault (one paged listing)."""
+        ref = ArmId.parse(rsv_id)
+        client = self._azure.backup(ref.subscription_id)
+        found = []
+        for item in client.backup_protected_items.list(
+            ref.name, ref.resource_group, filter=IAAS_FILTER
+        ):
+            props = _json(item.properties)
+            vm_id = props.get("virtualMachineId") or props.get("sourceResourceId")
+            if not vm_id or not item.id:
+                continue
+            parts = str(item.id).split("/")
+            container = parts[parts.index("protectionContainers") + 1]
+            found.append(ProtectedVm(str(vm_id), ref.id, container, str(item.name)))
+        return found
+
+    def protection_of(self, vm: ArmId, location: str) -> ProtectedVm | None:
+        """Where a VM is protected (``backupStatus``), None when it is not."""
+        from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+        client = self._azure.backup(vm.subscription_id)
+        status = _json(
+            client.backup_status.get(
+                location, BackupStatusRequest(resource_type="VM", resource_id=vm.id)
+            )
+        )
+        vault_id = status.get("vaultId")
+        if str(status.get("protectionStatus", "")).lower() != "protected" or not vault_id:
+            return None
+        container = (
+            status.get("containerName") or f"iaasvmcontainerv2;{vm.resource_group};{vm.name}"
+        )
+        item = (
+            status.get("protectedItemName") or f"VM;iaasvmcontainerv2;{vm.resource_group};{vm.name}"
+        )
+        if not str(container).lower().startswith("iaasvmcontainer;"):
+            container = f"IaasVMContainer;{container}"
+        return ProtectedVm(vm.id, str(vault_id), str(container), str(item))
+
+    def point_ids(self, p: ProtectedVm) -> list[str]:
+        """Ids of the item's retained recovery points (one listing)."""
+        ref = ArmId.parse(p.vault_id)
+        client = self._azure.backup(ref.subscription_id)
+        points = client.recovery_points.list(
+            ref.name, ref.resource_group, FABRIC, p.container, p.protected_item
+        )
+        return [str(rp.name) for rp in points if rp.name]
+
+    def read_point(self, p: ProtectedVm, point_id: str) -> RecoveryPointRecord | None:
+        """One point with its ``keyAndSecret`` (one GET); None when it is gone."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        ref = ArmId.parse(p.vault_id)
+        client = self._azure.backup(ref.subscription_id)
+        try:
+            rp = client.recovery_points.get(
+                ref.name, ref.resource_group, FABRIC, p.container, p.protected_item, point_id
+            )
+        except ResourceNotFoundError:
+            return None
+        props = _json(rp.properties)
+        ks = props.get("keyAndSecret") or {}
+        return RecoveryPointRecord(
+            point_id=point_id,
+            time=_dt(props.get("recoveryPointTime")),
+            expiry=_dt(_dig(props, "recoveryPointProperties", "expiryTime")),
+            kek_key_url=_dig(ks, "kekDetails", "keyUrl"),
+            kek_vault_id=_dig(ks, "kekDetails", "keyVaultId"),
+            bek_secret_url=_dig(ks, "bekDetails", "secretUrl"),
+            bek_vault_id=_dig(ks, "bekDetails", "secretVaultId"),
+            encryption_mechanism=ks.get("encryptionMechanism"),
+        )

@@ -1,0 +1,84 @@
+"""Escrow (off by default, ``KEYGUARD_ESCROW``): Key Vault backup blobs of needed objects.
+
+When a key or secret holds a version some backup needs, the pin pass may also store
+``backup_key``/``backup_secret`` output — Key Vault's protected blob of *all* versions of the
+object — in ``names.ESCROW_CONTAINER`` (immutable by infra), at most once per object per UTC
+day::
+
+    {vault}/{key|secret}/{name}/{yyyy-mm-dd}.blob   the Key Vault backup blob
+    {vault}/{key|secret}/{name}/{yyyy-mm-dd}.json   manifest: ids, needed versions, sha256
+
+It is the fallback when an object is purged: ``az keyvault key restore --file`` (or
+``KeyClient.restore_key_backup``) brings every version back under the original name, in a
+vault of the same subscription and geography, provided no object of that name exists. Key
+Vault refuses to back up more than 500 versions; that is reported, not escrowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from shared.errors import StorageError
+from shared.pinning.execute import ObjectRef
+from shared.pinning.keyvault import ObjectStore
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+
+def blob_prefix(obj: ObjectRef, when: datetime) -> str:
+    """``{vault}/{key|secret}/{name}/{date}`` for one object and day."""
+    return f"{obj.vault_name}/{obj.object_type}/{obj.name}/{when.date().isoformat()}"
+
+
+def escrow_object(
+    container: ContainerClient,
+    store: ObjectStore,
+    obj: ObjectRef,
+    needed_versions: Iterable[str],
+    *,
+    now: datetime,
+) -> str | None:
+    """Store today's backup blob and manifest of ``obj``; None when already escrowed today.
+
+    Returns the blob name written. Raises :class:`StorageError` when the container fails
+    (the Key Vault call's own errors propagate for the worker to classify).
+    """
+    from azure.core.exceptions import AzureError, ResourceExistsError
+
+    prefix = blob_prefix(obj, now)
+    blob_name = f"{prefix}.blob"
+    try:
+        if container.get_blob_client(f"{prefix}.json").exists():
+            return None
+    except AzureError as exc:
+        raise StorageError(f"escrow of {obj.name}: {exc}") from exc
+    data = store.backup(obj.name)  # Key Vault errors propagate for the worker to classify
+    manifest = {
+        "vault_id": obj.vault_id,
+        "vault_uri": obj.vault_uri,
+        "object_type": obj.object_type,
+        "name": obj.name,
+        "needed_versions": sorted(needed_versions),
+        "created": now.isoformat(),
+        "blob": blob_name,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "restore": f"az keyvault {obj.object_type} restore --vault-name <vault> "
+        f"--file {obj.name}.blob",
+    }
+    for name, body in (
+        (blob_name, data),
+        (f"{prefix}.json", json.dumps(manifest, indent=2).encode()),
+    ):
+        try:
+            container.upload_blob(name, body, overwrite=False)
+        except ResourceExistsError:
+            continue  # an interrupted earlier run stored it (the container is write-once)
+        except AzureError as exc:
+            raise StorageError(f"escrow of {obj.name}: {exc}") from exc
+    return blob_name
