@@ -231,10 +231,14 @@ def operation_retry(
 
     jitter = tenacity.wait_random_exponential(multiplier=1, max=max_wait_seconds)
 
+    drawn: dict[int, float] = {}  # one jittered wait per attempt, seen by stop and wait alike
+
     def wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        hint = classify(exc).retry_after if exc is not None else None  # type: ignore[union-attr]
-        return float(hint) if hint is not None else float(jitter(state))
+        if state.attempt_number not in drawn:
+            exc = state.outcome.exception() if state.outcome else None
+            hint = classify(exc).retry_after if exc is not None else None  # type: ignore[union-attr]
+            drawn[state.attempt_number] = float(hint) if hint is not None else float(jitter(state))
+        return drawn[state.attempt_number]
 
     def stop(state: tenacity.RetryCallState) -> bool:
         remaining = deadline_seconds - (clock() - started)
