@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handlers import arm_events, http_ops, keyvault_events, sweep, worker
+from handlers import arm_events, http_ops, keyvault_events, report, sweep, worker
 from shared import logs, names
 from shared.config import get_settings
 
@@ -64,3 +64,10 @@ def sweep_timer(timer: func.TimerRequest) -> None:
 def replay(req: func.HttpRequest) -> func.HttpResponse:
     """Re-enqueues dead-lettered work and ingests Event Grid dead-letter blobs."""
     return http_ops.replay(req)
+
+
+@app.function_name(names.FN_REPORT)
+@app.route(route="report", methods=["GET"])
+def restorability_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The restorability report: per protected VM and recovery point, can it be restored."""
+    return report.restorability_report(req)

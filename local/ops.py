@@ -7,6 +7,7 @@ locally or a real storage account::
     python -m local.ops replay --all [--reason permanent]
     python -m local.ops replay --id <dead-letter id> [--id ...]
     python -m local.ops replay --blobs
+    python -m local.ops report [--json] [--refresh]     # the restorability report
 
 Prints JSON; exits 2 on a usage error, 1 when storage failed.
 """
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--id", action="append", default=[], dest="ids", help="a dead-letter id")
     rep.add_argument("--reason", help="only dead letters with this reason")
     rep.add_argument("--blobs", action="store_true", help="ingest Event Grid dead-letter blobs")
+    report = commands.add_parser("report", help="the restorability report (table or JSON)")
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
+    report.add_argument("--refresh", action="store_true", help="re-read Azure first")
     return parser
 
 
@@ -63,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "report":
+            from shared.report import build_report
+            from shared.runtime import get_runtime
+
+            built = build_report(get_runtime(), refresh=True if args.refresh else None)
+            print(built.to_text_json() if args.json else built.to_table())
+            return 0
         if args.command == "dead-letters":
             result = _dead_letters(args)
         else:
