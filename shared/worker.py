@@ -96,14 +96,50 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, claim))
         rt.counters.increment("worker.busy")
         return Outcome.BUSY
+    lock = _lock_target(rt, item)
+    if lock is not None and lock.status is not ClaimStatus.CLAIMED:
+        # Another step on the same target is running: come back when its lease ends.
+        rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, lock))
+        rt.ledger.release(claim)
+        log.info("worker.target_busy", work_key=item.key, target=item.target)
+        rt.counters.increment("worker.target_busy")
+        return Outcome.BUSY
     keeper = _LeaseKeeper(rt.ledger, claim)
+    lock_keeper = _LeaseKeeper(rt.ledger, lock) if lock is not None else None
     try:
-        return _run_claimed(rt, item, keeper)
+        with lock_keeper or contextlib.nullcontext():
+            return _run_claimed(rt, item, keeper)
     except StorageError:
         # Give the claim back so the redelivered message can run at once (best effort).
         with contextlib.suppress(StorageError):
             rt.ledger.release(keeper.claim)
         raise
+    finally:
+        if lock_keeper is not None:  # best effort: an unreleased lock just expires
+            with contextlib.suppress(StorageError):
+                rt.ledger.release(lock_keeper.claim)
+
+
+#: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.
+#: two verifications of one vault from different event windows) must not interleave, or both
+#: see the same gap and both repair it. The per-key claim cannot see that; a per-target lock
+#: (a ledger claim in partition ``lock``, leased and renewed like any claim) can.
+SERIALIZED_KINDS: Final = frozenset(
+    {WorkKind.VERIFY_ACCESS, WorkKind.PIN, WorkKind.BACKUP, WorkKind.REFRESH_INVENTORY}
+)
+LOCK_PARTITION: Final = "lock"
+
+
+def _lock_target(rt: Runtime, item: WorkItem) -> Claim | None:
+    """Claim the per-target lock for ``item`` (None for kinds that need none)."""
+    if item.kind not in SERIALIZED_KINDS:
+        return None
+    key = f"{item.kind.value}:{item.target.strip().lower()}"[:MAX_KEY_CHARS]
+    lock = rt.ledger.claim(LOCK_PARTITION, key)
+    if lock.status in (ClaimStatus.DONE, ClaimStatus.FAILED):  # never written so; heal it
+        rt.ledger.reset(LOCK_PARTITION, key)
+        lock = rt.ledger.claim(LOCK_PARTITION, key)
+    return lock
 
 
 def _busy_delay(rt: Runtime, claim: Claim) -> float:
