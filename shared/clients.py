@@ -112,10 +112,16 @@ class AzureClients:
             return self._credential
 
     def _common(self) -> dict[str, Any]:
+        from shared.retry import HTTP_TRY_SECONDS
+
         cloud = self._settings.cloud
         kwargs: dict[str, Any] = {
             "retry_total": self._settings.retry.http_retry_total,
             "retry_backoff_max": 30,
+            # azure-core's transport defaults are 300 s each; one try must fit the budget
+            # table in shared.retry (layer 1), or a hung socket eats the function timeout.
+            "connection_timeout": 10,
+            "read_timeout": HTTP_TRY_SECONDS,
             "per_call_policies": [self.calls.policy()],
         }
         if cloud.ca_bundle:

@@ -27,9 +27,9 @@ layer                  worst case with the default settings             bound
 4 Event Grid           30 attempts / 24 h, then a dead-letter blob      replayable
 =====================  ===============================================  ===============
 
-The 30 s per HTTP try (:data:`HTTP_TRY_SECONDS`) assumes the clients' connection/read
-timeouts are at most that; azure-core's transport defaults are 300 s each, so
-``shared.clients`` should set ``connection_timeout``/``read_timeout`` to keep the bound.
+The 30 s per HTTP try (:data:`HTTP_TRY_SECONDS`) holds because ``shared.clients`` sets the
+connection timeout (10 s) and read timeout (:data:`HTTP_TRY_SECONDS`) on every client;
+azure-core's transport defaults would be 300 s each.
 The ledger lease (default 300 s) need not cover that worst case: the worker renews it every
 third of the lease while a step runs (``shared.worker``), so only a dead worker's claim
 expires. :attr:`LayerBudgets.lease_covers_invocation` tells whether it would hold even

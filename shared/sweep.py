@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.errors import KeyguardError, TransientError
+from shared.errors import KeyguardError, StorageError, TransientError
 from shared.logs import get_logger
 from shared.planning import FOLLOW_UP, inventory_item, verify_item
 from shared.workitems import WorkItem, utc_now, window_bucket
@@ -204,3 +204,34 @@ def run_sweep(deps: SweepDeps, *, now: datetime | None = None) -> SweepResult:
             f"vaults of {len(failures)} subscription(s) could not be listed; first {sub}: {first}"
         ) from first
     return SweepResult(items=tuple(items), vaults=vaults, failed_subscriptions=())
+
+
+#: Intake's event-id rows only have to outlive Event Grid's redeliveries (24 h at most).
+EVENT_ID_RETENTION = timedelta(days=3)
+#: DONE step records only have to outlive duplicate copies of their item (a retry budget is
+#: 24 h by default); work keys carry a time bucket, so later events make new keys anyway.
+DONE_RETENTION = timedelta(days=14)
+
+
+class PurgeableLedger(Protocol):
+    """The ledger's housekeeping calls (see ``shared.ledger.Ledger``)."""
+
+    def purge_events(self, *, older_than: timedelta) -> int: ...
+
+    def purge_done(self, *, older_than: timedelta) -> int: ...
+
+
+def purge_ledger(ledger: PurgeableLedger) -> tuple[int, int]:
+    """Delete old event-id and DONE rows so the ledger table does not grow without bound.
+
+    Best effort: a storage failure is logged and left for the next sweep (the rows are only
+    housekeeping; nothing depends on their removal). Returns the counts deleted.
+    """
+    try:
+        events = ledger.purge_events(older_than=EVENT_ID_RETENTION)
+        done = ledger.purge_done(older_than=DONE_RETENTION)
+    except StorageError as exc:
+        log.warning("sweep.purge_failed", error=str(exc))
+        return (0, 0)
+    log.info("sweep.purged", event_rows=events, done_rows=done)
+    return (events, done)

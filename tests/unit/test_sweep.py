@@ -205,3 +205,37 @@ def test_timer_handler_runs_a_sweep() -> None:
     result = sweep_handler.handle(_Timer(past_due=True), deps=_deps(settings_for(), queue))  # type: ignore[arg-type]
     assert [i.target for i in result.items] == [VAULT_ID.lower()]
     assert queue.items == list(result.items)
+
+
+class _PurgingLedger:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.fail = fail
+
+    def purge_events(self, *, older_than: object) -> int:
+        from shared.errors import StorageError
+
+        if self.fail:
+            raise StorageError("table down")
+        self.calls.append(("events", older_than))
+        return 3
+
+    def purge_done(self, *, older_than: object) -> int:
+        self.calls.append(("done", older_than))
+        return 5
+
+
+def test_purge_ledger_removes_old_event_and_done_rows() -> None:
+    from datetime import timedelta
+
+    from shared.sweep import purge_ledger
+
+    ledger = _PurgingLedger()
+    assert purge_ledger(ledger) == (3, 5)
+    assert ledger.calls == [("events", timedelta(days=3)), ("done", timedelta(days=14))]
+
+
+def test_purge_ledger_failure_is_logged_not_raised() -> None:
+    from shared.sweep import purge_ledger
+
+    assert purge_ledger(_PurgingLedger(fail=True)) == (0, 0)
