@@ -10,7 +10,9 @@ import yaml
 
 from shared.clients import AzureClients
 from shared.config import load_settings
+from shared.planning import inventory_item
 from shared.runtime import Runtime
+from shared.sweep import RECOVERY_VAULT_TYPE
 from shared.worker import Outcome, process
 from shared.workitems import WorkItem
 from tests.fixtures.azurite import StorageEnv
@@ -70,3 +72,15 @@ def versions(local_azure: Any, vault: str, collection: str, name: str) -> list[d
     """A key's or secret's versions as the local Azure holds them (oldest first)."""
     state = local_azure.admin.get(f"/keyvault/vaults/{vault}")
     return list(state[collection][name]["versions"])
+
+
+def sweep_refresh(rt: Runtime, bucket: str) -> None:
+    """Enqueue the inventory refresh of the demo RS vault the sweep would plan."""
+    params = {
+        "resource_type": RECOVERY_VAULT_TYPE,
+        "operation": "sweep",
+        "vm_id": None,
+        "confirm_ade_extension": False,
+        "follow_up": ["verify", "pin", "backup"],
+    }
+    rt.work_queue.enqueue(inventory_item(RSV, bucket=bucket, reasons=("sweep:t",), params=params))

@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 
 from shared.pinning.decide import IN_USE, TAG_BY, TAG_UNTIL
-from shared.planning import inventory_item
 from shared.runtime import Runtime
-from shared.sweep import RECOVERY_VAULT_TYPE
 from shared.worker import Outcome
 from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import RSV, demo_scenario, drain, runtime, versions
+from tests.integration.pinning_support import demo_scenario, drain, runtime, sweep_refresh, versions
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +30,6 @@ def rt(
 ) -> Runtime:
     local_azure.admin.load_scenario(demo_scenario())
     return runtime(local_azure, storage_env, monkeypatch)
-
-
-def sweep_refresh(rt: Runtime, bucket: str) -> None:
-    params = {
-        "resource_type": RECOVERY_VAULT_TYPE,
-        "operation": "sweep",
-        "vm_id": None,
-        "confirm_ade_extension": False,
-        "follow_up": ["verify", "pin", "backup"],
-    }
-    rt.work_queue.enqueue(inventory_item(RSV, bucket=bucket, reasons=("sweep:t",), params=params))
 
 
 def test_sweep_pins_needed_versions_and_second_pass_writes_nothing(
