@@ -22,6 +22,7 @@ from shared.backups.items import ProtectedVm
 
 if TYPE_CHECKING:
     from shared.actions.base import ActionContext
+    from shared.inventory import Inventory, VmRecord
 
 
 @dataclass(frozen=True)
@@ -59,46 +60,51 @@ class VmResolver(Protocol):
 
 
 def _ade_refs(settings: Mapping[str, Any] | None) -> list[tuple[str, str | None, str | None]]:
-    """(kind, url, vault id) of one ADE ``encryptionSettings`` entry."""
+    """(kind, url, vault id) of one ADE ``encryptionSettings`` entry (ARM JSON)."""
     if not settings:
         return []
     out: list[tuple[str, str | None, str | None]] = []
     for kind, field, url_key in (
-        ("secret", "disk_encryption_key", "secret_url"),
-        ("key", "key_encryption_key", "key_url"),
+        ("secret", "diskEncryptionKey", "secretUrl"),
+        ("key", "keyEncryptionKey", "keyUrl"),
     ):
         ref = settings.get(field) or {}
-        out.append((kind, ref.get(url_key), (ref.get("source_vault") or {}).get("id")))
+        out.append((kind, ref.get(url_key), (ref.get("sourceVault") or {}).get("id")))
     return out
 
 
+def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    return resource.get("properties") or {}
+
+
 class VmModels:
-    """The VM, disk and DES models of one subscription, indexed for matching."""
+    """The VM, disk and DES models of one subscription (ARM JSON), indexed for matching."""
 
     def __init__(self, vms: Iterable[Any], disks: Iterable[Any], des: Iterable[Any]) -> None:
         self.vms = {v["id"].lower(): v for v in (x.as_dict() for x in vms)}
-        self.disks = [d.as_dict() for d in disks]
-        self.des = {d["id"].lower(): d.as_dict() for d in des}
+        self.disks: dict[str, list[Mapping[str, Any]]] = {}
+        for disk in (d.as_dict() for d in disks):
+            owner = str(disk.get("managedBy") or "").lower()
+            if owner:
+                self.disks.setdefault(owner, []).append(disk)
+        self.des = {d["id"].lower(): d for d in (x.as_dict() for x in des)}
 
     def uses(self, vm_id: str) -> tuple[str, list[tuple[str, str | None, str | None]]]:
         """(encryption, [(kind, url, vault id)]) of one VM: ADE (either pass) or DES keys."""
         vm = self.vms.get(vm_id.lower()) or {}
-        os_disk = (vm.get("storage_profile") or {}).get("os_disk") or {}
-        refs = _ade_refs(os_disk.get("encryption_settings"))  # dual pass: on the VM
+        os_disk = (_props(vm).get("storageProfile") or {}).get("osDisk") or {}
+        refs = _ade_refs(os_disk.get("encryptionSettings"))  # dual pass: on the VM
         des_refs: list[tuple[str, str | None, str | None]] = []
-        for disk in self.disks:
-            if str(disk.get("managed_by") or "").lower() != vm_id.lower():
-                continue
-            for entry in (disk.get("encryption_settings_collection") or {}).get(
-                "encryption_settings"
-            ) or []:
+        for disk in self.disks.get(vm_id.lower(), []):
+            collection = _props(disk).get("encryptionSettingsCollection") or {}
+            for entry in collection.get("encryptionSettings") or []:
                 refs.extend(_ade_refs(entry))  # single pass: on the disks
-            des_id = str((disk.get("encryption") or {}).get("disk_encryption_set_id") or "")
+            des_id = str((_props(disk).get("encryption") or {}).get("diskEncryptionSetId") or "")
             des = self.des.get(des_id.lower())
             if des:
-                active = des.get("active_key") or {}
+                active = _props(des).get("activeKey") or {}
                 des_refs.append(
-                    ("key", active.get("key_url"), (active.get("source_vault") or {}).get("id"))
+                    ("key", active.get("keyUrl"), (active.get("sourceVault") or {}).get("id"))
                 )
         refs = [r for r in refs if r[1]]
         if refs:
@@ -157,18 +163,71 @@ class DirectResolver:
             location, BackupStatusRequest(resource_type="VM", resource_id=vm_id)
         )
         key_vaults = tuple(sorted({v for _, _, v in refs if v}))
-        if str(status.protection_status or "").lower() != "protected" or not status.vault_id:
+        body = dict(status)  # ARM JSON: plain strings, not the SDK's enum members
+        if str(body.get("protectionStatus") or "").lower() != "protected" or not body.get(
+            "vaultId"
+        ):
             return ProtectedVm(vm_id, encryption, key_vault_ids=key_vaults)
         return ProtectedVm(
             vm_id,
             encryption,
-            rs_vault_id=status.vault_id,
-            container=status.container_name,
-            protected_item=status.protected_item_name,
+            rs_vault_id=str(body["vaultId"]),
+            container=body.get("containerName"),
+            protected_item=body.get("protectedItemName"),
             key_vault_ids=key_vaults,
         )
 
 
+def from_record(record: VmRecord) -> ProtectedVm:
+    """The :class:`ProtectedVm` of an inventory record."""
+    vaults = {record.bek_vault_id, record.kek_vault_id, record.des_key_vault_id}
+    return ProtectedVm(
+        record.vm_id,
+        record.encryption,
+        record.vault_id,
+        record.container,
+        record.protected_item,
+        tuple(sorted(v for v in vaults if v)),
+    )
+
+
+class InventoryResolver:
+    """Resolves VMs from the inventory (storage only), once the sweep has filled it.
+
+    The inventory's object ids are the objects' URLs on the vault's **data-plane URI**; that
+    URI is what the inventory learned from the VM models or, failing that, the vault's
+    ``vaultUri`` read from ARM — never an event's host.
+    """
+
+    def __init__(self, ctx: ActionContext, inventory: Inventory) -> None:
+        self._ctx = ctx
+        self._inventory = inventory
+
+    def _vault_uri(self, vault_id: str) -> str:
+        known = self._inventory.vault_uri(vault_id)
+        if known:
+            return known
+        parts = vault_id.strip("/").split("/")
+        vault = self._ctx.azure.keyvault_mgmt(parts[1]).vaults.get(parts[3], parts[7])
+        return str(vault.properties.vault_uri)
+
+    def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
+        uri = self._vault_uri(ref.vault_id).rstrip("/")
+        records = self._inventory.vms_using(f"{uri}/{ref.object_type}s/{ref.name}")
+        return [from_record(r) for r in sorted(records, key=lambda r: r.vm_id.lower())]
+
+    def vm(self, vm_id: str) -> ProtectedVm | None:
+        record = self._inventory.get_vm(vm_id)
+        return from_record(record) if record is not None else None
+
+
 def default_resolver(ctx: ActionContext) -> VmResolver:
-    """The resolver the actions use: Azure directly (the inventory adapter plugs in here)."""
+    """The inventory when it holds VMs (storage only, no ARM call per VM); else Azure
+    directly (:class:`DirectResolver`)."""
+    from shared.inventory import inventory_for
+    from shared.inventory.store import VM_PARTITION
+
+    inventory = inventory_for(ctx)
+    if inventory.has_rows(VM_PARTITION):
+        return InventoryResolver(ctx, inventory)
     return DirectResolver(ctx)

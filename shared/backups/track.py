@@ -64,13 +64,14 @@ def get_operation(
         operation_id,
         cls=lambda resp, deserialized, _h: (deserialized, resp.http_response.headers),
     )
-    error = status.error
-    job_id = field_of(status.properties, "jobId") if status.properties is not None else None
+    # mapping access: the ARM JSON's plain strings, not the SDK's enum members
+    error = field_of(status, "error") or {}
+    job_id = field_of(field_of(status, "properties"), "jobId")
     return OperationState(
-        status=str(status.status or "InProgress"),
+        status=str(field_of(status, "status") or "InProgress"),
         job_id=str(job_id) if job_id else None,
-        error_code=str(error.code) if error is not None and error.code else None,
-        error_message=str(error.message)[:500] if error is not None and error.message else None,
+        error_code=str(field_of(error, "code") or "") or None,
+        error_message=str(field_of(error, "message") or "")[:500] or None,
         retry_after=retry_after_seconds(headers),
     )
 

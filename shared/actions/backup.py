@@ -1,0 +1,239 @@
+"""The ``backup`` step: fan a rotated object out to its VMs, and back up one VM.
+
+Two item shapes share the kind (``shared.planning`` docstring; :mod:`shared.backups.items`):
+
+* **resolve** (``params["resolve"] == "vms_using_object"``, planned from a Key Vault event):
+  find the VMs using the object (:func:`shared.backups.impact.default_resolver`), alert
+  ``EncryptedVmUnprotected`` for encrypted VMs Backup does not protect, read today's jobs
+  once per Recovery Services vault, and plan one ``backup:{vm}:{window}`` item per protected
+  VM carrying its job snapshot. Items of one window share keys, so a burst of events — or
+  a KEK and a BEK rotated together — backs each VM up once.
+* **per VM**: one at a time (a running job → deferred past its expected end), the daily
+  budget (spent → ``BackupBudgetExhausted``, deferred to the next UTC day), dry run (report,
+  no trigger), then the trigger and a TRACK follow-up. Trigger errors: in progress → defer;
+  Azure's daily cap → as budget spent; Key Vault permissions → VERIFY_ACCESS items + alert;
+  item not found → REFRESH_INVENTORY; anything else → raised for ``shared.retry.classify``.
+
+ARM calls are counted per VM (:func:`shared.throttle.subject`) and reported in the summary.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from shared import names
+from shared.actions.base import ActionContext, ActionResult
+from shared.backups import budget as budgets
+from shared.backups import notices
+from shared.backups.errors import Disposition, JobError, disposition
+from shared.backups.impact import ObjectRef, default_resolver
+from shared.backups.items import STAGE_OPERATION, ProtectedVm, track_item, vm_backup_item
+from shared.config import MAX_ON_DEMAND_BACKUPS_PER_DAY
+from shared.logs import get_logger
+from shared.planning import RESOLVE_VMS_USING_OBJECT
+from shared.throttle import subject
+from shared.workitems import WorkItem, WorkKind
+
+if TYPE_CHECKING:
+    from shared.alerts import Alert
+
+log = get_logger(__name__)
+
+#: Wait after a trigger refused because a backup of the item is running.
+IN_PROGRESS_DEFER_SECONDS: Final = 120.0
+#: Margin after a running job's expected end before looking again.
+AFTER_END_MARGIN_SECONDS: Final = 30.0
+#: VM ids listed in a fan-out summary (the counts are always complete).
+SUMMARY_IDS: Final = 20
+
+
+class BackupAction:
+    """Implements :class:`shared.actions.base.Action` for ``WorkKind.BACKUP``."""
+
+    kind = WorkKind.BACKUP
+
+    def run(self, item: WorkItem, ctx: ActionContext) -> ActionResult:
+        """Fan out (resolve items) or back up one VM (per-VM items)."""
+        if item.params.get("resolve") == RESOLVE_VMS_USING_OBJECT:
+            return fan_out(item, ctx)
+        return backup_vm(item, ctx)
+
+
+def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
+    """One BACKUP item per protected VM using the object; alerts for unprotected ones."""
+    p = item.params
+    ref = ObjectRef(str(p["vault_id"]), str(p["object_type"]), str(p["object_name"]))
+    cause = {k: p.get(k) for k in ("vault_id", "object_type", "object_name", "version")}
+    vms = default_resolver(ctx).vms_using(ref)
+    alerts: list[Alert] = []
+    protected: list[ProtectedVm] = []
+    for vm in vms:
+        if vm.protected:
+            protected.append(vm)
+        elif vm.encryption != "none":
+            alerts.append(notices.unprotected(vm, cause, item.reasons))
+    now = ctx.now()
+    snapshots: dict[str, dict[str, dict[str, Any]]] = {}
+    for rs_vault in sorted({str(vm.rs_vault_id) for vm in protected}):
+        client = ctx.azure.backup(rs_vault.strip("/").split("/")[1])
+        snapshots[rs_vault] = budgets.vault_snapshots(client, rs_vault, now)
+    window = str(p.get("window") or item.key.rsplit(":", 1)[-1])
+    follow_ups = tuple(
+        vm_backup_item(
+            vm,
+            window=window,
+            reasons=item.reasons,
+            cause=cause,
+            jobs=budgets.snapshot_for(snapshots[str(vm.rs_vault_id)], str(vm.container), now),
+        )
+        for vm in protected
+    )
+    summary = {
+        "object": f"{ref.object_type}/{ref.name}",
+        "vms": len(vms),
+        "protected": len(protected),
+        "unprotected_encrypted": len(alerts),
+        "vaults": len(snapshots),
+        "vm_ids": [vm.vm_id for vm in protected[:SUMMARY_IDS]],
+        "dry_run": ctx.settings.backup.dry_run,
+    }
+    log.info(
+        "backup.fan_out", work_key=item.key, **{k: v for k, v in summary.items() if k != "vm_ids"}
+    )
+    return ActionResult(summary=summary, follow_ups=follow_ups, alerts=tuple(alerts))
+
+
+def _daily_budget(ctx: ActionContext) -> int:
+    return max(1, min(ctx.settings.backup.daily_budget, MAX_ON_DEMAND_BACKUPS_PER_DAY))
+
+
+def backup_vm(item: WorkItem, ctx: ActionContext) -> ActionResult:
+    """Back up the VM of a per-VM item (see the module docstring)."""
+    vm = ProtectedVm.from_params(item.params["vm"])
+    with subject(vm.vm_id):
+        before = ctx.azure.pacer.calls_by_subject().get(vm.vm_id.lower(), 0)
+        result = _backup_vm(item, ctx, vm)
+        calls = ctx.azure.pacer.calls_by_subject().get(vm.vm_id.lower(), 0) - before
+    return ActionResult(
+        status=result.status,
+        summary={**result.summary, "arm_calls": calls},
+        follow_ups=result.follow_ups,
+        alerts=result.alerts,
+        delay_seconds=result.delay_seconds,
+    )
+
+
+def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionResult:
+    now = ctx.now()
+    day = budgets.day_of(now)
+    client = ctx.azure.backup(str(vm.rs_vault_id).strip("/").split("/")[1])
+    snapshot = item.params.get("jobs")
+    if not budgets.snapshot_usable(snapshot, now):
+        snapshots = budgets.vault_snapshots(client, str(vm.rs_vault_id), now)
+        snapshot = budgets.snapshot_for(snapshots, str(vm.container), now)
+    assert snapshot is not None
+    running = snapshot.get("running")
+    if running:
+        end = budgets.parse_time(running.get("expected_end")) or now
+        delay = max(
+            AFTER_END_MARGIN_SECONDS, (end - now).total_seconds() + AFTER_END_MARGIN_SECONDS
+        )
+        return _deferred(item, delay, "job_running", job_id=running.get("job_id"))
+    ledger = budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE))
+    budget = _daily_budget(ctx)
+    spent = budgets.spent(ledger.triggers(vm.vm_id, day), snapshot)
+    if spent >= budget:
+        return _budget_spent(item, vm, now, spent, budget, day)
+    if ctx.settings.backup.dry_run:
+        summary = {"dry_run": True, "would_trigger": vm.vm_id, "spent": spent, "budget": budget}
+        log.info("backup.dry_run", work_key=item.key, spent=spent, budget=budget)
+        return ActionResult(summary=summary)
+    from shared.backups.trigger import trigger_backup
+
+    try:
+        triggered = trigger_backup(
+            client, vm, now=now, retention_days=ctx.settings.backup.retention_days
+        )
+    except Exception as exc:
+        handled = _trigger_error(item, ctx, vm, exc, spent, budget, day)
+        if handled is None:
+            raise
+        return handled
+    ledger.record(vm.vm_id, day, triggered.operation_id)
+    wait = triggered.retry_after if triggered.retry_after is not None else 10.0
+    track = track_item(
+        item,
+        stage=STAGE_OPERATION,
+        operation_id=triggered.operation_id,
+        not_before=(now + timedelta(seconds=wait)).isoformat(),
+        extra={"triggered_at": now.isoformat(), "retry_after": wait},
+    )
+    log.info("backup.triggered", work_key=item.key, operation_id=triggered.operation_id)
+    summary = {
+        "triggered": True,
+        "operation_id": triggered.operation_id,
+        "expiry": triggered.expiry.isoformat(),
+        "spent": spent + 1,
+        "budget": budget,
+    }
+    return ActionResult(summary=summary, follow_ups=(track,))
+
+
+def _deferred(item: WorkItem, delay: float, why: str, **extra: Any) -> ActionResult:
+    log.info("backup.deferred", work_key=item.key, reason=why, delay_seconds=round(delay, 1))
+    return ActionResult(status="deferred", summary={"deferred": why, **extra}, delay_seconds=delay)
+
+
+def _budget_spent(
+    item: WorkItem, vm: ProtectedVm, now: Any, spent: int, budget: int, day: str
+) -> ActionResult:
+    deferred = _deferred(item, budgets.seconds_to_next_day(now), "budget_exhausted")
+    alert = notices.budget_exhausted(vm, spent, budget, day)
+    return ActionResult(
+        status="deferred",
+        summary={**deferred.summary, "spent": spent, "budget": budget},
+        alerts=(alert,),
+        delay_seconds=deferred.delay_seconds,
+    )
+
+
+def _trigger_error(
+    item: WorkItem,
+    ctx: ActionContext,
+    vm: ProtectedVm,
+    exc: Exception,
+    spent: int,
+    budget: int,
+    day: str,
+) -> ActionResult | None:
+    """The result for a refused trigger, or None to let the worker classify ``exc``."""
+    from azure.core.exceptions import HttpResponseError
+
+    from shared.retry import classify
+
+    if not isinstance(exc, HttpResponseError):
+        return None
+    code = classify(exc).code
+    kind = disposition(code)
+    window = str(item.params.get("window") or "")
+    if kind is Disposition.IN_PROGRESS:
+        return _deferred(item, IN_PROGRESS_DEFER_SECONDS, "in_progress", code=code)
+    if kind is Disposition.DAILY_LIMIT:
+        return _budget_spent(item, vm, ctx.now(), max(spent, budget), budget, day)
+    if kind is Disposition.PERMISSIONS:
+        error = JobError(code, None, str(exc)[:500], ())
+        alert = notices.backup_failed(
+            vm, status="Refused", errors=[error], job_id=None, attempts=1, reasons=item.reasons
+        )
+        follow = tuple(notices.verify_follow_ups(vm, window, item.reasons))
+        return ActionResult(
+            summary={"refused": code, "verify": len(follow)}, follow_ups=follow, alerts=(alert,)
+        )
+    if kind is Disposition.NOT_FOUND:
+        follow_up = notices.refresh_follow_up(vm, window, item.reasons)
+        return ActionResult(summary={"refused": code, "refresh": vm.vm_id}, follow_ups=(follow_up,))
+    return None
+
+
+BACKUP = BackupAction()

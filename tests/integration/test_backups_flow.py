@@ -1,0 +1,93 @@
+"""The backup flow through the worker: Key Vault rotation events → intake → fan-out →
+one backup per VM → tracked to completion, against the local Azure (real SDK clients) and
+Azurite (ledger, budget, inventory, alerts). Time is the emulator's clock, advanced by the
+pump instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local.azure.api import LocalAzure
+from shared.intake import IntakeDeps, Outcome, ingest
+from shared.inventory import inventory_for
+from shared.workitems import WorkKind
+from tests.fixtures.azurite import StorageEnv
+from tests.integration.backups_support import Harness, scenario, vm_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def harness(
+    local_azure: LocalAzure,
+    azure_env: dict[str, str],
+    storage_env: StorageEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Harness:
+    local_azure.admin.load_scenario(scenario())
+    monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
+    monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
+    return Harness(local_azure, {**azure_env, **storage_env.env}, storage_env.clients)
+
+
+def _rotate_and_ingest(h: Harness, rotations: dict[str, int]) -> list[Any]:
+    h.azure.admin.reset_calls()
+    for key, n in rotations.items():
+        for _ in range(n):
+            h.azure.admin.post(f"/keyvault/vaults/kv-rot/keys/{key}/rotate")
+    events = [e["event"] for e in h.azure.admin.events("KeyNewVersionCreated")]
+    rt = h.rt
+    deps = IntakeDeps(h.settings, rt.work_queue, rt.ledger, rt.quarantine, rt.counters)
+    results = [ingest(event, deps) for event in events]
+    assert all(r.outcome is Outcome.ACCEPTED for r in results), [r.detail for r in results]
+    return results
+
+
+def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) -> None:
+    h = harness
+    h.align_to_window()
+    results = _rotate_and_ingest(h, {"kek-a": 25, "kek-b": 25})
+    assert len(results) == 50
+    h.pump()
+    triggers = h.triggers()
+    assert not h.dead_letters(), h.dead_letters()
+    # exactly one backup per protected VM, none for the unprotected one
+    assert len(triggers) == 20
+    assert sorted({t["vm"].rsplit("/", 1)[-1] for t in triggers}) == [
+        f"vm-{i:02d}" for i in range(20)
+    ]
+    assert h.azure.admin.calls()["routes"]["recoveryservices.backups.trigger"] == 20
+    # each followed to completion: the job completed and made a recovery point
+    assert {t["status"] for t in triggers} == {"Completed"}
+    assert all(t["recoveryPoint"] for t in triggers)
+    assert not h.queue.pending
+    # the outcomes: 2 fan-outs ran (48 duplicates), 20 backups, tracks done per stage
+    assert h.outcomes[("backup", "done")] == 2 + 20
+    assert h.outcomes[("backup", "duplicate")] == 48
+    assert h.outcomes[("track", "done")] == 40  # operation stage + job stage per VM
+    assert h.outcomes.get(("backup", "dead_lettered"), 0) == 0
+    # the new points' key versions are in the inventory, and PIN items follow
+    inventory = inventory_for(h.rt)
+    for t in triggers:
+        assert inventory.known_recovery_points(t["vm"]), t["vm"]
+    pins = [
+        i
+        for i in h.set_aside
+        if i.kind is WorkKind.PIN and i.params["trigger"] == ("Keyguard.BackupCompleted")
+    ]
+    assert len(pins) == 40  # one KEK and one BEK pin per new point
+    # the unprotected encrypted VM is reported, not backed up
+    naked = h.alerts("EncryptedVmUnprotected")
+    assert [a["resource_ids"] for a in naked] == [[vm_id("vm-naked")]]
+    # ARM calls per VM: trigger + operation + job looks + point list/get
+    per_vm = h.rt.azure.pacer.calls_by_subject()
+    assert len(per_vm) == 20
+    assert set(per_vm.values()) == {6}, per_vm  # 1 trigger, 1 operation, 2 job, 2 point
+    # the per-VM step's record: triggered within the budget, its ARM calls counted
+    (backup,) = [i for i in h.done(WorkKind.BACKUP, vm_id("vm-00")) if "vm" in i.params]
+    summary = h.summary(WorkKind.BACKUP, backup.key)
+    assert summary["triggered"] is True and summary["spent"] == 1 and summary["budget"] == 4
+    assert summary["arm_calls"] == 1  # the job snapshot came with the item: trigger only
