@@ -1,0 +1,207 @@
+"""One VM's backup through the worker in the situations the issue names: a job already
+running, the daily budget spent, a failed job retried then alerted, Backup lacking Key Vault
+permissions, dry run, the trigger's in-progress conflict and a protected item gone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from local.azure.api import LocalAzure
+from shared.backups.items import ProtectedVm, vm_backup_item
+from shared.worker import Outcome, process
+from shared.workitems import WorkItem, WorkKind
+from tests.fixtures.azurite import StorageEnv
+from tests.integration.backups_support import KV, RSV, Harness, scenario, vm_id
+
+pytestmark = pytest.mark.integration
+
+VM = ProtectedVm(
+    vm_id("vm-00"),
+    "ade",
+    RSV,
+    "IaasVMContainer;iaasvmcontainerv2;rg-app;vm-00",
+    "VM;iaasvmcontainerv2;rg-app;vm-00",
+    (KV,),
+)
+
+
+def _harness(
+    azure: LocalAzure,
+    env: dict[str, str],
+    storage: StorageEnv,
+    mp: pytest.MonkeyPatch,
+    **extra: str,
+) -> Harness:
+    azure.admin.load_scenario(scenario(2, naked=False))
+    mp.setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
+    mp.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
+    return Harness(azure, {**env, **storage.env, **extra}, storage.clients)
+
+
+@pytest.fixture
+def harness(
+    local_azure: LocalAzure,
+    azure_env: dict[str, str],
+    storage_env: StorageEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Harness:
+    return _harness(local_azure, azure_env, storage_env, monkeypatch)
+
+
+def _item(h: Harness, retry: int = 0) -> WorkItem:
+    return vm_backup_item(VM, window="20261122T060000Z", reasons=("evt-1",), retry=retry)
+
+
+def _external_trigger(h: Harness) -> None:
+    """A backup someone else started (portal, policy) on vm-00."""
+    from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
+
+    expiry = h.clock() + timedelta(days=5)
+    request = BackupRequestResource(
+        properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry)
+    )
+    client = h.rt.azure.backup(RSV.split("/")[2])
+    client.backups.trigger(
+        "rsv-rot", "rg-backup", "Azure", str(VM.container), str(VM.protected_item), request
+    )
+
+
+def test_running_job_defers_until_after_its_end_then_backs_up(harness: Harness) -> None:
+    h = harness
+    _external_trigger(h)  # runs for 60 s of emulator time
+    h.enqueue([_item(h)])
+    first = h.pump(horizon_seconds=0)
+    assert first == {("backup", "deferred"): 1}
+    assert len(h.triggers()) == 1  # ours not triggered while the other job runs
+    (_, _, body) = h.queue.pending[0]
+    assert WorkItem.from_json(body).kind is WorkKind.BACKUP
+    due = h.queue.pending[0][0]
+    assert due >= h.clock() + timedelta(seconds=60)  # past the job's expected end
+    h.pump()
+    triggers = h.triggers()
+    assert len(triggers) == 2 and {t["status"] for t in triggers} == {"Completed"}
+    assert triggers[1]["time"] > triggers[0]["time"]
+    assert h.outcomes[("backup", "done")] == 1
+    assert not h.alerts("BackupFailed")
+
+
+def test_budget_spent_alerts_and_waits_for_the_next_day(
+    local_azure: LocalAzure,
+    azure_env: dict[str, str],
+    storage_env: StorageEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = _harness(local_azure, azure_env, storage_env, monkeypatch, KEYGUARD_BACKUP_DAILY_BUDGET="2")
+    # keep the test inside one UTC day of the emulator clock
+    now = h.clock()
+    if now.hour == 23 and now.minute >= 50:
+        h.azure.admin.advance_clock(20 * 60)
+    for _ in range(2):  # two on-demand backups today, not Keyguard's
+        _external_trigger(h)
+        h.azure.admin.advance_clock(61)
+    h.enqueue([_item(h)])
+    assert h.pump(horizon_seconds=0) == {("backup", "deferred"): 1}
+    assert len(h.triggers()) == 2
+    (alert,) = h.alerts("BackupBudgetExhausted")
+    assert alert["resource_ids"] == [VM.vm_id]
+    assert alert["details"]["spent"] == 2 and alert["details"]["budget"] == 2
+    due = h.queue.pending[0][0]
+    assert due.date() > h.clock().date()  # the next UTC day
+    h.pump(horizon_seconds=2 * 86400)  # a new day: the budget is back
+    assert len(h.triggers()) == 3 and h.triggers()[2]["status"] == "Completed"
+
+
+def test_failed_job_is_retried_then_alerted(harness: Harness) -> None:
+    h = harness
+    h.azure.admin.post(
+        "/backup/virtualMachines/vm-00/next_job",
+        {
+            "status": "Failed",
+            "error_code": 400138,
+            "error_title": "GuestAgentSnapshotTaskTimeout",
+            "error_string": "The snapshot task timed out.",
+            "recommendations": ["Make sure the VM agent is running and retry."],
+            "count": 3,
+        },
+    )
+    h.enqueue([_item(h)])
+    h.pump()
+    triggers = h.triggers()
+    assert [t["status"] for t in triggers] == ["Failed"] * 3  # first try + 2 retries
+    (alert,) = h.alerts("BackupFailed")
+    assert alert["details"]["error_code"] == "GuestAgentSnapshotTaskTimeout"
+    assert alert["details"]["attempts"] == 3
+    assert alert["details"]["recommendations"] == ["Make sure the VM agent is running and retry."]
+    assert "The snapshot task timed out." in alert["problem"]
+    assert not h.dead_letters()
+
+
+def test_permission_error_queues_an_access_verification(harness: Harness) -> None:
+    h = harness
+    h.azure.admin.post(
+        "/backup/virtualMachines/vm-00/next_job",
+        {
+            "status": "Failed",
+            "error_code": 400001,
+            "error_title": "UserErrorKeyVaultPermissionsNotConfigured",
+            "error_string": "Backup doesn't have sufficient permissions on the key vault.",
+            "recommendations": ["Grant Backup get, list and backup on keys and secrets."],
+        },
+    )
+    h.enqueue([_item(h)])
+    h.pump()
+    assert len(h.triggers()) == 1  # not retried: a permission problem is not transient
+    (verify,) = [i for i in h.set_aside if i.kind is WorkKind.VERIFY_ACCESS]
+    assert verify.target == KV
+    (alert,) = h.alerts("BackupFailed")
+    assert alert["details"]["error_code"] == "UserErrorKeyVaultPermissionsNotConfigured"
+
+
+def test_dry_run_triggers_nothing(
+    local_azure: LocalAzure,
+    azure_env: dict[str, str],
+    storage_env: StorageEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = _harness(local_azure, azure_env, storage_env, monkeypatch, KEYGUARD_DRY_RUN="true")
+    item = _item(h)
+    h.enqueue([item])
+    assert h.pump() == {("backup", "done"): 1}
+    assert h.triggers() == []
+    assert "recoveryservices.backups.trigger" not in h.azure.admin.calls()["routes"]
+    summary = h.summary(WorkKind.BACKUP, item.key)
+    assert summary["dry_run"] is True and summary["would_trigger"] == VM.vm_id
+
+
+def test_trigger_conflict_defers_never_fails(harness: Harness) -> None:
+    h = harness
+    _external_trigger(h)
+    # a snapshot (e.g. from the fan-out) taken before that job started says nothing runs
+    stale = {
+        "day": h.clock().strftime("%Y-%m-%d"),
+        "taken_at": h.clock().isoformat(),
+        "on_demand": [],
+        "running": None,
+    }
+    item = vm_backup_item(VM, window="w1", reasons=("evt-2",), jobs=stale)
+    assert process(h.rt, item.to_json()) is Outcome.DEFERRED
+    assert h.queue.items()[0].key == item.key
+    assert not h.dead_letters()
+
+
+def test_missing_protected_item_refreshes_the_inventory(harness: Harness) -> None:
+    h = harness
+    gone = ProtectedVm(
+        VM.vm_id,
+        "ade",
+        RSV,
+        "IaasVMContainer;iaasvmcontainerv2;rg-app;vm-xx",
+        "VM;iaasvmcontainerv2;rg-app;vm-xx",
+        (KV,),
+    )
+    item = vm_backup_item(gone, window="w1", reasons=("evt-3",))
+    assert process(h.rt, item.to_json()) is Outcome.DONE
+    (refresh,) = h.queue.items()
+    assert refresh.kind is WorkKind.REFRESH_INVENTORY and refresh.target == VM.vm_id
