@@ -91,3 +91,38 @@ def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) ->
     summary = h.summary(WorkKind.BACKUP, backup.key)
     assert summary["triggered"] is True and summary["spent"] == 1 and summary["budget"] == 4
     assert summary["arm_calls"] == 1  # the job snapshot came with the item: trigger only
+
+
+def test_ade_reencrypt_backs_the_vm_up_once_through_both_paths(harness: Harness) -> None:
+    """An ADE re-run writes a new BEK version (Key Vault event) and the extension (ARM
+    event). With the inventory filled, the secret event resolves through the inventory and
+    the extension write through the inventory refresh — both plan ``backup:{vm}:{window}``,
+    so the VM is backed up once, and the new point records the new BEK version."""
+    from shared.inventory.azure_read import AzureInventoryReader
+    from shared.inventory.refresh import refresh_recovery_vault
+    from tests.integration.backups_support import RSV
+
+    h = harness
+    inventory = inventory_for(h.rt)
+    refresh_recovery_vault(inventory, AzureInventoryReader(h.rt.azure), RSV)
+    h.align_to_window()
+    h.azure.admin.reset_calls()
+    refs = h.azure.admin.post(
+        "/compute/virtualMachines/vm-00/reencrypt", {"resource_group": "rg-app"}
+    )
+    h.azure.admin.drain()
+    events = [e["event"] for e in h.azure.admin.events()]
+    rt = h.rt
+    deps = IntakeDeps(h.settings, rt.work_queue, rt.ledger, rt.quarantine, rt.counters)
+    results = [ingest(event, deps) for event in events]
+    types = {r.event_type for r in results if r.outcome is Outcome.ACCEPTED}
+    assert "Microsoft.KeyVault.SecretNewVersionCreated" in types
+    assert "Microsoft.Resources.ResourceWriteSuccess" in types
+    h.pump(kinds=frozenset({WorkKind.BACKUP, WorkKind.TRACK_BACKUP, WorkKind.REFRESH_INVENTORY}))
+    assert not h.dead_letters(), h.dead_letters()
+    triggers = h.triggers()
+    assert [t["vm"] for t in triggers] == [vm_id("vm-00")]
+    assert triggers[0]["status"] == "Completed"
+    assert h.outcomes[("backup", "duplicate")] >= 1  # the second path found it done
+    points = inventory.recovery_points(vm_id("vm-00"))
+    assert points[-1].bek_secret_url == refs["secret_url"]
