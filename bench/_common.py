@@ -1,0 +1,231 @@
+"""Shared pieces of the benchmarks: the benchmark estate, event bursts, the raw queue floor.
+
+Kept apart from ``bench/pipeline.py`` so the script stays readable and other benchmarks can
+reuse the estate and the raw Azurite round-trip measurement (the floor every pipeline figure
+is compared to).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SUB = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+RG = "rg-bench"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+BACKUP_OID = "5a1c7e0e-0000-4000-8000-00000000b002"
+BACKUP_PERMS = ["get", "list", "backup"]
+
+
+@dataclass(frozen=True)
+class Estate:
+    """The benchmark estate's shape: vaults (some RBAC), each with keys and secrets."""
+
+    vaults: int = 20
+    rbac_vaults: int = 4
+    keys_per_vault: int = 5
+    secrets_per_vault: int = 5
+
+    def vault_names(self) -> list[str]:
+        return [f"kv-bench-{i:02d}" for i in range(self.vaults)]
+
+    def objects(self) -> list[tuple[str, str]]:
+        """``(kind, name)`` of every key and secret in one vault."""
+        keys = [("key", f"kek-{i}") for i in range(self.keys_per_vault)]
+        return keys + [("secret", f"bek-{i}") for i in range(self.secrets_per_vault)]
+
+
+def version_id(vault: str, name: str, n: int) -> str:
+    """A stable 32-hex-digit version id (like Key Vault's) for version ``n`` of an object."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{vault}/{name}/{n}").hex
+
+
+def scenario(estate: Estate, versions: int) -> dict[str, Any]:
+    """A healthy estate for the local Azure: Backup has what it needs on every vault (an
+    access policy, or on RBAC vaults a role assignment), purge protection on — so every
+    verify step does its full reads and ends DONE without alerts or repairs."""
+    vaults = []
+    assignments = []
+    for i, name in enumerate(estate.vault_names()):
+        rbac = i < estate.rbac_vaults
+        objects: dict[str, list[dict[str, Any]]] = {"keys": [], "secrets": []}
+        for kind, obj in estate.objects():
+            objects[f"{kind}s"].append(
+                {
+                    "name": obj,
+                    "versions": [{"id": version_id(name, obj, n)} for n in range(versions)],
+                }
+            )
+        vault: dict[str, Any] = {
+            "name": name,
+            "resource_group": RG,
+            "rbac": rbac,
+            "purge_protection": True,
+            "grant_keyguard": True,
+            **objects,
+        }
+        if rbac:
+            assignments.append(
+                {"principal": "backup_management", "role": "Key Vault Administrator", "vault": name}
+            )
+        else:
+            vault["access_policies"] = [
+                {"principal": "backup_management", "keys": BACKUP_PERMS, "secrets": BACKUP_PERMS}
+            ]
+        vaults.append(vault)
+    return {
+        "name": "bench",
+        "tenant_id": TENANT,
+        "subscriptions": [SUB],
+        "principals": {
+            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
+            "backup_management": BACKUP_OID,
+        },
+        "key_vaults": vaults,
+        "role_assignments": assignments,
+    }
+
+
+def vault_id(name: str) -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/{name}"
+
+
+def _event(
+    name: str, uri: str, event_type: str, data: dict[str, Any], when: datetime
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": vault_id(name),
+        "subject": data["ObjectName"],
+        "eventType": f"Microsoft.KeyVault.{event_type}",
+        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "data": {"Id": uri, "VaultName": name, "NBF": None, "EXP": None, **data},
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One burst of Event Grid events and what it should cause."""
+
+    events: list[dict[str, Any]]
+    distinct: int
+    duplicates: int
+    rotations: int
+    policy_changes: int
+
+
+def make_burst(
+    estate: Estate,
+    vault_uris: dict[str, str],
+    *,
+    rotations_per_object: int,
+    policy_changes: int,
+    duplicates: int,
+    start: datetime,
+    seed: int,
+) -> Burst:
+    """Rotation events (``*NewVersionCreated``, versions 1.. of every object) and access
+    policy changes, each with its own event second (so with coalescing at 0 s every verify
+    and pin step is distinct work), plus ``duplicates`` re-sent copies (same event id:
+    Event Grid delivers at least once). Shuffled with ``seed``."""
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    for n in range(1, rotations_per_object + 1):
+        for name in estate.vault_names():
+            for kind, obj in estate.objects():
+                version = version_id(name, obj, n)
+                data = {
+                    "ObjectType": kind.capitalize(),
+                    "ObjectName": obj,
+                    "Version": version,
+                }
+                uri = f"{vault_uris[name]}{kind}s/{obj}/{version}"
+                kind_type = "Key" if kind == "key" else "Secret"
+                events.append(_event(name, uri, f"{kind_type}NewVersionCreated", data, start))
+    rotations = len(events)
+    names = estate.vault_names()
+    for i in range(policy_changes):
+        name = names[i % len(names)]
+        data = {"ObjectType": "Vault", "ObjectName": name, "Version": ""}
+        event = _event(name, vault_uris[name], "VaultAccessPolicyChanged", data, start)
+        event["subject"] = name
+        events.append(event)
+    rng.shuffle(events)
+    for i, event in enumerate(events):  # one event second each (distinct work keys)
+        when = start + timedelta(seconds=i)
+        event["eventTime"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    distinct = len(events)
+    burst = events + [dict(e) for e in rng.sample(events, duplicates)]
+    rng.shuffle(burst)
+    return Burst(burst, distinct, duplicates, rotations, policy_changes)
+
+
+def work_item_body() -> str:
+    """A realistic work item body (what the app puts on the queue) for the raw floor."""
+    from shared.events.catalog import ObjectType
+    from shared.planning import pin_item
+
+    version = version_id("kv-bench-00", "kek-0", 1)
+    item = pin_item(
+        vault_id("kv-bench-00"),
+        ObjectType.KEY,
+        "kek-0",
+        bucket="20261122T061900Z",
+        reasons=(str(uuid.uuid4()),),
+        version=version,
+        object_id=f"https://kv-bench-00.vault.azure.net/keys/kek-0/{version}",
+        trigger="Microsoft.KeyVault.KeyNewVersionCreated",
+    )
+    return item.to_json()
+
+
+def raw_queue_roundtrips(connection_string: str, n: int, body: str) -> float:
+    """Single-threaded send + receive + delete of ``n`` messages of ``body`` (base64, as the
+    app encodes) on a fresh queue, one at a time; returns round trips per second."""
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    queue = QueueClient.from_connection_string(
+        connection_string,
+        f"bench-raw-{uuid.uuid4().hex[:8]}",
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+    queue.create_queue()
+    try:
+        for _ in range(5):  # warm the connection
+            queue.send_message(body)
+            for message in queue.receive_messages(max_messages=1):
+                queue.delete_message(message)
+        started = time.perf_counter()
+        for _ in range(n):
+            queue.send_message(body)
+            message = next(iter(queue.receive_messages(max_messages=1)))
+            queue.delete_message(message)
+        return n / (time.perf_counter() - started)
+    finally:
+        queue.delete_queue()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def azure_calls(calls: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Calls per surface, without the admin API (the benchmark's own traffic)."""
+    return {s: n for s, n in sorted(calls["surfaces"].items()) if s != "admin"}
+
+
+def utc_start(offset_seconds: float) -> datetime:
+    """Now, floored to the second, moved by ``offset_seconds`` (event times of one run)."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=offset_seconds)
