@@ -134,12 +134,24 @@ def _lock_target(rt: Runtime, item: WorkItem) -> Claim | None:
     """Claim the per-target lock for ``item`` (None for kinds that need none)."""
     if item.kind not in SERIALIZED_KINDS:
         return None
-    key = f"{item.kind.value}:{item.target.strip().lower()}"[:MAX_KEY_CHARS]
+    key = f"{item.kind.value}:{_lock_scope(item)}"[:MAX_KEY_CHARS]
     lock = rt.ledger.claim(LOCK_PARTITION, key)
     if lock.status in (ClaimStatus.DONE, ClaimStatus.FAILED):  # never written so; heal it
         rt.ledger.reset(LOCK_PARTITION, key)
         lock = rt.ledger.claim(LOCK_PARTITION, key)
     return lock
+
+
+def _lock_scope(item: WorkItem) -> str:
+    """What a serialized step reads and writes: its target, narrowed for a PIN to the one
+    key or secret it pins (pins of different objects in one vault touch disjoint versions,
+    and serializing them per vault would make a sweep over 200 keys wait in line)."""
+    scope = item.target.strip().lower()
+    if item.kind is WorkKind.PIN:
+        kind, name = item.params.get("object_type"), item.params.get("object_name")
+        if kind and name:
+            scope += f"/{str(kind).lower()}s/{str(name).lower()}"
+    return scope
 
 
 def _busy_delay(rt: Runtime, claim: Claim) -> float:
