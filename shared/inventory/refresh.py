@@ -61,10 +61,9 @@ def refresh_vm(
     known = inv.known_recovery_points(record.vm_id)
     for point_id in sorted(listed - known):
         point = reader.read_point(protection, point_id)
-        if point is None:
-            continue
-        inv.record_recovery_point(record.vm_id, point, vm_name=record.name)
-        out.new_points.append((record.vm_id, point))
+        if point is not None:
+            out.new_points.append((record.vm_id, point))
+    inv.record_recovery_points(record.vm_id, [p for _vm, p in out.new_points], vm_name=record.name)
     out.forgotten_points = inv.forget_recovery_points(record.vm_id, known - listed)
     return out
 

@@ -227,6 +227,20 @@ class Inventory:
         self, vm_id: str, point: RecoveryPointRecord, *, vm_name: str | None = None
     ) -> None:
         """Record one point and the objects it references (idempotent: points never change)."""
+        self.record_recovery_points(vm_id, [point], vm_name=vm_name)
+
+    def record_recovery_points(
+        self, vm_id: str, points: Iterable[RecoveryPointRecord], *, vm_name: str | None = None
+    ) -> None:
+        """Record several points of one VM in as few batch transactions as possible."""
+        ops: list[tuple[str, dict[str, Any]]] = []
+        for point in points:
+            ops.extend(self._point_ops(vm_id, point, vm_name))
+        self._submit(ops)
+
+    def _point_ops(
+        self, vm_id: str, point: RecoveryPointRecord, vm_name: str | None
+    ) -> list[tuple[str, dict[str, Any]]]:
         vm_key = h(vm_id)
         name = vm_name or vm_id.rstrip("/").rsplit("/", 1)[-1]
         ops: list[tuple[str, dict[str, Any]]] = [
@@ -270,7 +284,7 @@ class Inventory:
                         },
                     )
                 )
-        self._submit(ops)
+        return ops
 
     def forget_recovery_points(self, vm_id: str, point_ids: Iterable[str]) -> int:
         """Remove points that are no longer retained (and their references)."""
