@@ -7,9 +7,11 @@ is compared to).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,3 +231,36 @@ def azure_calls(calls: dict[str, dict[str, int]]) -> dict[str, int]:
 def utc_start(offset_seconds: float) -> datetime:
     """Now, floored to the second, moved by ``offset_seconds`` (event times of one run)."""
     return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=offset_seconds)
+
+
+class RequestCounter(logging.Handler):
+    """Counts HTTP requests by service from urllib3's per-request debug record (the
+    transport every SDK client here uses): Azurite's table and queue ports by name, anything
+    else as ``azure`` (the local Azure: ARM, Key Vault, identity, Event Grid)."""
+
+    def __init__(self, ports: dict[int, str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.ports = ports
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) >= 4 and str(args[0]) in ("http", "https"):  # scheme, host, port, method
+            self.counts[self.ports.get(int(args[2] or 0), "azure")] += 1
+
+    @classmethod
+    def install(cls, connection_string: str) -> RequestCounter:
+        """Count requests from now on; Azurite's ports come from its connection string."""
+        parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+        ports = {}
+        for service in ("Table", "Queue", "Blob"):
+            endpoint = parts.get(f"{service}Endpoint", "")
+            port = endpoint.split("://", 1)[-1].split("/", 1)[0].rpartition(":")[2]
+            if port.isdigit():
+                ports[int(port)] = service.lower()
+        handler = cls(ports)
+        logger = logging.getLogger("urllib3.connectionpool")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        logger.propagate = False  # counted, not printed
+        return handler

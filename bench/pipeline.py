@@ -17,15 +17,21 @@ Everything in ONE run, against one Azurite and one local Azure:
    printed too).
 
 The burst (per path, fresh event ids and event times so nothing is a duplicate of the other
-path's work): 20 vaults (4 RBAC, 16 access-policy; Backup's access intact everywhere) × 10
-objects (5 keys, 5 secrets) × 2 rotations = 400 ``*NewVersionCreated`` events, 50
+path's work): 10 vaults (2 RBAC, 8 access-policy; Backup's access intact everywhere) × 10
+objects (5 keys, 5 secrets) × 2 rotations = 200 ``*NewVersionCreated`` events, 50
 ``VaultAccessPolicyChanged``, and 50 re-sent duplicates (same event id: Event Grid delivers at
-least once) = 500 events. Coalescing is set to 0 s and each distinct event has its own event
-second, so every verify (reads the vault, and on RBAC vaults its role assignments) and every
-pin step is distinct work; backup-impact steps coalesce per object per 15-min window as in
-production (the second rotation of an object finds its backup step DONE — real ledger work).
+least once) = 300 events (``--vaults 20`` makes it 500). Coalescing is set to 0 s and each
+distinct event has its own event second, so every verify (reads the vault, and on RBAC
+vaults its role assignments) and every pin step is distinct work; backup-impact steps
+coalesce per object per 15-min window as in production (the second rotation of an object
+finds its backup step DONE — real ledger work). A rotation plans verify + pin + backup, a
+policy change one verify: 650 messages, 550 distinct steps.
 
-Run from the repo root: ``.venv/bin/python bench/pipeline.py [--rotations 2] [--raw 500]``.
+The in-process child also counts its HTTP requests by service (urllib3's per-request debug
+record): requests per work item is what bounds the ratio against a 3-request raw round trip.
+
+Run from the repo root:
+``.venv/bin/python bench/pipeline.py [--vaults 10] [--rotations 2] [--raw 500]``.
 Headline figures are printed last, one ``name: value`` per line.
 """
 
@@ -146,7 +152,10 @@ def child(spec_path: str) -> None:
     # The app's environment, as the host gives it (the managed identity credential reads
     # IDENTITY_ENDPOINT/IDENTITY_HEADER from the environment, not from the settings).
     os.environ.update(spec["env"])
-    logs.configure()  # log as the host does (JSON lines to stderr: a file here)
+    logs.configure()
+    requests = common.RequestCounter.install(
+        spec["env"]["AzureWebJobsStorage"]
+    )  # log as the host does (JSON lines to stderr: a file here)
     rt = Runtime.from_settings(load_settings(spec["env"]))
     deps = deps_from_runtime(rt)
     queue = rt.storage.queue(names.WORK_QUEUE)
@@ -178,6 +187,7 @@ def child(spec_path: str) -> None:
                 "intake": dict(intake),
                 "worker": dict(done),
                 "peak_rss_mib": rss_kib / 1024,
+                "http_requests": dict(requests.counts),
             }
         )
     )
@@ -200,6 +210,9 @@ def report(name: str, result: dict[str, Any], events: int) -> tuple[float, float
         f"{name}: Azure calls {result['calls']} = {calls} "
         f"({calls / max(completed, 1):.2f} per completed work item)"
     )
+    if "http_requests" in result:
+        per_item = {k: round(n / max(completed, 1), 2) for k, n in result["http_requests"].items()}
+        say(f"{name}: HTTP requests {result['http_requests']}, per completed work item {per_item}")
     for key in ("delivery_statuses", "dead_lettered", "emit_s"):
         if key in result:
             say(f"{name}: {key} {result[key]}")
@@ -210,6 +223,7 @@ def report(name: str, result: dict[str, Any], events: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vaults", type=int, default=10, help="vaults (a fifth use RBAC)")
     parser.add_argument("--rotations", type=int, default=2, help="rotations per key/secret")
     parser.add_argument("--policy-changes", type=int, default=50)
     parser.add_argument("--duplicates", type=int, default=50)
@@ -223,7 +237,7 @@ def main() -> None:
 
     from local.stack import Stack
 
-    estate = common.Estate()
+    estate = common.Estate(vaults=args.vaults, rbac_vaults=args.vaults // 5)
     started = time.perf_counter()
     scenario = common.scenario(estate, versions=args.rotations + 1)
     with Stack.start(scenario, settings={"KEYGUARD_COALESCE_SECONDS": "0"}) as stack:
