@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,7 @@ class Inventory:
                     else (kind, entity)
                     for kind, entity in group[start : start + BATCH]
                 ]
-                self._call(f"write {pk}", lambda c=chunk: self._table.submit_transaction(c))
+                self._call(f"write {pk}", partial(self._table.submit_transaction, chunk))
 
     # -- VMs --------------------------------------------------------------------------------
 
