@@ -89,6 +89,8 @@ class ArmPacer:
         self._by_subject: Counter[str] = Counter()
         self.waited_seconds = 0.0
         self.paced_calls = 0
+        #: 429 answers seen (each one an ARM bucket that ran dry despite the pacing)
+        self.throttled = 0
 
     @staticmethod
     def _bucket(method: str, url: str) -> tuple[str, str, str]:
@@ -160,6 +162,9 @@ class ArmPacer:
 
             def on_response(self, request: Any, response: Any) -> None:
                 http = request.http_request
+                if response.http_response.status_code == 429:
+                    with pacer._lock:
+                        pacer.throttled += 1
                 pacer.after(http.method, http.url, response.http_response.headers)
 
         return _PacingPolicy()
