@@ -128,11 +128,10 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
     now = ctx.now()
     day = budgets.day_of(now)
     client = ctx.azure.backup(str(vm.rs_vault_id).strip("/").split("/")[1])
-    snapshot = item.params.get("jobs")
+    snapshot: dict[str, Any] = dict(item.params.get("jobs") or {})
     if not budgets.snapshot_usable(snapshot, now):
         snapshots = budgets.vault_snapshots(client, str(vm.rs_vault_id), now)
         snapshot = budgets.snapshot_for(snapshots, str(vm.container), now)
-    assert snapshot is not None
     running = snapshot.get("running")
     if running:
         end = budgets.parse_time(running.get("expected_end")) or now

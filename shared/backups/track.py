@@ -59,11 +59,12 @@ def get_operation(
     client: RecoveryServicesBackupClient, vm: ProtectedVm, operation_id: str
 ) -> OperationState:
     """``protected_item_operation_statuses.get`` (one call)."""
-    status, headers = client.protected_item_operation_statuses.get(
+    answer: Any = client.protected_item_operation_statuses.get(
         *_item_args(vm),
         operation_id,
         cls=lambda resp, deserialized, _h: (deserialized, resp.http_response.headers),
     )
+    status, headers = answer
     # mapping access: the ARM JSON's plain strings, not the SDK's enum members
     error = field_of(status, "error") or {}
     job_id = field_of(field_of(status, "properties"), "jobId")
