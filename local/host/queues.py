@@ -63,6 +63,7 @@ class QueueListener:
         self._stop = threading.Event()
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when in-flight drops
         self._pool = ThreadPoolExecutor(
             max_workers=self._settings.batch_size + self._settings.threshold,
             thread_name_prefix=f"queue-{spec.name}",
@@ -77,6 +78,8 @@ class QueueListener:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and wait for running invocations (up to ``timeout`` for the poller)."""
         self._stop.set()
+        with self._room:
+            self._room.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -84,14 +87,16 @@ class QueueListener:
     def _poll(self) -> None:
         delay = MIN_POLL_SECONDS
         while not self._stop.is_set():
-            with self._lock:
-                room = self._in_flight <= self._settings.threshold
+            with self._room:
+                if self._in_flight > self._settings.threshold:
+                    # Busy, not idle: fetch as soon as a slot frees (timeout: see stop()).
+                    self._room.wait(timeout=1.0)
+                    continue
             got = 0
-            if room:
-                try:
-                    got = self._fetch()
-                except Exception as exc:  # storage hiccup: log, back off, keep polling
-                    log.warning("queue %s: receive failed: %s", self.queue_name, exc)
+            try:
+                got = self._fetch()
+            except Exception as exc:  # storage hiccup: log, back off, keep polling
+                log.warning("queue %s: receive failed: %s", self.queue_name, exc)
             if got:
                 delay = MIN_POLL_SECONDS
                 continue
@@ -117,8 +122,10 @@ class QueueListener:
         except Exception:  # settling failed (storage down): the lease expiry redelivers
             log.exception("queue %s: could not settle message %s", self.queue_name, message.id)
         finally:
-            with self._lock:
+            with self._room:
                 self._in_flight -= 1
+                if self._in_flight <= self._settings.threshold:
+                    self._room.notify_all()
 
     def _handle(self, message: StorageMessage) -> None:
         limit = self._settings.max_dequeue_count
