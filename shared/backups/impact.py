@@ -131,7 +131,10 @@ class DirectResolver:
             self._models[subscription_id] = models
         return models
 
-    def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
+    def candidates(
+        self, ref: ObjectRef
+    ) -> list[tuple[str, str, list[tuple[str, str | None, str | None]]]]:
+        """(VM id, encryption, uses) of every VM using ``ref`` — no per-VM call."""
         out = []
         for sub in sorted(self._ctx.settings.subscriptions):
             models = self._subscription_models(sub)
@@ -140,8 +143,11 @@ class DirectResolver:
                 if any(
                     kind == ref.object_type and ref.matches(url, vault) for kind, url, vault in refs
                 ):
-                    out.append(self._protection(models.vms[vm_id]["id"], encryption, refs))
+                    out.append((str(models.vms[vm_id]["id"]), encryption, refs))
         return out
+
+    def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
+        return [self.protection(*found) for found in self.candidates(ref)]
 
     def vm(self, vm_id: str) -> ProtectedVm | None:
         sub = vm_id.strip("/").split("/")[1]
@@ -150,9 +156,9 @@ class DirectResolver:
         if found is None:
             return None
         encryption, refs = models.uses(vm_id)
-        return self._protection(found["id"], encryption, refs)
+        return self.protection(found["id"], encryption, refs)
 
-    def _protection(
+    def protection(
         self, vm_id: str, encryption: str, refs: list[tuple[str, str | None, str | None]]
     ) -> ProtectedVm:
         from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
@@ -192,7 +198,12 @@ def from_record(record: VmRecord) -> ProtectedVm:
 
 
 class InventoryResolver:
-    """Resolves VMs from the inventory (storage only), once the sweep has filled it.
+    """Resolves protected VMs from the inventory (storage only), once the sweep filled it.
+
+    The inventory holds protected VMs only, so the VMs using the object are also listed from
+    Azure (:meth:`DirectResolver.candidates`: a few list calls per subscription, none per
+    VM); only those the inventory does not know get a ``backupStatus`` — an unprotected
+    encrypted VM to report, or a VM protected since the last sweep.
 
     The inventory's object ids are the objects' URLs on the vault's **data-plane URI**; that
     URI is what the inventory learned from the VM models or, failing that, the vault's
@@ -202,6 +213,7 @@ class InventoryResolver:
     def __init__(self, ctx: ActionContext, inventory: Inventory) -> None:
         self._ctx = ctx
         self._inventory = inventory
+        self._direct = DirectResolver(ctx)
 
     def _vault_uri(self, vault_id: str) -> str:
         known = self._inventory.vault_uri(vault_id)
@@ -214,7 +226,11 @@ class InventoryResolver:
     def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
         uri = self._vault_uri(ref.vault_id).rstrip("/")
         records = self._inventory.vms_using(f"{uri}/{ref.object_type}s/{ref.name}")
-        return [from_record(r) for r in sorted(records, key=lambda r: r.vm_id.lower())]
+        known = {r.vm_id.lower(): from_record(r) for r in records}
+        for vm_id, encryption, refs in self._direct.candidates(ref):
+            if vm_id.lower() not in known:
+                known[vm_id.lower()] = self._direct.protection(vm_id, encryption, refs)
+        return [known[k] for k in sorted(known)]
 
     def vm(self, vm_id: str) -> ProtectedVm | None:
         record = self._inventory.get_vm(vm_id)

@@ -126,3 +126,23 @@ def test_ade_reencrypt_backs_the_vm_up_once_through_both_paths(harness: Harness)
     assert h.outcomes[("backup", "duplicate")] >= 1  # the second path found it done
     points = inventory.recovery_points(vm_id("vm-00"))
     assert points[-1].bek_secret_url == refs["secret_url"]
+
+
+def test_with_an_inventory_only_the_unknown_vm_costs_a_backup_status(harness: Harness) -> None:
+    from shared.inventory.azure_read import AzureInventoryReader
+    from shared.inventory.refresh import refresh_recovery_vault
+    from tests.integration.backups_support import RSV
+
+    h = harness
+    refresh_recovery_vault(inventory_for(h.rt), AzureInventoryReader(h.rt.azure), RSV)
+    h.align_to_window()
+    _rotate_and_ingest(h, {"kek-a": 3})
+    h.pump()
+    assert not h.dead_letters(), h.dead_letters()
+    triggers = h.triggers()
+    assert sorted(t["vm"].rsplit("/", 1)[-1] for t in triggers) == [
+        f"vm-{i:02d}" for i in range(10)
+    ]
+    routes = h.azure.admin.calls()["routes"]
+    assert routes["recoveryservices.backup_status"] == 1  # vm-naked, unknown to the inventory
+    assert [a["resource_ids"] for a in h.alerts("EncryptedVmUnprotected")] == [[vm_id("vm-naked")]]
