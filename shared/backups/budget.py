@@ -152,9 +152,15 @@ def snapshot_for(
 
 
 def snapshot_usable(snapshot: Mapping[str, Any] | None, now: datetime) -> bool:
-    """True when a snapshot carried in an item is from today and recent."""
+    """True when a snapshot carried in an item is from today, recent, and does not report a
+    running job whose expected end has passed (that job's end must be read again)."""
     if not snapshot or snapshot.get("day") != day_of(now):
         return False
+    running = snapshot.get("running")
+    if running:
+        end = parse_time(running.get("expected_end"))
+        if end is None or end <= now:
+            return False
     taken = parse_time(snapshot.get("taken_at"))
     return taken is not None and now - taken <= SNAPSHOT_MAX_AGE
 

@@ -81,6 +81,10 @@ def test_next_day_and_snapshot_freshness() -> None:
     assert b.snapshot_usable(snap, NOW + timedelta(minutes=4))
     assert not b.snapshot_usable(snap, NOW + timedelta(minutes=6))
     assert not b.snapshot_usable(None, NOW)
+    end = (NOW + timedelta(seconds=60)).isoformat()
+    running = {**snap, "running": {"job_id": "j", "expected_end": end}}
+    assert b.snapshot_usable(running, NOW + timedelta(seconds=30))
+    assert not b.snapshot_usable(running, NOW + timedelta(seconds=61))  # read it again
 
 
 def test_expected_end_prefers_azures_estimate() -> None:
