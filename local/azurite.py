@@ -21,9 +21,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Final
 
+from local.lifecycle import StopsOnExit
 from shared.errors import KeyguardError
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def connection_string(ports: dict[str, int]) -> str:
     return ";".join(parts) + ";"
 
 
-class Azurite:
+class Azurite(StopsOnExit):
     """One running Azurite process. Build it with :meth:`start`; stop it with :meth:`stop`.
 
     Attributes
@@ -269,17 +269,6 @@ class Azurite:
                 self._process.wait(timeout)
         if not self._log.closed:
             self._cleanup()
-
-    def __enter__(self) -> Azurite:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _PortRace(Exception):

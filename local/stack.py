@@ -15,12 +15,12 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from local.azure.api import LocalAzure
 from local.azurite import Azurite
 from local.host import LocalHost
+from local.lifecycle import StopsOnExit
 from shared import names
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def app_settings(azure: LocalAzure, storage_connection: str) -> dict[str, str]:
     }
 
 
-class Stack:
+class Stack(StopsOnExit):
     """Azurite + local Azure + local host, wired together. Build with :meth:`start`."""
 
     def __init__(
@@ -185,19 +185,9 @@ class Stack:
         """Stop the host, the local Azure and Azurite (in that order)."""
         try:
             self.host.stop()
+            self.host.close_log()
         finally:
             try:
                 self.azure.stop()
             finally:
                 self.azurite.stop()
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -13,17 +13,17 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from local.azure.admin_client import AdminClient, AdminError
+from local.lifecycle import StopsOnExit
 
 __all__ = ["DEFAULT_SPEEDUP", "AdminClient", "AdminError", "LocalAzure"]
 
 DEFAULT_SPEEDUP = 100.0
 
 
-class LocalAzure:
+class LocalAzure(StopsOnExit):
     """A running local Azure (in-process). Use :meth:`start`; stop with :meth:`stop` or ``with``."""
 
     def __init__(self, *, arm_port: int = 0, delivery_speedup: float = DEFAULT_SPEEDUP) -> None:
@@ -75,17 +75,6 @@ class LocalAzure:
 
         eventgrid.stop(self.world)
         self.server.stop()
-
-    def __enter__(self) -> LocalAzure:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- endpoints -----------------------------------------------------------------------------
 
