@@ -30,6 +30,7 @@ class RefreshOutcome:
     changed: list[tuple[VmRecord | None, VmRecord]] = field(default_factory=list)
     new_points: list[tuple[str, RecoveryPointRecord]] = field(default_factory=list)
     forgotten_points: int = 0
+    removed: list[str] = field(default_factory=list)
     skipped: str | None = None
 
     def add(self, other: RefreshOutcome) -> None:
@@ -37,6 +38,7 @@ class RefreshOutcome:
         self.changed += other.changed
         self.new_points += other.new_points
         self.forgotten_points += other.forgotten_points
+        self.removed += other.removed
 
 
 def _uses_changed(old: VmRecord | None, new: VmRecord) -> bool:
@@ -73,8 +75,14 @@ def refresh_recovery_vault(
 ) -> RefreshOutcome:
     """Re-read every VM protected in a Recovery Services vault."""
     out = RefreshOutcome()
-    for protection in reader.protected_vms(rsv_id):
+    protected = reader.protected_vms(rsv_id)
+    for protection in protected:
         out.add(refresh_vm(inv, reader, protection))
+    listed = {p.vm_id.lower() for p in protected}
+    for vm in inv.all_vms():
+        if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
+            inv.remove_vm(vm.vm_id)  # protection stopped: its keys are no longer "in use"
+            out.removed.append(vm.vm_id)
     log.info(
         "inventory.vault_refreshed",
         rsv_id=rsv_id,

@@ -207,6 +207,23 @@ class Inventory:
         self._submit(ops)
         return True
 
+    def remove_vm(self, vm_id: str) -> bool:
+        """Forget a VM no longer protected: its record and "uses" rows go; its recovery
+        points stay (Backup may retain them after protection stopped) until they expire."""
+        old = self.get_vm(vm_id)
+        if old is None:
+            return False
+        vm_key = h(vm_id)
+        ops: list[tuple[str, dict[str, Any]]] = [
+            ("delete", {"PartitionKey": VM_PARTITION, "RowKey": vm_key})
+        ]
+        for oid, (kind, _url, vault) in old.uses().items():
+            ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": f"use|{vm_key}"}))
+            if vault:
+                ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
+        self._submit(ops)
+        return True
+
     def vms_using(self, object_id_or_url: str) -> list[VmRecord]:
         """The protected VMs using an object now (unversioned or versioned key/secret URL, or
         a DES id) — one partition query."""

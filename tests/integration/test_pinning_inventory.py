@@ -52,6 +52,8 @@ def test_vms_using_follows_encryption_changes(inv: Inventory) -> None:
     assert [v.name for v in inv.vms_using(f"{HOST}/keys/kek2")] == ["web"]
     assert inv.vault_uri(KV) == "https://kv1.vault.azure.net/"
     assert inv.get_vm("/subscriptions/x/nope") is None
+    assert inv.remove_vm(db.vm_id) and not inv.remove_vm(db.vm_id)
+    assert inv.vms_using(f"{HOST}/keys/kek") == [] and inv.get_vm(db.vm_id) is None
 
 
 def test_recovery_points_recorded_once_and_referenced(inv: Inventory) -> None:

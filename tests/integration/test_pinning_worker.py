@@ -84,3 +84,23 @@ def test_disabled_old_kek_version_alerts_naming_the_points(local_azure: Any, rt:
     assert "in use by vm-db" in alert["problem"]
     assert alert["remedy"].endswith(f"--version {old} --enabled true")
     assert versions(local_azure, "kv-prod-ade", "keys", "kek-app")[1]["enabled"] is False
+
+
+def test_stopped_protection_releases_in_use_but_keeps_points(local_azure: Any, rt: Runtime) -> None:
+    from shared.inventory import inventory_for
+
+    sweep_refresh(rt, "20261122T000000Z")
+    drain(rt)
+    scenario = demo_scenario()
+    rsv = scenario["recovery_services_vaults"][0]
+    rsv["protected"] = [p for p in rsv["protected"] if p["vm"] != "vm-db"]
+    rsv["recovery_points"] = [p for p in rsv["recovery_points"] if p["vm"] != "vm-db"]
+    local_azure.admin.load_scenario(scenario)  # same deterministic version ids, no tags
+    sweep_refresh(rt, "20261123T000000Z")
+    drain(rt)
+    inventory = inventory_for(rt)
+    assert "vm-db" not in {vm.name for vm in inventory.all_vms()}
+    kek_v2 = versions(local_azure, "kv-prod-ade", "keys", "kek-app")[1]
+    # vm-db no longer uses it, but its retained points (and vm-web's oldest) still need it
+    assert kek_v2["tags"][TAG_UNTIL] != IN_USE
+    assert kek_v2["tags"][TAG_BY] == "recovery points of vm-db, vm-web"
