@@ -9,8 +9,9 @@ Layout (``names.INVENTORY_TABLE``; ids are hashed into keys because ARM ids and 
                             RK "rp|" + h(vm_id) + "|" + point
                                                         a retained point references it
     PK "objects"            RK h(object)                object id, type, vault id, vault URI
-    PK "kv|" + h(vault_id)  RK "{type}|use|" + h(vm) / "{type}|rp|" + h(vm) + "|" + point
-                            RK "uri"                    the vault's data-plane URI
+    PK "kv|" + h(vault_id)  RK "{type}|use|" + h(vm)    the VM uses a key/secret there now
+                            RK "{type}|rp|" + h(vm)     its points need one until ``expiry``
+    PK "vaults"             RK h(vault_id)              the vault's data-plane URI
 
 So "who needs key K" — VMs using it and points taken with it — is ONE partition query
 (``obj|h(K)``), and so is "what do protected VMs need from vault V" (``kv|h(V)``).
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 VM_PARTITION = "vm"
 OBJECTS_PARTITION = "objects"
+VAULTS_PARTITION = "vaults"
 #: Table batch transactions hold at most 100 operations.
 BATCH = 100
 
@@ -250,17 +252,43 @@ class Inventory:
     def record_recovery_points(
         self, vm_id: str, points: Iterable[RecoveryPointRecord], *, vm_name: str | None = None
     ) -> None:
-        """Record several points of one VM in as few batch transactions as possible."""
+        """Record several points of one VM in as few batch transactions as possible.
+
+        The vault index keeps one row per (vault, type, VM) with the latest expiry of its
+        points (read once, raised, never lowered): a vault's needs stay one small query.
+        """
+        name = vm_name or vm_id.rstrip("/").rsplit("/", 1)[-1]
         ops: list[tuple[str, dict[str, Any]]] = []
+        latest: dict[tuple[str, str], str] = {}
         for point in points:
-            ops.extend(self._point_ops(vm_id, point, vm_name))
+            ops.extend(self._point_ops(vm_id, point, name))
+            expiry = point.expiry.isoformat() if point.expiry else "9999-12-31T00:00:00+00:00"
+            for kind, _url, vault in point.references().values():
+                if vault:
+                    key = (vault, kind)
+                    latest[key] = max(expiry, latest.get(key, ""))
+        for (vault, kind), expiry in latest.items():
+            row = _kv_key(vault, kind, f"rp|{h(vm_id)}")
+            known = self._get(row["PartitionKey"], row["RowKey"])
+            if known is not None and str(known.get("expiry", "")) >= expiry:
+                continue
+            ops.append(("upsert", {**row, "vm_id": vm_id, "vm_name": name, "expiry": expiry}))
         self._submit(ops)
 
+    def _get(self, partition: str, row: str) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self._call("get", partial(self._table.get_entity, partition, row)))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return None
+            raise
+
     def _point_ops(
-        self, vm_id: str, point: RecoveryPointRecord, vm_name: str | None
+        self, vm_id: str, point: RecoveryPointRecord, name: str
     ) -> list[tuple[str, dict[str, Any]]]:
         vm_key = h(vm_id)
-        name = vm_name or vm_id.rstrip("/").rsplit("/", 1)[-1]
         ops: list[tuple[str, dict[str, Any]]] = [
             (
                 "upsert",
@@ -290,18 +318,6 @@ class Inventory:
                 )
             )
             ops.extend(self._object_rows(oid, kind, url, vault))
-            if vault:
-                ops.append(
-                    (
-                        "upsert",
-                        {
-                            **_kv_key(vault, kind, suffix),
-                            "vm_id": vm_id,
-                            "vm_name": name,
-                            "expiry": expiry,
-                        },
-                    )
-                )
         return ops
 
     def forget_recovery_points(self, vm_id: str, point_ids: Iterable[str]) -> int:
@@ -316,10 +332,8 @@ class Inventory:
                 continue
             suffix = f"rp|{vm_key}|{_row(point.point_id)}"
             ops.append(("delete", {"PartitionKey": f"rp|{vm_key}", "RowKey": _row(point.point_id)}))
-            for oid, (kind, _url, vault) in point.references().items():
+            for oid in point.references():  # the vault index row expires on its own
                 ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": suffix}))
-                if vault:
-                    ops.append(("delete", _kv_key(vault, kind, suffix)))
         self._submit(ops)
         return len(wanted)
 
@@ -344,8 +358,8 @@ class Inventory:
                 (
                     "upsert",
                     {
-                        **_kv_key(vault, "", "uri"),
-                        "RowKey": "uri",
+                        "PartitionKey": VAULTS_PARTITION,
+                        "RowKey": h(vault),
                         "vault_uri": parsed.vault_uri,
                         "vault_id": vault,
                     },
@@ -378,8 +392,8 @@ class Inventory:
 
     def vault_uri(self, vault_id: str) -> str | None:
         """A Key Vault's data-plane URI as learned from the URLs the VMs use, if known."""
-        rows = [r for r in self._query(f"kv|{h(vault_id)}", prefix="uri")]
-        return str(rows[0]["vault_uri"]) if rows else None
+        row = self._get(VAULTS_PARTITION, h(vault_id))
+        return str(row["vault_uri"]) if row else None
 
     def vault_needs(self, vault_id: str) -> list[dict[str, Any]]:
         """The rows saying what protected VMs need from a vault (``type``, ``vm_id``,
@@ -387,8 +401,6 @@ class Inventory:
         now = self._now()
         out = []
         for r in self._query(f"kv|{h(vault_id)}"):
-            if r["RowKey"] == "uri":
-                continue
             expiry = r.get("expiry") or None
             if expiry and datetime.fromisoformat(expiry) <= now:
                 continue
