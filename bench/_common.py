@@ -242,11 +242,19 @@ class RequestCounter(logging.Handler):
         super().__init__(logging.DEBUG)
         self.ports = ports
         self.counts: Counter[str] = Counter()
+        self.routes: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
-        if len(args) >= 4 and str(args[0]) in ("http", "https"):  # scheme, host, port, method
-            self.counts[self.ports.get(int(args[2] or 0), "azure")] += 1
+        if len(args) < 5 or str(args[0]) not in ("http", "https"):  # scheme, host, port, …
+            return
+        service = self.ports.get(int(args[2] or 0), "azure")
+        self.counts[service] += 1
+        if service != "azure":  # "/devstoreaccount1/<table or queue>[(keys)|/messages]?…"
+            path = str(args[4]).split("?", 1)[0].split("/")
+            name = path[2].split("(", 1)[0] if len(path) > 2 else ""
+            tail = "/" + path[3] if len(path) > 3 else ""
+            self.routes[f"{service} {args[3]} {name}{tail}"] += 1
 
     @classmethod
     def install(cls, connection_string: str) -> RequestCounter:

@@ -56,7 +56,14 @@ from bench import _common as common  # noqa: E402
 
 #: intake / worker log messages counted from the host's structured logs
 INTAKE_MSGS = ("intake.enqueued", "intake.duplicate", "intake.ignored", "intake.out_of_scope")
-WORKER_MSGS = ("worker.done", "worker.duplicate", "worker.busy", "worker.deferred", "worker.retry")
+WORKER_MSGS = (
+    "worker.done",
+    "worker.duplicate",
+    "worker.busy",
+    "worker.target_busy",
+    "worker.deferred",
+    "worker.retry",
+)
 
 
 def say(text: str) -> None:
@@ -101,7 +108,12 @@ def host_path(stack: Any, burst: common.Burst) -> dict[str, Any]:
     rss = common.peak_rss_mib(stack.host.pid)
     records = stack.host_records()[seen:]
     counts = Counter(r.get("msg") for r in records)
-    statuses = Counter(d["status"] for d in stack.azure.admin.deliveries())
+    statuses = Counter(str(d["status"]) for d in stack.azure.admin.deliveries())
+    delays = [
+        float(r["delay_seconds"])
+        for r in records
+        if r.get("msg") == "workqueue.enqueued" and float(r.get("delay_seconds") or 0) > 0
+    ]
     return {
         "wall_s": idle - started,
         "emit_s": emitted - started,
@@ -110,6 +122,8 @@ def host_path(stack: Any, burst: common.Burst) -> dict[str, Any]:
         "worker": {m: counts[m] for m in WORKER_MSGS},
         "dead_lettered": counts["worker.dead_lettered"],
         "delivery_statuses": dict(statuses),
+        "delayed_requeues": f"{len(delays)} (mean {sum(delays) / max(len(delays), 1):.1f}s, "
+        f"max {max(delays, default=0):.1f}s)",
         "calls": calls,
         "peak_rss_mib": rss,
     }
@@ -188,6 +202,7 @@ def child(spec_path: str) -> None:
                 "worker": dict(done),
                 "peak_rss_mib": rss_kib / 1024,
                 "http_requests": dict(requests.counts),
+                "storage_routes": dict(requests.routes.most_common()),
             }
         )
     )
@@ -213,7 +228,9 @@ def report(name: str, result: dict[str, Any], events: int) -> tuple[float, float
     if "http_requests" in result:
         per_item = {k: round(n / max(completed, 1), 2) for k, n in result["http_requests"].items()}
         say(f"{name}: HTTP requests {result['http_requests']}, per completed work item {per_item}")
-    for key in ("delivery_statuses", "dead_lettered", "emit_s"):
+        for route, n in result["storage_routes"].items():
+            say(f"{name}:   {route}: {n} ({n / max(completed, 1):.2f} per completed work item)")
+    for key in ("delivery_statuses", "delayed_requeues", "dead_lettered", "emit_s"):
         if key in result:
             say(f"{name}: {key} {result[key]}")
     say(f"{name}: peak RSS {result['peak_rss_mib']:.1f} MiB")
