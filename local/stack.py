@@ -83,9 +83,12 @@ class Stack(StopsOnExit):
         settings: Mapping[str, str] | None = None,
         in_process: bool = False,
         host_json: Path | None = None,
+        backup_job_seconds: float = 4.0,
     ) -> Stack:
         """Start everything; ``settings`` override app settings (e.g. remediation on);
-        ``host_json`` replaces the repository's host.json for the host."""
+        ``host_json`` replaces the repository's host.json for the host;
+        ``backup_job_seconds`` is how long the local Azure's backup jobs take (short, so a
+        demo or test sees on-demand backups complete; the emulator's default is 60 s)."""
         from shared.config import StorageSettings
         from shared.events.catalog import ARM_EVENT_TYPES, ARM_OPERATIONS, KEYVAULT_EVENT_TYPES
         from shared.storage import StorageClients
@@ -95,6 +98,7 @@ class Stack(StopsOnExit):
         host: LocalHost | None = None
         try:
             azure = LocalAzure.start(scenario)
+            azure.admin.post("/backup/settings", {"job_duration_seconds": backup_job_seconds})
             env = {**app_settings(azure, azurite.connection_string), **(settings or {})}
             StorageClients(
                 StorageSettings(connection_string=azurite.connection_string)
@@ -162,7 +166,7 @@ class Stack(StopsOnExit):
                     continue
         return records
 
-    def wait_idle(self, *, timeout: float = 60.0, settle: float = 1.5) -> None:
+    def wait_idle(self, *, timeout: float = 180.0, settle: float = 1.5) -> None:
         """Wait until Event Grid delivered everything and the work queue stayed empty
         for ``settle`` seconds (delayed retries count: they are in the queue, invisible)."""
         from azure.storage.queue import QueueClient
