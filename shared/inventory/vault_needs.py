@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import StorageError
 from shared.inventory.store import VM_PARTITION, Inventory
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    from shared.access.ports import VaultNeeds
     from shared.actions.base import ActionContext
+
+log = get_logger(__name__)
 
 
 class InventoryVaultNeeds:
@@ -26,31 +31,44 @@ class InventoryVaultNeeds:
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._empty: bool | None = None
 
-    def _needs(self, vault_id: str) -> list[dict[str, Any]]:
+    def _needs(self, vault_id: str) -> list[dict[str, Any]] | None:
+        """The vault's rows; None when the inventory cannot be read (the check goes on
+        without it: the work item or the safe default decides, as before the inventory)."""
         key = vault_id.lower()
         if key not in self._rows:
-            self._rows[key] = self._inventory.vault_needs(vault_id)
+            try:
+                self._rows[key] = self._inventory.vault_needs(vault_id)
+            except StorageError as exc:
+                log.warning("inventory.unreadable", vault_id=vault_id, error=str(exc)[:300])
+                return None
         return self._rows[key]
 
     def _knows_nothing(self) -> bool:
         if self._empty is None:
-            self._empty = not self._inventory.has_rows(VM_PARTITION)
+            try:
+                self._empty = not self._inventory.has_rows(VM_PARTITION)
+            except StorageError:
+                return True
         return self._empty
 
     def needs_for_vault(self, vault_id: str) -> set[str] | None:
         """``{"key", "secret"}`` subset protected VMs need; None when the inventory is empty."""
         rows = self._needs(vault_id)
-        if not rows and self._knows_nothing():
+        if rows is None or (not rows and self._knows_nothing()):
             return None
         return {r["type"] for r in rows if r["type"] in ("key", "secret")}
 
     def vms_for_vault(self, vault_id: str) -> Sequence[str]:
         """Names of the protected VMs whose keys or secrets (or retained points') are there."""
-        return sorted({r["vm_name"] or r["vm_id"] for r in self._needs(vault_id)})
+        return sorted({r["vm_name"] or r["vm_id"] for r in self._needs(vault_id) or ()})
 
 
-def inventory_needs(ctx: ActionContext) -> InventoryVaultNeeds:
-    """The hook for ``VerifyAccessAction(inventory=...)``."""
+def inventory_needs(ctx: ActionContext) -> VaultNeeds:
+    """The hook for ``VerifyAccessAction(inventory=...)``; a context without Keyguard's
+    storage (the access check run on its own) has no inventory."""
+    from shared.access.ports import NoInventory
     from shared.inventory import inventory_for
 
+    if ctx.storage is None:
+        return NoInventory()
     return InventoryVaultNeeds(inventory_for(ctx))
