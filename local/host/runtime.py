@@ -104,6 +104,7 @@ class HostRuntime:
             routes=[build_route(s) for s in specs if s.trigger_type == "httpTrigger"],
             function_key=key,
             cloudevents=cloudevents,
+            timer_functions={s.name: s for s in specs if s.trigger_type == "timerTrigger"},
         )
         runtime = cls(app_target, config, specs, door, key)
         try:

@@ -8,10 +8,14 @@
   ``eventgrid_extension`` system key.
 * ``/api/{route}`` — HTTP-triggered functions (see :mod:`local.host.routes`).
 * ``GET /admin/host/status`` — ``{"state": "Running"}``, for readiness checks.
+* ``POST /admin/functions/{name}`` — run a timer-triggered function now, as the Functions
+  host's admin API does (the host key in ``x-functions-key`` or ``?code=``); 202 once it ran,
+  500 naming the error when it raised, 404 for an unknown timer function.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -43,6 +47,7 @@ class FrontDoor(ThreadingHTTPServer):
         routes: list[HttpRoute],
         function_key: str,
         cloudevents: str,
+        timer_functions: dict[str, FunctionSpec] | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.invoker = invoker
@@ -50,6 +55,7 @@ class FrontDoor(ThreadingHTTPServer):
         self.routes = routes
         self.function_key = function_key
         self.cloudevents = cloudevents
+        self.timer_functions = timer_functions or {}
         self._thread = threading.Thread(target=self.serve_forever, name="front-door", daemon=True)
 
     @property
@@ -104,10 +110,42 @@ class _Handler(BaseHTTPRequestHandler):
             self._http_function(url.path[len("/api") :], query)
         elif path == "/admin/host/status" and self.command == "GET":
             self._send(200, {"state": "Running"})
+        elif path.startswith("/admin/functions/") and self.command == "POST":
+            self._run_timer(url.path.rstrip("/").rsplit("/", 1)[-1], query)
         else:
             self._send(404, {"error": f"no route for {url.path}"})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def _run_timer(self, name: str, query: dict[str, str]) -> None:
+        from datetime import UTC, datetime
+
+        from azure.functions.timer import TimerRequest
+
+        self._body()
+        supplied = self.headers.get("x-functions-key") or query.get("code")
+        key = self.server.function_key
+        if supplied is None or not hmac.compare_digest(supplied.encode(), key.encode()):
+            self._send(401, {"error": "the host key is required (x-functions-key or ?code=)"})
+            return
+        spec = next(
+            (s for n, s in self.server.timer_functions.items() if n.lower() == name.lower()), None
+        )
+        if spec is None:
+            self._send(404, {"error": f"no timer function named {name!r}"})
+            return
+        now = datetime.now(UTC).isoformat()
+        request = TimerRequest(
+            past_due=False,
+            schedule_status={"Last": now, "Next": now, "LastUpdated": now},
+            schedule={"AdjustForDST": True},
+        )
+        try:
+            self.server.invoker.invoke(spec, request)
+        except Exception as exc:  # reported to the caller, as the host's admin API does
+            self._send(500, {"error": f"{spec.name} failed: {type(exc).__name__}: {exc}"})
+            return
+        self._send(202, b"")
 
     def _eventgrid(self, query: dict[str, str]) -> None:
         name = query.get("functionName", "")

@@ -65,6 +65,34 @@ def test_run_on_startup_fires_once_at_start(ticking: LocalHost, tmp_path: Path) 
     assert startup["status"]["Next"].startswith(f"{datetime.now().year + 1}-01-01T00:00:00")
 
 
+def test_admin_api_runs_a_timer_function_now(azurite: Azurite, tmp_path: Path) -> None:
+    """``POST /admin/functions/{name}`` runs a timer at once (the Functions host's admin API),
+    with the host key; unknown names are a 404, a missing key a 401."""
+    import urllib.error
+    import urllib.request
+
+    env = _env(azurite, tmp_path, "0 0 0 1 1 *")  # would not fire on its own this year
+    with LocalHost.start(APP, env=env, in_process=True) as host:
+
+        def post(name: str, key: str | None) -> int:
+            headers = {"x-functions-key": key} if key else {}
+            request = urllib.request.Request(
+                f"{host.base_url}/admin/functions/{name}", data=b"{}", headers=headers
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert post("timer_tick", None) == 401
+        assert records(tmp_path, "timer_tick") == []
+        assert post("timer_tick", host.function_key) == 202
+        [tick] = records(tmp_path, "timer_tick")
+        assert tick["past_due"] is False
+        assert post("no_such_timer", host.function_key) == 404
+
+
 def test_missing_schedule_setting_stops_the_host_naming_it(
     azurite: Azurite, tmp_path: Path
 ) -> None:
