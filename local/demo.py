@@ -1,16 +1,20 @@
-"""The offline demo: Keyguard reacting to key rollover in a small encrypted estate.
+"""The offline demo: Keyguard keeping an encrypted estate restorable through key rollover.
 
 Run with ``./dev demo`` (or ``.venv/bin/python -m local.demo``). It starts Azurite, the local
 Azure with ``local/scenarios/demo.yaml`` and the local Functions host running
 ``function_app.py``, subscribes the host's webhooks to the local Azure's Event Grid topics
-(as infra/ does in Azure), then tells the story in acts:
+(as infra/ does in Azure), switches remediation on, then tells the story in acts:
 
-1. a Key Vault key rotation flows through Event Grid, intake, the work queue and the worker;
-2. someone removes Azure Backup's access policy: Keyguard detects it, alerts, and — with
-   remediation switched on for the demo — repairs it.
+1. the daily sweep learns the estate: inventory, Backup's access, pins on needed versions;
+2. a KEK rotation flows through Event Grid, intake, the work queue and the worker: access
+   re-verified, versions pinned, on-demand backups triggered and followed to completion;
+3. someone removes Azure Backup's access policy: detected, repaired, alerted;
+4. someone disables an old KEK version that backups still need (Key Vault emits no event
+   for that): the report shows the damage, the next sweep finds and re-enables it;
+5. the restorability report, read from the HTTP function behind its function key.
 
-Everything printed comes from the running system: the local Azure's delivery log, its
-state and received alerts, and the host's structured logs.
+Everything printed comes from the running system: the local Azure's delivery log, state and
+received alerts, the host's structured logs and Keyguard's own HTTP function.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +31,7 @@ from local.stack import DEMO_SCENARIO, Stack
 
 VAULT = "kv-prod-ade"
 KEY = "kek-app"
+STEP_KINDS = ("verify", "pin", "backup", "track", "inventory", "alert")
 
 
 def say(text: str = "") -> None:
@@ -37,37 +44,40 @@ def heading(text: str) -> None:
     say(f"== {text} " + "=" * max(0, 74 - len(text)))
 
 
-def new_records(stack: Stack, seen: int) -> tuple[list[dict[str, Any]], int]:
-    records = stack.host_records()
-    return records[seen:], len(records)
-
-
-def show_pipeline(records: Iterable[dict[str, Any]]) -> None:
-    """Print what intake and the worker did, one line per step."""
-    for r in records:
-        msg = r.get("msg", "")
-        if msg.startswith("intake.") and msg != "intake.received":
-            detail = r.get("work_keys") or r.get("reason") or ""
-            say(f"  intake   {msg:<22} event {str(r.get('event_id', ''))[:8]}  {_short(detail)}")
-        elif msg in {"worker.done", "worker.duplicate", "worker.deferred", "worker.retry"}:
-            say(f"  worker   {msg:<22} {_short(r.get('work_key', ''))}")
-        elif msg == "worker.dead_lettered":
-            say(f"  worker   {msg:<22} {_short(r.get('work_key', ''))} ({r.get('reason')})")
-        elif msg == "access.verified":
-            missing = ", ".join(r.get("missing") or []) or "nothing"
-            say(
-                f"  verify   {r.get('permission_model')}: Backup access "
-                f"{'OK' if r.get('access_ok') else 'MISSING'} (missing: {missing}); "
-                f"repairs: {', '.join(map(str, r.get('repairs') or [])) or 'none'}"
-            )
-        elif msg == "alert.raised":
-            say(f"  alert    {r.get('alert_type')} ({r.get('severity')})")
-
-
-def _short(value: Any, width: int = 90) -> str:
+def _short(value: Any, width: int = 96) -> str:
     text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
     text = text.replace("/subscriptions/", "/s/").replace("/resourcegroups/", "/rg/")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def show_pipeline(records: Iterable[dict[str, Any]]) -> None:
+    """Summarise what intake and the worker did, then the notable steps one per line."""
+    records = list(records)
+    done = Counter(
+        str(r.get("work_key", "")).split(":", 1)[0]
+        for r in records
+        if r.get("msg") == "worker.done"
+    )
+    accepted = sum(1 for r in records if r.get("msg") == "intake.enqueued")
+    steps = ", ".join(f"{done[k]} {k}" for k in STEP_KINDS if done[k]) or "none"
+    say(f"  pipeline {accepted} event(s) accepted; steps done: {steps}")
+    for r in records:
+        msg = r.get("msg", "")
+        if msg == "access.verified":
+            missing = ", ".join(r.get("missing") or []) or "nothing"
+            repairs = ", ".join(map(str, r.get("repairs") or [])) or "none"
+            say(
+                f"  verify   {r.get('permission_model')}: Backup access "
+                f"{'OK' if r.get('access_ok') else 'MISSING'} (missing: {missing}; "
+                f"repairs: {repairs})"
+            )
+        elif msg in ("backup.triggered", "backup.completed", "backup.dry_run"):
+            vm = str(r.get("vm_id") or r.get("target") or r.get("work_key", "")).rsplit("/", 1)[-1]
+            say(f"  backup   {msg.split('.', 1)[1]:<10} {vm} {_short(r.get('status', ''), 40)}")
+        elif msg == "alert.raised":
+            say(f"  alert    {r.get('alert_type')} ({r.get('severity')})")
+        elif msg in ("worker.dead_lettered", "worker.retry"):
+            say(f"  worker   {msg:<22} {_short(r.get('work_key', ''))} {r.get('code', '')}")
 
 
 def backup_policy(stack: Stack) -> list[str]:
@@ -86,66 +96,108 @@ def backup_policy(stack: Stack) -> list[str]:
     return []
 
 
-def act(stack: Stack, title: str, seen: int, change: Callable[[], str]) -> int:
+def key_versions(stack: Stack) -> list[dict[str, Any]]:
+    """The demo KEK's versions (oldest first) with enabled flag and tags."""
+    state = stack.azure.admin.state()
+    vault = next(v for v in state["keyvault_mgmt"]["key_vaults"] if v["name"] == VAULT)
+    return list(vault["keys"][KEY]["versions"])
+
+
+def show_pins(stack: Stack) -> None:
+    for i, version in enumerate(key_versions(stack), 1):
+        tags = version.get("tags") or {}
+        pinned = tags.get("keyguard-pinned-until")
+        state = "enabled " if version.get("enabled") else "DISABLED"
+        why = f"pinned until {pinned} ({tags.get('keyguard-pinned-by')})" if pinned else "free"
+        say(f"  {KEY} v{i} {version['id'][:8]}  {state}  {why}")
+
+
+def report_table(stack: Stack) -> str:
+    """The restorability report from the HTTP function, as an operator would read it."""
+    request = urllib.request.Request(
+        f"{stack.host.base_url}/api/report?format=table",
+        headers={"x-functions-key": stack.host.function_key},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return str(response.read().decode())
+
+
+def act(stack: Stack, title: str, change: Callable[[], str]) -> None:
+    """Make one change, wait until Keyguard is idle, show what happened."""
     heading(title)
     delivered = len(stack.azure.admin.deliveries())
+    seen = len(stack.host_records())
+    alerts = len(stack.azure.admin.alerts())
+    started = time.monotonic()
     say(change())
     stack.wait_idle()
-    for d in stack.azure.admin.deliveries()[delivered:]:
-        say(
-            f"  grid     {d['eventType']:<45} → {d['subscription']} "
-            f"(HTTP {d['status']}, attempt {d['attempt']})"
-        )
-    records, seen = new_records(stack, seen)
-    show_pipeline(records)
-    return seen
+    kinds = Counter(
+        d["eventType"].rsplit(".", 1)[-1] for d in stack.azure.admin.deliveries()[delivered:]
+    )
+    if kinds:
+        say("  grid     " + ", ".join(f"{n}× {k}" for k, n in kinds.items()) + " delivered")
+    show_pipeline(stack.host_records()[seen:])
+    for received in stack.azure.admin.alerts()[alerts:]:
+        event = received["event"]
+        problem = (event.get("data") or {}).get("problem", "")
+        say(f"  topic    {event.get('type')}: {_short(problem, 84)}")
+    say(f"  (idle after {time.monotonic() - started:.0f}s)")
 
 
 def run(scenario: str) -> int:
     heading("Keyguard offline demo")
     say("Starting Azurite, the local Azure (demo estate) and the local Functions host…")
     started = time.monotonic()
-    with Stack.start(scenario, settings={"KEYGUARD_REMEDIATION": "true"}) as stack:
-        say(f"  Azurite        {stack.azurite.connection_string.split(';')[-1]}")
-        say(f"  local Azure    {stack.azure.arm_url}  (CA {stack.azure.ca_path})")
-        say(
-            f"  Functions host {stack.host.base_url}  functions: "
-            + ", ".join(f["name"] for f in stack.host.info.get("functions", []))
-        )
+    settings = {"KEYGUARD_REMEDIATION": "true"}
+    with Stack.start(scenario, settings=settings) as stack:
+        functions = ", ".join(f["name"] for f in stack.host.info.get("functions", []))
+        say(f"  local Azure    {stack.azure.arm_url}  (HTTPS, CA {stack.azure.ca_path})")
+        say(f"  Functions host {stack.host.base_url}  ({functions})")
         say(f"  ready in {time.monotonic() - started:.1f}s; remediation is ON for this demo")
-        seen = len(stack.host_records())
+
+        def sweep() -> str:
+            stack.run_timer("sweep")
+            return "Ran the sweep timer (daily in production) through the host's admin API."
+
+        act(stack, "Act 1 — the sweep learns the estate", sweep)
+        show_pins(stack)
 
         def rotate() -> str:
             result = stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/rotate", {})
-            return f"Rotated {VAULT}/{KEY}: new version {result['version']}"
+            return f"Rotated {VAULT}/{KEY}: new version {result['version'][:8]}"
 
-        seen = act(stack, "Act 1 — a KEK rotation", seen, rotate)
+        act(stack, "Act 2 — a KEK rotation", rotate)
+        show_pins(stack)
 
         def remove_policy() -> str:
             before = backup_policy(stack)
             oid = stack.env["KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"]
             stack.azure.admin.delete(f"/keyvault/vaults/{VAULT}/accessPolicies/{oid}")
-            return (
-                f"Removed Azure Backup's access policy on {VAULT} (had: {', '.join(before)}); "
-                f"now: {', '.join(backup_policy(stack)) or 'none'}"
-            )
+            return f"Removed Azure Backup's access policy on {VAULT} (had: {', '.join(before)})"
 
-        seen = act(stack, "Act 2 — Backup's access removed", seen, remove_policy)
+        act(stack, "Act 3 — Backup's access removed", remove_policy)
         say(f"  vault    Backup's permissions now: {', '.join(backup_policy(stack)) or 'none'}")
-        alerts = stack.azure.admin.alerts()
-        say(f"  topic    {len(alerts)} alert(s) published to the alert topic:")
-        for a in alerts:
-            event = a["event"]
-            data = event.get("data") or {}
-            say(f"           {event.get('type')}: {_short(data.get('problem', ''), 110)}")
 
+        heading("Act 4 — an old KEK version disabled (Key Vault emits no event)")
+        old = key_versions(stack)[1]["id"]
+        stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/{old}/disable", {})
+        say(f"Disabled {KEY} v2 {old[:8]}; the report, read at once:")
+        for line in report_table(stack).splitlines():
+            if "not restorable" in line or line.startswith(("VM", "vm", "-")):
+                say("  " + line)
+        act(stack, "Act 4b — the next sweep catches it", sweep)
+        show_pins(stack)
+
+        heading("Act 5 — the restorability report (GET /api/report?format=table)")
+        for line in report_table(stack).splitlines():
+            say("  " + line)
         heading("Done")
-        say(f"Demo finished in {time.monotonic() - started:.1f}s; everything stopped cleanly.")
+        say(f"Demo finished in {time.monotonic() - started:.0f}s; stopping everything.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenario", default=str(DEMO_SCENARIO))
     args = parser.parse_args(argv)
     return run(args.scenario)

@@ -148,6 +148,19 @@ class Stack(StopsOnExit):
         )
         return records
 
+    def run_timer(self, function_name: str) -> None:
+        """Run a timer function now through the host's admin API (as an operator would)."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.host.base_url}/admin/functions/{function_name}",
+            data=b"{}",
+            headers={"x-functions-key": self.host.function_key},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            if response.status != 202:
+                raise RuntimeError(f"{function_name} answered {response.status}")
+
     def runtime(self) -> Runtime:
         """A Keyguard runtime over the same settings (to read the ledger, dead letters…)."""
         from shared.config import load_settings

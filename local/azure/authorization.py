@@ -241,6 +241,11 @@ def load_scenario(world: World, scenario: dict[str, Any]) -> None:
     for raw in scenario.get("role_assignments") or []:
         principal = world.principals.get(raw["principal"], raw["principal"])
         scope = raw.get("scope") or _vault_scope(world, scenario, raw["vault"])
+        if scope != "/" and not scope.lower().startswith(("/subscriptions/", "/providers/")):
+            raise ValueError(
+                f"role assignment scope {scope!r} is not an ARM scope (use 'vault: <name>' "
+                "for a vault of the scenario)"
+            )
         state.assign(
             scope,
             raw["role"],

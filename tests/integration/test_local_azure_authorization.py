@@ -124,3 +124,24 @@ def test_role_definitions_carry_real_key_vault_permissions(authz: Any) -> None:
     assert [(r.name, r.permissions[0].actions) for r in found] == [(READER, ["*/read"])]
     with pytest.raises(ResourceNotFoundError):
         rd.get(SUB_SCOPE, str(uuid.uuid4()))
+
+
+def test_scenario_role_assignment_scope_must_be_an_arm_scope(local_azure: Any) -> None:
+    """A bare name as ``scope`` is refused naming the fix, never stored as ``/name``."""
+    from local.azure.api import AdminError
+
+    scenario = {
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "subscriptions": ["00000000-1111-2222-3333-444444444444"],
+        "principals": {"keyguard": "5a1c7e0e-0000-4000-8000-00000000a001"},
+        "role_assignments": [{"principal": "keyguard", "role": "Reader", "scope": "kv-x"}],
+    }
+    with pytest.raises(AdminError) as err:
+        local_azure.admin.load_scenario(scenario)
+    assert err.value.status == 400
+    assert "not an ARM scope" in str(err.value.body)
+    from pathlib import Path
+
+    from tests.fixtures.local_azure import MINIMAL_SCENARIO
+
+    local_azure.admin.load_scenario(Path(MINIMAL_SCENARIO))
