@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def host_path(stack: Any, burst: common.Burst) -> dict[str, Any]:
     """Emit the burst through Event Grid to the host; measure until the pipeline is idle."""
     seen = len(stack.host_records())
     stack.azure.admin.reset_calls()
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     for event in burst.events:
         stack.azure.admin.emit(event, "keyvault")
     emitted = time.perf_counter()
@@ -114,9 +115,16 @@ def host_path(stack: Any, burst: common.Burst) -> dict[str, Any]:
         for r in records
         if r.get("msg") == "workqueue.enqueued" and float(r.get("delay_seconds") or 0) > 0
     ]
+    requeued = {r.get("work_key") for r in records if r.get("msg") == "worker.target_busy"}
+    first_pass = [
+        datetime.fromisoformat(r["ts"]).timestamp() - started_wall
+        for r in records
+        if r.get("msg") == "worker.done" and r.get("work_key") not in requeued
+    ]
     return {
         "wall_s": idle - started,
         "emit_s": emitted - started,
+        "last_step_not_requeued_s": round(max(first_pass, default=0.0), 1),
         "intake_s": delivered - started,
         "intake": {m: counts[m] for m in INTAKE_MSGS},
         "worker": {m: counts[m] for m in WORKER_MSGS},
@@ -181,7 +189,9 @@ def child(spec_path: str) -> None:
     ingested = time.perf_counter()
     deadline = ingested + 300
     while time.perf_counter() < deadline:
-        messages = list(queue.receive_messages(max_messages=32, visibility_timeout=300))
+        messages = list(
+            queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=300)
+        )
         if not messages:
             if queue.get_queue_properties().approximate_message_count == 0:
                 break
@@ -230,7 +240,13 @@ def report(name: str, result: dict[str, Any], events: int) -> tuple[float, float
         say(f"{name}: HTTP requests {result['http_requests']}, per completed work item {per_item}")
         for route, n in result["storage_routes"].items():
             say(f"{name}:   {route}: {n} ({n / max(completed, 1):.2f} per completed work item)")
-    for key in ("delivery_statuses", "delayed_requeues", "dead_lettered", "emit_s"):
+    for key in (
+        "delivery_statuses",
+        "delayed_requeues",
+        "last_step_not_requeued_s",
+        "dead_lettered",
+        "emit_s",
+    ):
         if key in result:
             say(f"{name}: {key} {result[key]}")
     say(f"{name}: peak RSS {result['peak_rss_mib']:.1f} MiB")
