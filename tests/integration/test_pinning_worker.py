@@ -104,3 +104,19 @@ def test_stopped_protection_releases_in_use_but_keeps_points(local_azure: Any, r
     # vm-db no longer uses it, but its retained points (and vm-web's oldest) still need it
     assert kek_v2["tags"][TAG_UNTIL] != IN_USE
     assert kek_v2["tags"][TAG_BY] == "recovery points of vm-db, vm-web"
+
+
+def test_pin_before_any_inventory_reads_the_vault_uri_from_arm(
+    local_azure: Any, rt: Runtime
+) -> None:
+    from shared.actions.pin import PIN
+    from shared.events.catalog import ObjectType
+    from shared.planning import pin_item
+    from tests.integration.pinning_support import KV_ADE
+
+    item = pin_item(KV_ADE, ObjectType.KEY, "kek-app", bucket="b", reasons=("r",))
+    summary = PIN.run(item, rt.action_context()).summary
+    assert summary["state"] == "listed" and summary["needed"] == [] and summary["writes"] == 0
+    routes = local_azure.admin.calls()["routes"]
+    assert routes["keyvault.vaults.get"] == 1 and routes["keyvault.keys.listVersions"] == 1
+    assert not [r for r in routes if r.endswith(".update")]
