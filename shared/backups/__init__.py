@@ -6,6 +6,9 @@
 * :mod:`~shared.backups.track` — polling the operation and the job, recording the point.
 * :mod:`~shared.backups.errors` — what a trigger error or a failed job means for Keyguard.
 * :mod:`~shared.backups.items` — the per-VM BACKUP and TRACK work items.
+* :mod:`~shared.backups.notices` — the alerts and follow-up items the flow raises.
+
+The flow, its choices and the benchmark figures: ``docs/backups.md``.
 
 The actions are :mod:`shared.actions.backup` and :mod:`shared.actions.track_backup`.
 """
