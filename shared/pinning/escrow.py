@@ -18,16 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared.errors import StorageError
+from shared.pinning.decide import Need, pin_tags
 from shared.pinning.execute import ObjectRef
 from shared.pinning.keyvault import ObjectStore
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
+
+
+def _why(needed: Iterable[str] | Mapping[str, Need]) -> dict[str, dict[str, str]]:
+    """Version → Keyguard's pin tags (until when and why), when the needs are given."""
+    if not isinstance(needed, Mapping):
+        return {}
+    return {version: pin_tags(need) for version, need in sorted(needed.items())}
 
 
 def blob_prefix(obj: ObjectRef, when: datetime) -> str:
@@ -39,7 +47,7 @@ def escrow_object(
     container: ContainerClient,
     store: ObjectStore,
     obj: ObjectRef,
-    needed_versions: Iterable[str],
+    needed_versions: Iterable[str] | Mapping[str, Need],
     *,
     now: datetime,
 ) -> str | None:
@@ -64,6 +72,7 @@ def escrow_object(
         "object_type": obj.object_type,
         "name": obj.name,
         "needed_versions": sorted(needed_versions),
+        "why": _why(needed_versions),
         "created": now.isoformat(),
         "blob": blob_name,
         "size": len(data),

@@ -50,6 +50,7 @@ def test_needed_objects_are_escrowed_once_a_day_and_restorable(
     data = container.download_blob(f"kv-prod-ade/key/kek-app/{day}.blob").readall()
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["vault_id"] == KV_ADE and len(manifest["needed_versions"]) == 2
+    assert {w["keyguard-pinned-until"] for w in manifest["why"].values()} >= {"in-use"}
     # the same day again: no second backup call
     local_azure.admin.reset_calls()
     item = pin_item(KV_ADE, ObjectType.KEY, "kek-app", bucket="again", reasons=("t",))
