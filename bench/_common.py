@@ -248,7 +248,8 @@ class RequestCounter(logging.Handler):
         args = record.args if isinstance(record.args, tuple) else ()
         if len(args) < 5 or str(args[0]) not in ("http", "https"):  # scheme, host, port, …
             return
-        service = self.ports.get(int(args[2] or 0), "azure")
+        port = str(args[2] or 0)
+        service = self.ports.get(int(port) if port.isdigit() else 0, "azure")
         self.counts[service] += 1
         if service != "azure":  # "/devstoreaccount1/<table or queue>[(keys)|/messages]?…"
             path = str(args[4]).split("?", 1)[0].split("/")

@@ -310,6 +310,8 @@ def main() -> None:
     raw = (raw_before + raw_after) / 2
     completed, _ = steps(host)
     host_calls = sum(host["calls"].values()) / max(completed, 1)
+    say(f"host_intake_events_per_s: {events / host['intake_s']:.1f}")
+    say(f"inprocess_intake_events_per_s: {events / inproc['intake_s']:.1f}")
     say(f"host_events_per_s: {host_events:.1f}")
     say(f"host_work_items_per_s: {host_items:.1f}")
     say(f"host_ratio_vs_raw: {host_items / raw:.2f}")

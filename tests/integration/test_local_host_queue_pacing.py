@@ -52,8 +52,8 @@ def test_busy_queue_is_fetched_as_soon_as_a_slot_frees(
     host_json = write_host_json(tmp_path, batchSize=1, maxPollingInterval="00:00:02")
     env = {**storage_env.env, "SLOW_RECORD_DIR": str(tmp_path)}
     with LocalHost.start(APP, env=env, in_process=True, host_json=host_json):
-        runs = wait_for(lambda: r if len(r := _runs(tmp_path)) == MESSAGES else None, timeout=30)
-    runs.sort(key=lambda r: r["start"])
+        wait_for(lambda: len(_runs(tmp_path)) == MESSAGES, timeout=30)
+    runs = sorted(_runs(tmp_path), key=lambda r: r["start"])
     gaps = [later["start"] - earlier["end"] for earlier, later in itertools.pairwise(runs)]
     # Backing off while busy looks again 0.1, 0.3, 0.7 and 1.5 s after a fetch: after a 0.8 s
     # run the next fetch would come ~0.7 s late; a prompt fetch costs one receive.
