@@ -74,6 +74,7 @@ class RecoveryPointRecord:
     """One retained recovery point and the key/secret versions it was taken with.
 
     A point never changes once taken, so it is read (one GET) and written once.
+    ``point_id`` is the point's name; the inventory reduces an ARM id to it.
     """
 
     point_id: str
@@ -150,6 +151,12 @@ def object_id(url_or_id: str) -> str:
     if parsed is not None:
         return parsed.object_id
     return url_or_id.strip().rstrip("/").lower()
+
+
+def point_name(point_id: str) -> str:
+    """A recovery point's name: its ARM id's last segment (ids and names both identify it;
+    the listing gives names, a job's result may give the id)."""
+    return point_id.strip().rstrip("/").rsplit("/", 1)[-1]
 
 
 def version_of(url: str) -> str | None:

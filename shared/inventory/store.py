@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from shared.inventory.records import (
     VmRecord,
     object_id,
     parse_object_url,
+    point_name,
     version_of,
 )
 from shared.workitems import utc_now
@@ -260,7 +261,8 @@ class Inventory:
         name = vm_name or vm_id.rstrip("/").rsplit("/", 1)[-1]
         ops: list[tuple[str, dict[str, Any]]] = []
         latest: dict[tuple[str, str], str] = {}
-        for point in points:
+        for given in points:
+            point = replace(given, point_id=point_name(given.point_id))
             ops.extend(self._point_ops(vm_id, point, name))
             expiry = point.expiry.isoformat() if point.expiry else "9999-12-31T00:00:00+00:00"
             for kind, _url, vault in point.references().values():

@@ -3,6 +3,7 @@ recorded once, a VM's encryption change moves its "uses" rows."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -69,7 +70,8 @@ def test_recovery_points_recorded_once_and_referenced(inv: Inventory) -> None:
         bek_vault_id=KV,
     )
     inv.record_recovery_point(web.vm_id, point)
-    inv.record_recovery_point(web.vm_id, point)
+    as_id = f"{web.vm_id}/protectedItems/x/recoveryPoints/123"  # an ARM id names it too
+    inv.record_recovery_point(web.vm_id, replace(point, point_id=as_id))
     assert inv.known_recovery_points(web.vm_id) == {"123"}
     assert inv.recovery_points(web.vm_id) == [point]
     refs = inv.references(f"{HOST}/keys/kek")
