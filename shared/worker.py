@@ -48,7 +48,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: Longest wait before re-checking an item someone else holds (their lease may be long).
-BUSY_DELAY_MAX_SECONDS: Final = 30.0
+#: How long a message whose key or target is held elsewhere waits before it looks again. The
+#: holder renews its lease while it runs, so the lease says nothing about when it will end;
+#: steps take seconds, so look again soon (each look costs one queue message and one read).
+BUSY_DELAY_MAX_SECONDS: Final = 5.0
 DEAD_LETTER_ALERT: Final = "WorkItemDeadLettered"
 
 
