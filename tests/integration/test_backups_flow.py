@@ -85,7 +85,9 @@ def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) ->
     # ARM calls per VM: trigger + operation + job looks + point list/get
     per_vm = h.rt.azure.pacer.calls_by_subject()
     assert len(per_vm) == 20
-    assert set(per_vm.values()) == {6}, per_vm  # 1 trigger, 1 operation, 2 job, 2 point
+    # 1 trigger, 1 operation, 1-2 job looks (2 when the look at +30 s finds the 60 s job
+    # running, as it should; 1 if a slow run reached it after its end), 2 point reads
+    assert set(per_vm.values()) <= {5, 6} and 6 in per_vm.values(), per_vm
     # the per-VM step's record: triggered within the budget, its ARM calls counted
     (backup,) = [i for i in h.done(WorkKind.BACKUP, vm_id("vm-00")) if "vm" in i.params]
     summary = h.summary(WorkKind.BACKUP, backup.key)
