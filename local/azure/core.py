@@ -51,9 +51,7 @@ class AzureHttpError(Exception):
 
 def not_found(kind: str, name: str) -> AzureHttpError:
     """The 404 ARM answers for a missing resource."""
-    return AzureHttpError(
-        404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found."
-    )
+    return AzureHttpError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found.")
 
 
 @dataclass
@@ -144,9 +142,13 @@ class Router:
         """
 
         def register(handler: Handler) -> Handler:
-            regex = "^" + re.sub(
-                r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template)
-            ) + "/?$"
+            regex = (
+                "^"
+                + re.sub(
+                    r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template)
+                )
+                + "/?$"
+            )
             self.routes.append(
                 Route(
                     method.upper(),
