@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handlers import arm_events, http_ops, keyvault_events, report, sweep, worker
+from handlers import events, http_ops, report, sweep, worker
 from shared import logs, names
 from shared.config import get_settings
 
@@ -26,14 +26,14 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 @app.event_grid_trigger(arg_name="event")
 def keyvault_event(event: func.EventGridEvent) -> None:
     """Key Vault system-topic events (new versions, expiry, access policy changes)."""
-    keyvault_events.handle(event)
+    events.handle(event)
 
 
 @app.function_name(names.FN_ARM_EVENTS)
 @app.event_grid_trigger(arg_name="event")
 def arm_event(event: func.EventGridEvent) -> None:
     """Subscription system-topic events (VM, disk, DES, vault and role assignment writes)."""
-    arm_events.handle(event)
+    events.handle(event)
 
 
 @app.function_name(names.FN_WORKER)

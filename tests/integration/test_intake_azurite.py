@@ -13,7 +13,7 @@ import pytest
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 
-from handlers import arm_events, keyvault_events
+from handlers import events
 from handlers import sweep as sweep_handler
 from shared import names
 from shared.clients import AzureClients
@@ -49,14 +49,14 @@ def test_event_to_durable_work_and_dedupe(storage_env: StorageEnv) -> None:
     rt = _runtime(storage_env)
     deps = deps_from_runtime(rt)
     event = load_event("keyvault_key_new_version_created.eventgrid.json")
-    keyvault_events.handle(_trigger(event), deps=deps)
+    events.handle(_trigger(event), deps=deps)
     items = _queued(rt)
     assert sorted(i.kind.value for i in items) == ["backup", "pin", "verify"]
     assert all(i.reasons == (event["id"],) for i in items)
     assert rt.ledger.event_seen(event["id"])
     # Event Grid redelivers: nothing more is enqueued
     assert ingest(event, deps).outcome is Outcome.DUPLICATE
-    arm_events.handle(_trigger(load_event("arm_vm_extension_write.cloudevents.json")), deps=deps)
+    events.handle(_trigger(load_event("arm_vm_extension_write.cloudevents.json")), deps=deps)
     assert len(_queued(rt)) == 4
     assert rt.counters.get("events.accepted") == 2 and rt.counters.get("events.duplicate") == 1
 

@@ -15,7 +15,7 @@ import pytest
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 
-from handlers import arm_events, keyvault_events
+from handlers import events
 from shared.errors import StorageError
 from shared.events import catalog
 from shared.intake import IntakeDeps, Outcome, ingest, ingest_body
@@ -210,7 +210,7 @@ def _trigger_object(body: dict[str, Any]) -> Any:
 
 
 def test_keyvault_handler_takes_the_functions_event(stores: FakeStores, deps: IntakeDeps) -> None:
-    keyvault_events.handle(_trigger_object(load_event(KEY_EVENT)), deps=deps)
+    events.handle(_trigger_object(load_event(KEY_EVENT)), deps=deps)
     assert [i.kind for i in stores.queued] == [
         WorkKind.VERIFY_ACCESS,
         WorkKind.PIN,
@@ -221,7 +221,7 @@ def test_keyvault_handler_takes_the_functions_event(stores: FakeStores, deps: In
 def test_arm_handler_takes_a_cloud_event(stores: FakeStores, deps: IntakeDeps) -> None:
     trigger = _trigger_object(load_event("arm_vm_extension_write.cloudevents.json"))
     assert isinstance(trigger, func.CloudEvent)
-    arm_events.handle(trigger, deps=deps)
+    events.handle(trigger, deps=deps)
     (item,) = stores.queued
     assert item.kind is WorkKind.REFRESH_INVENTORY and item.params["confirm_ade_extension"]
 
@@ -238,11 +238,11 @@ def test_handler_returns_normally_for_malformed_events(
         event_time=datetime(2026, 1, 1, tzinfo=UTC),
         data_version="1",
     )
-    keyvault_events.handle(event, deps=deps)
+    events.handle(event, deps=deps)
     assert stores.quarantined[0]["reason"] == "malformed"
 
 
 def test_handler_raises_when_work_cannot_be_stored(stores: FakeStores, deps: IntakeDeps) -> None:
     stores.fail_enqueue = True
     with pytest.raises(StorageError):
-        keyvault_events.handle(_trigger_object(load_event(KEY_EVENT)), deps=deps)
+        events.handle(_trigger_object(load_event(KEY_EVENT)), deps=deps)

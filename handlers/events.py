@@ -1,4 +1,7 @@
-"""Event Grid trigger for Key Vault system-topic events: hand the event to the intake.
+"""Event Grid triggers (Key Vault and subscription system topics): hand the event to the intake.
+
+Both triggers share this handler: the intake parses and routes either kind of event; two
+functions exist only because each Event Grid subscription targets its own function.
 
 Thin by design: rebuild the published dict from the Functions object, then
 :func:`shared.intake.ingest`. Returns normally when the event is accepted, ignored or
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def handle(event: func.EventGridEvent, *, deps: IntakeDeps | None = None) -> None:
-    """Run one Key Vault event through the intake (parse, scope, dedupe, plan, enqueue).
+    """Run one Key Vault or ARM event through the intake (parse, scope, dedupe, plan, enqueue).
 
     ``deps`` defaults to the process runtime's stores (:func:`shared.runtime.get_runtime`).
     """
