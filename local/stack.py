@@ -47,7 +47,19 @@ def app_settings(azure: LocalAzure, storage_connection: str) -> dict[str, str]:
     state = azure.admin.state()
     vaults = state.get("recoveryservices", {}).get("vaults", [])
     recovery_ids = [v["id"] for v in vaults if isinstance(v, dict) and "id" in v]
+    # as infra/ does: the custom Backup role (when the scenario defines it) for RBAC repairs
+    backup_role = next(
+        (
+            r["name"]
+            for r in state.get("authorization", {}).get("custom_roles", [])
+            if str(r.get("properties", {}).get("roleName", "")).startswith(
+                "Keyguard Backup Key Vault Reader"
+            )
+        ),
+        "",
+    )
     return {
+        "KEYGUARD_BACKUP_ROLE_DEFINITION_ID": backup_role,
         **azure.env(),
         **FAST_PIPELINE,
         "AzureWebJobsStorage": storage_connection,

@@ -148,3 +148,33 @@ def test_with_remediation_the_policy_is_restored_and_a_repaired_alert_follows(
     assert set(after["permissions"]["secrets"]) >= {"get", "list", "backup"}
     types = [a["event"]["type"] for a in stack.azure.admin.alerts()]
     assert "Keyguard.BackupAccessRepaired" in types
+
+
+def _backup_assignments(stack: Stack, vault: str) -> list[dict[str, Any]]:
+    state = stack.azure.admin.state()
+    oid = state["principals"]["backup_management"]
+    return [
+        a
+        for a in state["authorization"]["role_assignments"]
+        if a["properties"]["principalId"] == oid
+        and a["properties"]["scope"].lower().endswith(f"/vaults/{vault}")
+    ]
+
+
+def test_with_remediation_a_deleted_rbac_assignment_is_restored(
+    remediating_stack: Stack,
+) -> None:
+    """The RBAC way to lose access: Backup's role assignment on the vault is deleted (an ARM
+    delete event, no Key Vault event). Keyguard re-verifies, assigns a role that grants the
+    five data actions again, and alerts that it repaired access."""
+    stack = remediating_stack
+    [assignment] = _backup_assignments(stack, "kv-prod-cmk")
+    stack.azure.admin.clear_alerts()
+    stack.azure.admin.delete(f"/keyvault/roleAssignments/{assignment['name']}")
+    assert _backup_assignments(stack, "kv-prod-cmk") == []
+    stack.wait_idle()
+    restored = _backup_assignments(stack, "kv-prod-cmk")
+    assert len(restored) == 1 and restored[0]["name"] != assignment["name"]
+    alerts = [a["event"] for a in stack.azure.admin.alerts()]
+    repaired = [a for a in alerts if a["type"] == "Keyguard.BackupAccessRepaired"]
+    assert len(repaired) == 1 and "kv-prod-cmk" in json.dumps(repaired[0]["data"])

@@ -264,3 +264,22 @@ def test_planning_is_deterministic() -> None:
     assert [(i.key, i.target, dict(i.params)) for i in first.items] == [
         (i.key, i.target, dict(i.params)) for i in second.items
     ]
+
+
+def test_a_burst_of_100_events_for_one_vault_within_a_minute_is_a_handful_of_verifications() -> (
+    None
+):
+    """Issue 4's economy: 100 access-policy changes and rotations on one vault, spread over
+    60 seconds that straddle a minute boundary, plan at most 2 windows × 3 verify kinds."""
+    names = [
+        "keyvault_vault_access_policy_changed.eventgrid.json",
+        "keyvault_key_new_version_created.eventgrid.json",
+        "keyvault_secret_near_expiry.eventgrid.json",
+    ]
+    keys = set()
+    for i in range(100):
+        when = f"2026-11-20T10:00:{30 + i * 60 // 100:02d}Z" if i < 50 else None
+        when = when or f"2026-11-20T10:01:{(i - 50) * 30 // 50:02d}Z"
+        plan = _plan(names[i % len(names)], id=f"e{i}", eventTime=when)
+        keys |= {item.key for item in plan.items if item.kind is WorkKind.VERIFY_ACCESS}
+    assert 1 <= len(keys) <= 6, sorted(keys)
