@@ -29,3 +29,28 @@ def test_ruff_format_is_clean() -> None:
 def test_mypy_strict_on_deployed_code() -> None:
     result = _run("mypy")  # files and strictness: [tool.mypy] in pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_the_app_loads_no_sdk_and_no_handler() -> None:
+    """Cold start: ``import function_app`` pays for azure.functions and the settings only;
+    Azure SDKs and each handler are imported when first used (bench/cold_start.py times it)."""
+    import os
+
+    env = {
+        **os.environ,
+        "KEYGUARD_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "KEYGUARD_SUBSCRIPTIONS": "00000000-0000-0000-0000-000000000001",
+        "KEYGUARD_VAULTS": "*",
+        "KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID": "00000000-0000-0000-0000-0000000000b5",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    probe = (
+        "import sys, function_app; "
+        "print(sorted(m for m in sys.modules if m.startswith(('handlers', 'azure.')) "
+        "and not m.startswith('azure.functions')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
