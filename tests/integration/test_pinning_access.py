@@ -12,21 +12,13 @@ from shared.inventory.vault_needs import InventoryVaultNeeds
 from shared.planning import verify_item
 from shared.runtime import Runtime
 from shared.worker import Outcome, process
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import KV_ADE, demo_scenario, drain, runtime, sweep_refresh
+from tests.integration.pinning_support import (
+    KV_ADE,
+    drain,
+    sweep_refresh,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rt(
-    local_azure: Any,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    return runtime(local_azure, storage_env, monkeypatch)
 
 
 def test_vault_needs_unknown_until_inventoried_then_names_vms(rt: Runtime) -> None:

@@ -20,21 +20,9 @@ from shared.report import (
     build_report,
 )
 from shared.runtime import Runtime, get_runtime
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import RSV, demo_scenario, runtime, versions
+from tests.integration.pinning_support import RSV, versions
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rt(
-    local_azure: Any,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    return runtime(local_azure, storage_env, monkeypatch)
 
 
 def test_disabled_old_kek_makes_the_points_needing_it_not_restorable(

@@ -15,21 +15,14 @@ import pytest
 from shared.pinning.decide import IN_USE, TAG_BY, TAG_UNTIL
 from shared.runtime import Runtime
 from shared.worker import Outcome
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import demo_scenario, drain, runtime, sweep_refresh, versions
+from tests.integration.pinning_support import (
+    demo_scenario,
+    drain,
+    sweep_refresh,
+    versions,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rt(
-    local_azure: Any,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    return runtime(local_azure, storage_env, monkeypatch)
 
 
 def test_sweep_pins_needed_versions_and_second_pass_writes_nothing(
