@@ -85,9 +85,10 @@ def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) ->
     # ARM calls per VM: trigger + operation + job looks + point list/get
     per_vm = h.rt.azure.pacer.calls_by_subject()
     assert len(per_vm) == 20
-    # 1 trigger, 1 operation, 1-2 job looks (2 when the look at +30 s finds the 60 s job
-    # running, as it should; 1 if a slow run reached it after its end), 2 point reads
-    assert set(per_vm.values()) <= {5, 6} and 6 in per_vm.values(), per_vm
+    # 1 trigger, 1-2 operation looks (2 when a loaded machine looks before the operation
+    # has its job id), 1-2 job looks (2 when the look at +30 s finds the 60 s job running;
+    # 1 if a slow run reached it after its end), 2 point reads: never more than 7
+    assert min(per_vm.values()) >= 5 and max(per_vm.values()) <= 7, per_vm
     # the per-VM step's record: triggered within the budget, its ARM calls counted
     (backup,) = [i for i in h.done(WorkKind.BACKUP, vm_id("vm-00")) if "vm" in i.params]
     summary = h.summary(WorkKind.BACKUP, backup.key)
