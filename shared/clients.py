@@ -113,6 +113,7 @@ class AzureClients:
 
     def _common(self) -> dict[str, Any]:
         from shared.retry import HTTP_TRY_SECONDS
+        from shared.transport import transport_options
 
         cloud = self._settings.cloud
         kwargs: dict[str, Any] = {
@@ -123,6 +124,7 @@ class AzureClients:
             "connection_timeout": 10,
             "read_timeout": HTTP_TRY_SECONDS,
             "per_call_policies": [self.calls.policy()],
+            **transport_options(),
         }
         if cloud.ca_bundle:
             kwargs["connection_verify"] = cloud.ca_bundle

@@ -28,6 +28,16 @@ a release. The timeline of two workers receiving the same item::
     412 (→ BUSY). A late A then finds its ETag stale on complete: it records DONE anyway (the
     step did run) and logs ``ledger.lease_lost``.
 
+**Target locks.** Some kinds must not run two steps on one target at once (two verifications
+of one vault from different event windows would both repair the same gap). Their lock is a
+second leased row in the *same partition* as the step's record (``RowKey = "lock-" +
+sha256(lock key)``), so :meth:`Ledger.claim_locked` takes step and lock in ONE entity-group
+transaction, and ``complete``/``fail``/``release`` with ``unlock=`` record the outcome and drop
+the lock in one more: an uncontended locked step costs the same two table requests as an
+unlocked one. When the transaction is refused (409: the step or the lock exists; 412: an
+ETag went stale) the ledger falls back to one conditional write per row, which decides every
+race exactly as before.
+
 Keys are arbitrary text (ARM ids contain ``/``, which Table keys forbid), so the row is
 ``PartitionKey = kind`` (or ``event``), ``RowKey = sha256(key)``; the readable key is kept
 in the ``Key`` property.
@@ -55,6 +65,8 @@ log = get_logger(__name__)
 
 EVENT_PARTITION: Final = "event"
 MAX_KEY_CHARS: Final = 1024
+#: RowKey prefix of target locks (step rows are bare hex digests, so the two never collide).
+LOCK_ROW_PREFIX: Final = "lock-"
 
 
 class LedgerState(StrEnum):
@@ -90,6 +102,11 @@ class Claim:
 def row_key(key: str) -> str:
     """The Table-safe RowKey of ``key``: its SHA-256 in hex (64 chars, no forbidden chars)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def lock_row_key(lock_key: str) -> str:
+    """The RowKey of a target lock (in the partition of the steps it serializes)."""
+    return LOCK_ROW_PREFIX + row_key(lock_key)
 
 
 def _storage_error(what: str, exc: Exception) -> StorageError:
@@ -134,20 +151,66 @@ class Ledger:
         StorageError
             The table failed (not a lost race: that is ``BUSY``).
         """
-        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-
         if len(key) > MAX_KEY_CHARS:
             raise ValueError(f"work key longer than {MAX_KEY_CHARS} characters")
-        partition, row = kind, row_key(key)
-        for _ in range(3):  # a row deleted between our insert and read: insert again
-            entity = self._in_progress(partition, row, key)
-            try:
-                meta = self._table.create_entity(entity)
-                return self._claimed(partition, row, key, meta, entity)
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise _storage_error(f"claim {key}", exc) from exc
+        return self._claim_row(kind, row_key(key), key)
+
+    def claim_locked(self, kind: str, key: str, lock_key: str) -> tuple[Claim, Claim | None]:
+        """Own the step ``key`` and the target lock ``lock_key`` (module docstring: one
+        transaction when neither exists). Returns ``(claim, lock)``: ``lock`` is None when
+        the step itself was not claimed (DONE, FAILED, BUSY), else the lock's claim, whose
+        status says whether the target is free (CLAIMED) or held (BUSY).
+
+        Raises
+        ------
+        StorageError
+            The table failed.
+        """
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import TableTransactionError
+
+        if len(key) > MAX_KEY_CHARS or len(lock_key) > MAX_KEY_CHARS:
+            raise ValueError(f"work or lock key longer than {MAX_KEY_CHARS} characters")
+        step_row, lock_row = row_key(key), lock_row_key(lock_key)
+        step = self._in_progress(kind, step_row, key)
+        lock = self._in_progress(kind, lock_row, lock_key)
+        try:
+            metas = self._table.submit_transaction([("create", step), ("create", lock)])
+        except TableTransactionError as exc:
+            if _status(exc) != 409:
+                raise _storage_error(f"claim {key} with lock {lock_key}", exc) from exc
+            exists = exc.index  # 0: the step's row exists, 1: the lock's (nothing was written)
+        except AzureError as exc:
+            raise _storage_error(f"claim {key} with lock {lock_key}", exc) from exc
+        else:
+            return (
+                self._claimed(kind, step_row, key, metas[0], step),
+                self._claimed(kind, lock_row, lock_key, metas[1], lock),
+            )
+        claim = self._claim_row(kind, step_row, key, exists=exists == 0)
+        if claim.status is not ClaimStatus.CLAIMED:
+            return claim, None
+        held = self._claim_row(kind, lock_row, lock_key)
+        if held.status in (ClaimStatus.DONE, ClaimStatus.FAILED):  # never written so; heal it
+            self._delete(kind, lock_row, lock_key)
+            held = self._claim_row(kind, lock_row, lock_key)
+        return claim, held
+
+    def _claim_row(self, partition: str, row: str, key: str, *, exists: bool = False) -> Claim:
+        """Claim one row: insert it, or read the existing one and take it over if its lease
+        ran out. ``exists``: a transaction just reported the row, so read it first."""
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+
+        for attempt in range(3):  # a row deleted between our insert and read: insert again
+            if not (exists and attempt == 0):
+                entity = self._in_progress(partition, row, key)
+                try:
+                    meta = self._table.create_entity(entity)
+                    return self._claimed(partition, row, key, meta, entity)
+                except ResourceExistsError:
+                    pass
+                except AzureError as exc:
+                    raise _storage_error(f"claim {key}", exc) from exc
             try:
                 current = self._table.get_entity(partition, row)
             except ResourceNotFoundError:
@@ -210,15 +273,22 @@ class Ledger:
         log.warning("ledger.lease_taken_over", work_key=key)
         return self._claimed(partition, row, key, meta, entity)
 
-    def complete(self, claim: Claim, summary: Mapping[str, Any]) -> None:
-        """Record the step as DONE with ``summary`` (JSON-serialisable, small)."""
-        self._finish(claim, LedgerState.DONE, {"Summary": _dump(summary)})
+    def complete(
+        self, claim: Claim, summary: Mapping[str, Any], *, unlock: Claim | None = None
+    ) -> None:
+        """Record the step as DONE with ``summary`` (JSON-serialisable, small); with
+        ``unlock``, drop that target lock in the same transaction."""
+        self._finish(claim, LedgerState.DONE, {"Summary": _dump(summary)}, unlock)
 
-    def fail(self, claim: Claim, *, code: str, message: str) -> None:
-        """Record the step as FAILED (permanent; the dead letter holds the item)."""
-        self._finish(claim, LedgerState.FAILED, {"ErrorCode": code, "Error": message[:1000]})
+    def fail(self, claim: Claim, *, code: str, message: str, unlock: Claim | None = None) -> None:
+        """Record the step as FAILED (permanent; the dead letter holds the item); with
+        ``unlock``, drop that target lock in the same transaction."""
+        extra = {"ErrorCode": code, "Error": message[:1000]}
+        self._finish(claim, LedgerState.FAILED, extra, unlock)
 
-    def _finish(self, claim: Claim, state: LedgerState, extra: dict[str, Any]) -> None:
+    def _finish(
+        self, claim: Claim, state: LedgerState, extra: dict[str, Any], unlock: Claim | None
+    ) -> None:
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError
         from azure.data.tables import UpdateMode
@@ -231,6 +301,20 @@ class Ledger:
             "UpdatedAt": self._now(),
             **extra,
         }
+        if unlock is not None:
+            update = {
+                "mode": UpdateMode.REPLACE,
+                "etag": claim.etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            if self._together(
+                ("update", entity, update), unlock, f"record {state} for {claim.key}"
+            ):
+                return
+            # Refused (a stale ETag on either row): one row at a time, the outcome first.
+            self._finish(claim, state, extra, None)
+            self.release(unlock)
+            return
         try:
             self._table.update_entity(
                 entity,
@@ -282,24 +366,61 @@ class Ledger:
             raise _storage_error(f"renew {claim.key}", exc) from exc
         return self._claimed(claim.partition, claim.row, claim.key, meta, entity)
 
-    def release(self, claim: Claim) -> None:
-        """Give the claim up (transient failure or deferral): the row is deleted if still ours.
+    def release(self, claim: Claim, *, unlock: Claim | None = None) -> None:
+        """Give the claim up (transient failure or deferral): the row is deleted if still ours;
+        with ``unlock``, the target lock too (one transaction).
 
         A row someone else took over meanwhile (412) is left alone.
         """
+        if unlock is not None:
+            delete = self._delete_op(claim)
+            if self._together(delete, unlock, f"release {claim.key}"):
+                return
+            self.release(unlock)  # refused: one row at a time
+        self._delete(claim.partition, claim.row, claim.key, etag=claim.etag)
+
+    def _delete(self, partition: str, row: str, key: str, *, etag: str | None = None) -> None:
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError
 
+        condition = MatchConditions.IfNotModified if etag else MatchConditions.Unconditionally
         try:
-            self._table.delete_entity(
-                claim.partition,
-                claim.row,
-                etag=claim.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
+            self._table.delete_entity(partition, row, etag=etag, match_condition=condition)
         except AzureError as exc:
             if _status(exc) not in (404, 412):
-                raise _storage_error(f"release {claim.key}", exc) from exc
+                raise _storage_error(f"release {key}", exc) from exc
+
+    @staticmethod
+    def _delete_op(claim: Claim) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        from azure.core import MatchConditions
+
+        entity = {"PartitionKey": claim.partition, "RowKey": claim.row}
+        return (
+            "delete",
+            entity,
+            {"etag": claim.etag, "match_condition": MatchConditions.IfNotModified},
+        )
+
+    def _together(
+        self, op: tuple[str, dict[str, Any], dict[str, Any]], unlock: Claim, what: str
+    ) -> bool:
+        """Run ``op`` and the deletion of lock ``unlock`` as one transaction; False when it
+        was refused (a 404/412 on either row: nothing was written), so the caller does the
+        two one at a time. Rows of different partitions cannot share one: also False."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import TableTransactionError
+
+        if unlock.partition != op[1]["PartitionKey"]:
+            return False
+        try:
+            self._table.submit_transaction([op, self._delete_op(unlock)])
+        except TableTransactionError as exc:
+            if _status(exc) in (404, 412):
+                return False
+            raise _storage_error(what, exc) from exc
+        except AzureError as exc:
+            raise _storage_error(what, exc) from exc
+        return True
 
     def reset(self, kind: str, key: str) -> None:
         """Forget the record of ``key`` whatever its state (replay of a dead letter)."""

@@ -48,6 +48,11 @@ class StorageClients:
                 self._cache[(kind, name)] = client
             return client
 
+    def _options(self) -> dict[str, Any]:
+        from shared.transport import transport_options
+
+        return transport_options()
+
     def queue(self, name: str) -> QueueClient:
         """A queue client that base64-encodes and -decodes message text."""
 
@@ -65,6 +70,7 @@ class StorageClients:
                     name,
                     message_encode_policy=encode,
                     message_decode_policy=decode,
+                    **self._options(),
                 )
             return QueueClient(
                 self._storage.endpoint("queue"),
@@ -72,6 +78,7 @@ class StorageClients:
                 credential=self._credential,
                 message_encode_policy=encode,
                 message_decode_policy=decode,
+                **self._options(),
             )
 
         return self._get("queue", name, build)  # type: ignore[no-any-return]
@@ -84,10 +91,13 @@ class StorageClients:
 
             if self._storage.connection_string:
                 return TableClient.from_connection_string(
-                    self._storage.connection_string, table_name=name
+                    self._storage.connection_string, table_name=name, **self._options()
                 )
             return TableClient(
-                self._storage.endpoint("table"), table_name=name, credential=self._credential
+                self._storage.endpoint("table"),
+                table_name=name,
+                credential=self._credential,
+                **self._options(),
             )
 
         return self._get("table", name, build)  # type: ignore[no-any-return]
@@ -100,10 +110,13 @@ class StorageClients:
 
             if self._storage.connection_string:
                 return ContainerClient.from_connection_string(
-                    self._storage.connection_string, container_name=name
+                    self._storage.connection_string, container_name=name, **self._options()
                 )
             return ContainerClient(
-                self._storage.endpoint("blob"), container_name=name, credential=self._credential
+                self._storage.endpoint("blob"),
+                container_name=name,
+                credential=self._credential,
+                **self._options(),
             )
 
         return self._get("container", name, build)  # type: ignore[no-any-return]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -90,7 +91,11 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         )
         rt.counters.increment("worker.malformed")
         return Outcome.MALFORMED
-    claim = rt.ledger.claim(item.kind.value, item.key)
+    lock_key = _lock_key(item)
+    if lock_key is None:
+        claim, lock = rt.ledger.claim(item.kind.value, item.key), None
+    else:
+        claim, lock = rt.ledger.claim_locked(item.kind.value, item.key, lock_key)
     if claim.status in (ClaimStatus.DONE, ClaimStatus.FAILED):
         log.info("worker.duplicate", work_key=item.key, state=claim.status.value)
         rt.counters.increment("worker.duplicate")
@@ -99,7 +104,6 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, claim))
         rt.counters.increment("worker.busy")
         return Outcome.BUSY
-    lock = _lock_target(rt, item)
     if lock is not None and lock.status is not ClaimStatus.CLAIMED:
         # Another step on the same target is running: come back when its lease ends.
         rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, lock))
@@ -110,39 +114,31 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
     keeper = _LeaseKeeper(rt.ledger, claim)
     lock_keeper = _LeaseKeeper(rt.ledger, lock) if lock is not None else None
     try:
-        with lock_keeper or contextlib.nullcontext():
-            return _run_claimed(rt, item, keeper)
-    except StorageError:
-        # Give the claim back so the redelivered message can run at once (best effort).
+        return _run_claimed(rt, item, keeper, lock_keeper)
+    except BaseException:
+        # Give the claim and the lock back so the redelivered message can run at once (best
+        # effort: rows already finished answer 412 and are left alone; an unreleased lock
+        # just expires).
         with contextlib.suppress(StorageError):
-            rt.ledger.release(keeper.claim)
+            rt.ledger.release(keeper.claim, unlock=lock_keeper.claim if lock_keeper else None)
         raise
-    finally:
-        if lock_keeper is not None:  # best effort: an unreleased lock just expires
-            with contextlib.suppress(StorageError):
-                rt.ledger.release(lock_keeper.claim)
 
 
 #: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.
 #: two verifications of one vault from different event windows) must not interleave, or both
 #: see the same gap and both repair it. The per-key claim cannot see that; a per-target lock
-#: (a ledger claim in partition ``lock``, leased and renewed like any claim) can.
+#: (a leased ledger row beside the step's, renewed like any claim) can.
 SERIALIZED_KINDS: Final = frozenset(
     {WorkKind.VERIFY_ACCESS, WorkKind.PIN, WorkKind.BACKUP, WorkKind.REFRESH_INVENTORY}
 )
-LOCK_PARTITION: Final = "lock"
 
 
-def _lock_target(rt: Runtime, item: WorkItem) -> Claim | None:
-    """Claim the per-target lock for ``item`` (None for kinds that need none)."""
+def _lock_key(item: WorkItem) -> str | None:
+    """The per-target lock of ``item`` (None for kinds that need none); the ledger keeps it
+    beside the step's record, in the kind's partition."""
     if item.kind not in SERIALIZED_KINDS:
         return None
-    key = f"{item.kind.value}:{_lock_scope(item)}"[:MAX_KEY_CHARS]
-    lock = rt.ledger.claim(LOCK_PARTITION, key)
-    if lock.status in (ClaimStatus.DONE, ClaimStatus.FAILED):  # never written so; heal it
-        rt.ledger.reset(LOCK_PARTITION, key)
-        lock = rt.ledger.claim(LOCK_PARTITION, key)
-    return lock
+    return f"{item.kind.value}:{_lock_scope(item)}"[:MAX_KEY_CHARS]
 
 
 def _lock_scope(item: WorkItem) -> str:
@@ -195,35 +191,46 @@ class _LeaseKeeper:
         self._thread.join()
 
 
-def _run_claimed(rt: Runtime, item: WorkItem, keeper: _LeaseKeeper) -> Outcome:
+def _run_claimed(
+    rt: Runtime, item: WorkItem, keeper: _LeaseKeeper, lock_keeper: _LeaseKeeper | None
+) -> Outcome:
     from shared.actions import get_action
     from shared.retry import classify
 
     log.info("worker.start", work_key=item.key, kind=item.kind.value, attempt=item.attempt)
     error: TransientError | PermanentError | None = None
-    with keeper:
+    with keeper, lock_keeper or contextlib.nullcontext():
         try:
             result = get_action(item.kind).run(item, rt.action_context())
         except StorageError:
             raise
         except Exception as exc:
             error = classify(exc)
-    claim = keeper.claim  # the ETag of the last renewal
+    # The ETags of the last renewals: the outcome and the lock's release go in one write.
+    held = _Held(keeper.claim, lock_keeper.claim if lock_keeper is not None else None)
     if isinstance(error, TransientError):
-        return _retry(rt, item, claim, error)
+        return _retry(rt, item, held, error)
     if error is not None:
-        return _dead_letter(rt, item, claim, error, reason="permanent")
+        return _dead_letter(rt, item, held, error, reason="permanent")
     if result.status == "deferred":
-        return _defer(rt, item, claim, result)
+        return _defer(rt, item, held, result)
     rt.work_queue.enqueue_many(result.follow_ups)
     rt.alerts.publish(result.alerts)
-    rt.ledger.complete(claim, result.summary)
+    rt.ledger.complete(held.claim, result.summary, unlock=held.lock)
     log.info("worker.done", work_key=item.key, follow_ups=len(result.follow_ups))
     rt.counters.increment("worker.done")
     return Outcome.DONE
 
 
-def _defer(rt: Runtime, item: WorkItem, claim: Claim, result: ActionResult) -> Outcome:
+@dataclass(frozen=True)
+class _Held:
+    """A running step's claim and, for serialized kinds, its target lock."""
+
+    claim: Claim
+    lock: Claim | None
+
+
+def _defer(rt: Runtime, item: WorkItem, held: _Held, result: ActionResult) -> Outcome:
     rt.work_queue.enqueue_many(result.follow_ups)
     rt.alerts.publish(result.alerts)
     # No delay given: wait the base retry delay rather than spinning on an immediate redelivery.
@@ -231,19 +238,19 @@ def _defer(rt: Runtime, item: WorkItem, claim: Claim, result: ActionResult) -> O
     if delay is None:
         delay = rt.settings.retry.base_seconds
     rt.work_queue.enqueue(item, delay_seconds=delay)
-    rt.ledger.release(claim)
+    rt.ledger.release(held.claim, unlock=held.lock)
     log.info("worker.deferred", work_key=item.key, delay_seconds=delay)
     rt.counters.increment("worker.deferred")
     return Outcome.DEFERRED
 
 
-def _retry(rt: Runtime, item: WorkItem, claim: Claim, error: TransientError) -> Outcome:
+def _retry(rt: Runtime, item: WorkItem, held: _Held, error: TransientError) -> Outcome:
     plan = rt.work_queue.plan_retry(item, retry_after=error.retry_after, rng=rt.rng)
     failed = item.next_attempt(error.code, str(error))
     if plan.exhausted:
-        return _dead_letter(rt, item, claim, error, reason="budget_exhausted", failed=failed)
+        return _dead_letter(rt, item, held, error, reason="budget_exhausted", failed=failed)
     rt.work_queue.enqueue(failed, delay_seconds=plan.delay_seconds)
-    rt.ledger.release(claim)
+    rt.ledger.release(held.claim, unlock=held.lock)
     log.warning(
         "worker.retry",
         work_key=item.key,
@@ -258,7 +265,7 @@ def _retry(rt: Runtime, item: WorkItem, claim: Claim, error: TransientError) -> 
 def _dead_letter(
     rt: Runtime,
     item: WorkItem,
-    claim: Claim,
+    held: _Held,
     error: TransientError | PermanentError,
     *,
     reason: str,
@@ -268,7 +275,7 @@ def _dead_letter(
     record_id = rt.dead_letters.record(
         reason=reason, error_code=error.code, error_message=str(error), item=failed
     )
-    rt.ledger.fail(claim, code=error.code, message=str(error))
+    rt.ledger.fail(held.claim, code=error.code, message=str(error), unlock=held.lock)
     log.error("worker.dead_lettered", work_key=item.key, reason=reason, code=error.code)
     rt.counters.increment("worker.dead_lettered")
     _alert(rt, failed, record_id, reason, error.code)

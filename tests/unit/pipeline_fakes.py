@@ -121,6 +121,42 @@ class FakeTable:
             self._match(key, etag, must_exist=False)
             self.rows.pop(key, None)
 
+    def submit_transaction(self, operations: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """All or nothing, like an entity-group transaction: the first failing operation
+        raises ``TableTransactionError`` with its index and status, and nothing is kept."""
+        from azure.data.tables import TableTransactionError
+
+        if len({op[1]["PartitionKey"] for op in operations}) > 1:
+            raise _status_error(
+                TableTransactionError, 400, "0:CommandsInBatchActOnDifferentPartitions"
+            )
+        with self._lock:
+            self._check()
+            saved, metas = dict(self.rows), []
+            for index, (kind, entity, *rest) in enumerate(operations):
+                options = rest[0] if rest else {}
+                key = (entity["PartitionKey"], entity["RowKey"])
+                try:
+                    if kind == "create":
+                        if key in self.rows:
+                            raise _status_error(ResourceExistsError, 409, "EntityAlreadyExists")
+                        metas.append(self._store(entity))
+                    elif kind == "update":
+                        self._match(key, options.get("etag"), must_exist=True)
+                        metas.append(self._store(entity))
+                    elif kind == "delete":
+                        self._match(key, options.get("etag"), must_exist=True)
+                        self.rows.pop(key)
+                        metas.append({})
+                    else:
+                        raise ValueError(f"operation {kind!r} not faked")
+                except (ResourceExistsError, ResourceNotFoundError, ResourceModifiedError) as exc:
+                    self.rows = saved
+                    error = TableTransactionError(message=f"{index}:{exc}", index=index)
+                    error.status_code = exc.status_code  # type: ignore[attr-defined]
+                    raise error from exc
+            return metas
+
     def query_entities(
         self, query_filter: str, *, parameters: Mapping[str, Any], **_: Any
     ) -> Iterator[TableEntity]:

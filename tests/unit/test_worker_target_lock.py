@@ -2,7 +2,9 @@
 
 Found by the chaos test: two verifications of one vault from different event windows (two
 work keys, so the per-key claim let both run) both saw Backup's policy missing and both wrote
-the repair. The worker now also claims ``lock/{kind}:{target}`` for read-decide-write kinds.
+the repair. The worker now also claims a lock row ``{kind}:{target}`` for read-decide-write
+kinds, beside the step's record, so step and lock are taken (and given back) in one
+transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import pytest
 
 import shared.actions
 from shared import names
-from shared.worker import LOCK_PARTITION, Outcome, process
+from shared.ledger import LOCK_ROW_PREFIX
+from shared.worker import Outcome, process
 from shared.workitems import WorkItem, WorkKind
 from tests.unit.pipeline_fakes import ScriptedAction, make_runtime, pin_item
 
@@ -55,8 +58,27 @@ def test_lock_is_released_after_a_failure(action: ScriptedAction) -> None:
     assert process(rt, pin_item("pin:b").to_json()) is Outcome.DONE
 
 
+def _lock_rows(storage: object) -> list[tuple[str, str]]:
+    rows = storage.table(names.LEDGER_TABLE).rows  # type: ignore[attr-defined]
+    return [(pk, rk) for pk, rk in rows if rk.startswith(LOCK_ROW_PREFIX)]
+
+
 def test_kinds_without_shared_targets_take_no_lock(action: ScriptedAction) -> None:
     rt, storage, _ = make_runtime()
+    held: list[list[tuple[str, str]]] = []
+    action.on_run = lambda item: held.append(_lock_rows(storage))
     item = WorkItem(kind=WorkKind.TRACK_BACKUP, target="/vm/1", key="track:/vm/1:op1")
     assert process(rt, item.to_json()) is Outcome.DONE
-    assert storage.table(names.LEDGER_TABLE).entities(LOCK_PARTITION) == []
+    assert held == [[]], "no lock row while the step ran"
+
+
+def test_serialized_kinds_hold_the_lock_while_running_and_drop_it_after(
+    action: ScriptedAction,
+) -> None:
+    rt, storage, _ = make_runtime()
+    held: list[list[tuple[str, str]]] = []
+    action.on_run = lambda item: held.append(_lock_rows(storage))
+    assert process(rt, pin_item("pin:a").to_json()) is Outcome.DONE
+    assert len(held) == 1 and len(held[0]) == 1
+    assert held[0][0][0] == WorkKind.PIN.value, "beside the step's row, in its partition"
+    assert _lock_rows(storage) == []
