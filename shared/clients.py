@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -93,6 +94,7 @@ class AzureClients:
         self._cache: dict[tuple[str, str], Any] = {}
         self.calls = CallCounter()
         self.pacer = ArmPacer()
+        self._vault_uris: dict[str, str] = {}
 
     # -- shared pieces ----------------------------------------------------------------------
 
@@ -151,6 +153,42 @@ class AzureClients:
         return client
 
     # -- Key Vault data plane ---------------------------------------------------------------
+
+    def vault_uri(self, vault_id: str, known: Callable[[str], str | None] | None = None) -> str:
+        """A Key Vault's data-plane URI, remembered for the life of the process.
+
+        A vault's URI never changes (``https://{name}.vault.azure.net/``: the name is in the
+        ARM id and globally unique), so each vault costs at most one lookup per process:
+        ``known`` first (the inventory: storage only), else one ARM ``vaults.get``. An
+        event's URL host is never used.
+
+        Raises
+        ------
+        PermanentError
+            The vault id is not a Key Vault ARM id, or ARM returned no ``vaultUri``.
+        """
+        from shared.access.model import VaultRef
+        from shared.errors import PermanentError
+
+        key = vault_id.strip().strip("/").lower()
+        with self._lock:
+            uri = self._vault_uris.get(key)
+        if uri:
+            return uri
+        uri = known(vault_id) if known is not None else None
+        if not uri:
+            ref = VaultRef.parse(vault_id)
+            vault = self.keyvault_mgmt(ref.subscription_id).vaults.get(ref.resource_group, ref.name)
+            uri = vault.properties.vault_uri if vault.properties else None
+            if not uri:
+                raise PermanentError(f"vault {vault_id} has no vaultUri", code="NoVaultUri")
+        self.remember_vault_uri(vault_id, str(uri))
+        return str(uri)
+
+    def remember_vault_uri(self, vault_id: str, uri: str) -> None:
+        """Record a vault URI read elsewhere (the access check reads the vault anyway)."""
+        with self._lock:
+            self._vault_uris[vault_id.strip().strip("/").lower()] = uri
 
     def key_client(self, vault_url: str) -> KeyClient:
         """A ``KeyClient`` for one vault (``https://{vault}.vault.azure.net``)."""

@@ -141,6 +141,9 @@ class SdkVaults:
             "Microsoft.KeyVault/vaults/read (e.g. Reader on the vault)", f"read Key Vault {ref.id}"
         ):
             vault = client.vaults.get(ref.resource_group, ref.name)
+        uri = vault.properties.vault_uri if vault.properties else None
+        if uri:  # one read serves the pin and backup steps too (AzureClients.vault_uri)
+            self._azure.remember_vault_uri(ref.id, str(uri))
         return vault_view(vault, ref)
 
     def add_access_policy(

@@ -9,13 +9,14 @@ use), NearExpiry/Expired (needed expired versions are reported, not extended), a
 refresh after an ADE/disk/DES change or a completed backup, and the daily sweep (Key Vault
 emits no event when a version is disabled or an object deleted).
 
-The vault's data-plane URI comes from the inventory (learned from the URLs VMs use) or one
-ARM GET of the vault; the event's URL host is never trusted.
+The vault's data-plane URI comes from ``AzureClients.vault_uri`` (remembered per process; else
+the inventory, learned from the URLs VMs use; else one ARM GET of the vault); the event's URL
+host is never trusted.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared import names
 from shared.actions.base import ActionContext, ActionResult
@@ -23,23 +24,7 @@ from shared.errors import PermanentError
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
 
-if TYPE_CHECKING:
-    from shared.inventory import Inventory
-
 log = get_logger(__name__)
-
-
-def vault_uri_of(ctx: ActionContext, inventory: Inventory, vault_id: str) -> str:
-    """The vault's data-plane URI: from the inventory, else one ARM GET."""
-    known = inventory.vault_uri(vault_id)
-    if known:
-        return known
-    parts = vault_id.rstrip("/").split("/")
-    vault = ctx.azure.keyvault_mgmt(parts[2]).vaults.get(parts[4], parts[-1])
-    uri = vault.properties.vault_uri if vault.properties else None
-    if not uri:
-        raise PermanentError(f"vault {vault_id} has no vaultUri", code="NoVaultUri")
-    return str(uri)
 
 
 class PinAction:
@@ -65,7 +50,9 @@ class PinAction:
         if not ctx.settings.vault_in_scope(vault_id):
             raise PermanentError(f"vault {vault_id} is outside Keyguard's scope", code="OutOfScope")
         inventory = inventory_for(ctx)
-        obj = ObjectRef(vault_id, vault_uri_of(ctx, inventory, vault_id), object_type, name)
+        obj = ObjectRef(
+            vault_id, ctx.azure.vault_uri(vault_id, inventory.vault_uri), object_type, name
+        )
         refs = inventory.references(object_id(obj.url()))
         store = SdkObjectStore(ctx.azure, obj.vault_uri, object_type)
         now = ctx.now()

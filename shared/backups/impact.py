@@ -215,16 +215,8 @@ class InventoryResolver:
         self._inventory = inventory
         self._direct = DirectResolver(ctx)
 
-    def _vault_uri(self, vault_id: str) -> str:
-        known = self._inventory.vault_uri(vault_id)
-        if known:
-            return known
-        parts = vault_id.strip("/").split("/")
-        vault = self._ctx.azure.keyvault_mgmt(parts[1]).vaults.get(parts[3], parts[7])
-        return str(vault.properties.vault_uri)
-
     def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
-        uri = self._vault_uri(ref.vault_id).rstrip("/")
+        uri = self._ctx.azure.vault_uri(ref.vault_id, self._inventory.vault_uri).rstrip("/")
         records = self._inventory.vms_using(f"{uri}/{ref.object_type}s/{ref.name}")
         known = {r.vm_id.lower(): from_record(r) for r in records}
         for vm_id, encryption, refs in self._direct.candidates(ref):

@@ -342,3 +342,52 @@ def test_the_sweep_cleanup_purges_old_done_records_and_event_ids(storage_env: St
     assert rt.ledger.state("pin", "pin:failed") is LedgerState.FAILED
     assert rt.ledger.state("verify", "verify:new") is LedgerState.DONE
     assert not rt.ledger.event_seen("evt-old") and rt.ledger.event_seen("evt-new")
+
+
+def test_two_steps_on_one_target_from_two_workers_never_overlap(
+    storage_env: StorageEnv, action: ScriptedAction
+) -> None:
+    """Different work keys, same target: Azurite's entity-group transactions (claim + lock in
+    one) let one run; the other finds the lock held, gives its claim back and waits."""
+    running: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+
+    def step(item: WorkItem | None) -> None:
+        running.append(item.key if item else "")
+        if len(running) > 1:
+            overlaps.append(tuple(running))
+        time.sleep(0.4)
+        running.pop()
+
+    action.on_run = step
+    workers = [runtime(storage_env) for _ in range(2)]
+    bodies = [pin_item(f"pin:target:bucket{i}").to_json() for i in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: list[Outcome] = []
+
+    def work(rt: Runtime, body: str) -> None:
+        barrier.wait()
+        outcomes.append(process(rt, body))
+
+    threads = [
+        threading.Thread(target=work, args=pair) for pair in zip(workers, bodies, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == [Outcome.BUSY, Outcome.DONE]
+    assert overlaps == [] and len(action.calls) == 1
+    waiting = queued(workers[0])
+    assert len(waiting) == 0, "the loser's copy is delayed, not visible yet"
+    ledger_rows = list(rt_rows(workers[0]))
+    assert [r["Key"] for r in ledger_rows if r["State"] == "DONE"] == [action.calls[0].key]
+    assert all(r["State"] == "DONE" for r in ledger_rows), "no claim or lock left behind"
+    assert drain(workers[1], expect=1, wait_seconds=8) == [Outcome.DONE]
+    assert len(action.calls) == 2 and overlaps == []
+
+
+def rt_rows(rt: Runtime) -> Iterator[dict[str, Any]]:
+    """Every ledger row."""
+    yield from rt.storage.table(names.LEDGER_TABLE).list_entities()
