@@ -48,11 +48,15 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: Longest wait before re-checking an item someone else holds (their lease may be long).
-#: How long a message whose key or target is held elsewhere waits before it looks again. The
-#: holder renews its lease while it runs, so the lease says nothing about when it will end;
-#: steps take seconds, so look again soon (each look costs one queue message and one read).
+#: Longest wait of a message whose *key* is held elsewhere (a duplicate delivery of a running
+#: step) before it looks again. The holder renews its lease while it runs, so the lease says
+#: nothing about when it will end; steps take seconds, so look again soon (each look costs one
+#: queue message and one read).
 BUSY_DELAY_MAX_SECONDS: Final = 5.0
+#: A message whose *target* is locked by another step waits this plus up to 1 s of jitter
+#: (the queue rounds up to whole seconds: 1 or 2 s). Measured in bench/pipeline.py: the 5 s
+#: wait of a busy key made the tail of a burst a third of its wall time.
+TARGET_BUSY_DELAY_SECONDS: Final = 0.5
 DEAD_LETTER_ALERT: Final = "WorkItemDeadLettered"
 
 
@@ -105,8 +109,9 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         rt.counters.increment("worker.busy")
         return Outcome.BUSY
     if lock is not None and lock.status is not ClaimStatus.CLAIMED:
-        # Another step on the same target is running: come back when its lease ends.
-        rt.work_queue.enqueue(item, delay_seconds=_busy_delay(rt, lock))
+        # Another step on the same target is running; steps take well under a second, so
+        # look again soon (jittered, so a crowd of waiters does not come back in step).
+        rt.work_queue.enqueue(item, delay_seconds=TARGET_BUSY_DELAY_SECONDS + rt.rng.random())
         rt.ledger.release(claim)
         log.info("worker.target_busy", work_key=item.key, target=item.target)
         rt.counters.increment("worker.target_busy")

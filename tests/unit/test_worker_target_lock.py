@@ -42,6 +42,8 @@ def test_second_step_on_a_busy_target_waits_without_running(action: ScriptedActi
     assert [i.key for i in action.calls] == [first.key], "the second step did not run"
     requeued = storage.queue(names.WORK_QUEUE).items()
     assert [i.key for i in requeued] == [second.key]
+    (sent,) = storage.queue(names.WORK_QUEUE).sent
+    assert sent.visibility_timeout in (1, 2), "a target lock is looked at again within 2 s"
     assert rt.ledger.state(second.kind.value, second.key) is None, "its claim was released"
 
     # after the first finished, the lock is free again and the second runs
