@@ -43,6 +43,7 @@ from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
     from shared.actions.base import ActionResult
+    from shared.config import Settings
     from shared.ledger import Ledger
     from shared.runtime import Runtime
 
@@ -95,7 +96,7 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         )
         rt.counters.increment("worker.malformed")
         return Outcome.MALFORMED
-    lock_key = _lock_key(item)
+    lock_key = _lock_key(item, rt.settings)
     if lock_key is None:
         claim, lock = rt.ledger.claim(item.kind.value, item.key), None
     else:
@@ -138,10 +139,20 @@ SERIALIZED_KINDS: Final = frozenset(
 )
 
 
-def _lock_key(item: WorkItem) -> str | None:
+def _lock_key(item: WorkItem, settings: Settings) -> str | None:
     """The per-target lock of ``item`` (None for kinds that need none); the ledger keeps it
-    beside the step's record, in the kind's partition."""
+    beside the step's record, in the kind's partition.
+
+    An access check writes only to repair (``KEYGUARD_REMEDIATION``) or to switch purge
+    protection on (``KEYGUARD_ENABLE_PURGE_PROTECTION``); with both off — the default — it
+    reads and alerts, and identical alerts are sent once (``shared.alerts``), so two checks
+    of one vault may overlap and take no lock.
+    """
     if item.kind not in SERIALIZED_KINDS:
+        return None
+    if item.kind is WorkKind.VERIFY_ACCESS and not (
+        settings.remediation or settings.enable_purge_protection
+    ):
         return None
     return f"{item.kind.value}:{_lock_scope(item)}"[:MAX_KEY_CHARS]
 

@@ -84,3 +84,26 @@ def test_serialized_kinds_hold_the_lock_while_running_and_drop_it_after(
     assert len(held) == 1 and len(held[0]) == 1
     assert held[0][0][0] == WorkKind.PIN.value, "beside the step's row, in its partition"
     assert _lock_rows(storage) == []
+
+
+def _verify(key: str) -> WorkItem:
+    target = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"
+    return WorkItem(kind=WorkKind.VERIFY_ACCESS, target=target, key=key)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "locked"),
+    [
+        ({}, False),  # the default: the check only reads and alerts
+        ({"KEYGUARD_REMEDIATION": "true"}, True),  # it may repair
+        ({"KEYGUARD_ENABLE_PURGE_PROTECTION": "true"}, True),  # it may switch protection on
+    ],
+)
+def test_access_checks_lock_the_vault_only_when_they_may_write(
+    action: ScriptedAction, overrides: dict[str, str], locked: bool
+) -> None:
+    rt, storage, _ = make_runtime(**overrides)
+    held: list[list[tuple[str, str]]] = []
+    action.on_run = lambda item: held.append(_lock_rows(storage))
+    assert process(rt, _verify("verify:v:b1").to_json()) is Outcome.DONE
+    assert len(held[0]) == (1 if locked else 0)
