@@ -190,15 +190,14 @@ def work_item_body() -> str:
 
 def raw_queue_roundtrips(connection_string: str, n: int, body: str) -> float:
     """Single-threaded send + receive + delete of ``n`` messages of ``body`` (base64, as the
-    app encodes) on a fresh queue, one at a time; returns round trips per second."""
-    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+    app encodes) on a fresh queue, one at a time; returns round trips per second. The queue
+    client is built as the app builds its own (``StorageClients``: same encoding, same
+    transport options), so the floor and the pipeline pay the same per-request costs."""
+    from shared.config import StorageSettings
+    from shared.storage import StorageClients
 
-    queue = QueueClient.from_connection_string(
-        connection_string,
-        f"bench-raw-{uuid.uuid4().hex[:8]}",
-        message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(),
-    )
+    clients = StorageClients(StorageSettings(connection_string=connection_string))
+    queue = clients.queue(f"bench-raw-{uuid.uuid4().hex[:8]}")
     queue.create_queue()
     try:
         for _ in range(5):  # warm the connection

@@ -126,10 +126,8 @@ class AzureClients:
             "connection_timeout": 10,
             "read_timeout": HTTP_TRY_SECONDS,
             "per_call_policies": [self.calls.policy()],
-            **transport_options(),
+            **transport_options(cloud.ca_bundle),
         }
-        if cloud.ca_bundle:
-            kwargs["connection_verify"] = cloud.ca_bundle
         return kwargs
 
     def _arm(self) -> dict[str, Any]:

@@ -2,16 +2,21 @@
 
 azure-core's ``RequestsTransport`` leaves ``requests``' ``trust_env`` on by default, and
 ``requests`` then re-reads the environment on **every request**: it scans all of
-``os.environ`` twice for proxy variables (``get_environ_proxies``) and looks for
-``~/.netrc``. Measured in the pipeline benchmark (cProfile, in-process), that was 14% of the
-worker's time; in a threaded host each scan also hands the GIL around. On Functions the
-environment holds every app setting, so the scan is longer there, not shorter.
+``os.environ`` twice for proxy variables (``get_environ_proxies``), looks for ``~/.netrc``
+and for a CA bundle variable. Measured in the pipeline benchmark (cProfile, in-process), that
+was 14% of the worker's time; in a threaded host each scan also hands the GIL around. On
+Functions the environment holds every app setting, so the scan is longer there, not shorter.
 
-The environment cannot change under a running worker in a way we honour anyway (settings are
-read once at startup), so it is read once here: when no proxy or CA-bundle variable is set —
-the normal case on Functions, where outbound traffic is routed by VNet integration, not by a
-proxy — clients are built with ``use_env_settings=False`` and skip the per-request scans.
-When one *is* set, clients keep azure-core's default and ``requests`` honours it as before.
+Settings are read once at startup, and so is the environment here:
+
+* no proxy variable set (the normal case on Functions, where outbound traffic is routed by
+  VNet integration, not by a proxy): clients are built with ``use_env_settings=False`` and
+  skip the per-request scans. A CA bundle named by ``REQUESTS_CA_BUNDLE`` or
+  ``CURL_CA_BUNDLE`` (which ``requests`` would have used) is passed explicitly instead, with
+  the same precedence, unless Keyguard's own ``KEYGUARD_CA_BUNDLE`` names one;
+* a proxy variable set: clients keep azure-core's default and ``requests`` honours the
+  environment per request, as before.
+
 Side effect of the fast path: ``~/.netrc`` credentials are never attached to Azure calls,
 which is what a service calling Azure with tokens and shared keys wants anyway.
 """
@@ -22,23 +27,30 @@ import os
 from collections.abc import Mapping
 from typing import Any, Final
 
-#: Variables ``requests`` reads from the environment per request when ``trust_env`` is on.
-ENV_VARIABLES: Final = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
+#: Proxy variables ``requests`` reads per request (upper or lower case) with ``trust_env``.
+PROXY_VARIABLES: Final = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+#: CA bundle variables ``requests`` reads per request, in its order of precedence.
+CA_VARIABLES: Final = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def environment_configures_http(environ: Mapping[str, str] | None = None) -> bool:
-    """True when the environment sets a proxy or CA-bundle variable (either case)."""
+def environment_sets_proxy(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the environment sets a proxy variable (either case)."""
     env = os.environ if environ is None else environ
-    return any(env.get(name) or env.get(name.lower()) for name in ENV_VARIABLES)
+    return any(env.get(name) or env.get(name.lower()) for name in PROXY_VARIABLES)
 
 
-def transport_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for SDK client constructors: ``use_env_settings`` (see above)."""
-    return {"use_env_settings": environment_configures_http(environ)}
+def transport_options(
+    ca_bundle: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for SDK client constructors (see the module docstring):
+    ``use_env_settings`` and, when a CA bundle applies, ``connection_verify``."""
+    env = os.environ if environ is None else environ
+    proxied = environment_sets_proxy(env)
+    options: dict[str, Any] = {"use_env_settings": proxied}
+    if ca_bundle:
+        options["connection_verify"] = ca_bundle
+    elif not proxied:
+        from_env = next((env[name] for name in CA_VARIABLES if env.get(name)), None)
+        if from_env:
+            options["connection_verify"] = from_env
+    return options

@@ -13,7 +13,7 @@ from azure.core.exceptions import ServiceRequestError
 
 from shared.config import StorageSettings
 from shared.storage import StorageClients
-from shared.transport import ENV_VARIABLES
+from shared.transport import CA_VARIABLES, PROXY_VARIABLES
 from tests.fixtures.azurite import StorageEnv
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def _dead_proxy() -> str:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ENV_VARIABLES:
+    for name in PROXY_VARIABLES + CA_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     return monkeypatch
