@@ -233,9 +233,8 @@ def default_resolver(ctx: ActionContext) -> VmResolver:
     """The inventory when it holds VMs (storage only, no ARM call per VM); else Azure
     directly (:class:`DirectResolver`)."""
     from shared.inventory import inventory_for
-    from shared.inventory.store import VM_PARTITION
 
     inventory = inventory_for(ctx)
-    if inventory.has_rows(VM_PARTITION):
+    if inventory.knows_vms():
         return InventoryResolver(ctx, inventory)
     return DirectResolver(ctx)

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -46,6 +49,11 @@ OBJECTS_PARTITION = "objects"
 VAULTS_PARTITION = "vaults"
 #: Table batch transactions hold at most 100 operations.
 BATCH = 100
+#: How long :meth:`Inventory.knows_vms` trusts its last answer.
+KNOWS_VMS_SECONDS = 60.0
+#: Its answers, per table client (weakly: a client that goes away takes its answer along).
+_KNOWS_VMS: weakref.WeakKeyDictionary[Any, tuple[bool, float]] = weakref.WeakKeyDictionary()
+_KNOWS_VMS_LOCK = threading.Lock()
 
 
 def h(text: str) -> str:
@@ -160,6 +168,32 @@ class Inventory:
 
         return bool(self._call(f"peek {partition}", peek))
 
+    def knows_vms(self) -> bool:
+        """True when the inventory holds at least one VM.
+
+        Asked by every access check of a vault no VM needs and by every backup fan-out, so
+        the answer is remembered per process for :data:`KNOWS_VMS_SECONDS` (one read a
+        minute instead of one per step); a VM written or removed by this process updates or
+        forgets it at once. A stale answer is safe either way: "knows none" makes the
+        access check assume keys and secrets are needed and the fan-out list VMs from Azure;
+        "knows some" still lists Azure for VMs the inventory does not know.
+        """
+        now = time.monotonic()
+        with _KNOWS_VMS_LOCK:
+            remembered = _KNOWS_VMS.get(self._table)
+        if remembered is not None and now - remembered[1] < KNOWS_VMS_SECONDS:
+            return remembered[0]
+        answer = self.has_rows(VM_PARTITION)
+        self._remember_knows_vms(answer)
+        return answer
+
+    def _remember_knows_vms(self, answer: bool | None) -> None:
+        with _KNOWS_VMS_LOCK:
+            if answer is None:
+                _KNOWS_VMS.pop(self._table, None)
+            else:
+                _KNOWS_VMS[self._table] = (answer, time.monotonic())
+
     def all_vms(self) -> list[VmRecord]:
         """Every protected VM the inventory knows (one partition query)."""
         return [VmRecord.from_entity(e) for e in self._query(VM_PARTITION)]
@@ -208,6 +242,7 @@ class Inventory:
             ("upsert", {"PartitionKey": VM_PARTITION, "RowKey": vm_key, **record.to_entity()})
         )
         self._submit(ops)
+        self._remember_knows_vms(True)
         return True
 
     def remove_vm(self, vm_id: str) -> bool:
@@ -225,6 +260,7 @@ class Inventory:
             if vault:
                 ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
         self._submit(ops)
+        self._remember_knows_vms(None)  # maybe the last one: read again next time
         return True
 
     def vms_using(self, object_id_or_url: str) -> list[VmRecord]:

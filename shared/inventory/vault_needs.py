@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StorageError
-from shared.inventory.store import VM_PARTITION, Inventory
+from shared.inventory.store import Inventory
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class InventoryVaultNeeds:
     def _knows_nothing(self) -> bool:
         if self._empty is None:
             try:
-                self._empty = not self._inventory.has_rows(VM_PARTITION)
+                self._empty = not self._inventory.knows_vms()
             except StorageError:
                 return True
         return self._empty

@@ -82,3 +82,21 @@ def test_recovery_points_recorded_once_and_referenced(inv: Inventory) -> None:
     assert inv.forget_recovery_points(web.vm_id, ["123"]) == 1
     assert inv.known_recovery_points(web.vm_id) == set()
     assert [r.version for r in inv.references(f"{HOST}/keys/kek")] == ["v1"]
+
+
+def test_knows_vms_is_remembered_and_follows_this_process_writes(
+    inv: Inventory, storage_env: StorageEnv
+) -> None:
+    from shared.inventory.store import VM_PARTITION, h
+
+    assert inv.knows_vms() is False
+    web = _vm("web")
+    inv.upsert_vm(web)
+    assert inv.knows_vms() is True, "this process wrote a VM: known at once"
+    table = storage_env.clients.table(names.INVENTORY_TABLE)
+    table.delete_entity(VM_PARTITION, h(web.vm_id))  # gone behind the memo's back
+    again = Inventory(table)  # another step's inventory over the same client
+    assert again.knows_vms() is True, "remembered for a minute, not read per step"
+    inv.upsert_vm(_vm("db"))
+    assert inv.remove_vm(_vm("db").vm_id)
+    assert again.knows_vms() is False, "a removal forgets the answer: read again"
