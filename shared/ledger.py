@@ -48,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -67,6 +67,8 @@ EVENT_PARTITION: Final = "event"
 MAX_KEY_CHARS: Final = 1024
 #: RowKey prefix of target locks (step rows are bare hex digests, so the two never collide).
 LOCK_ROW_PREFIX: Final = "lock-"
+#: Event ids kept on a finished record (more are dropped; the start time then decides).
+MAX_REASONS: Final = 100
 
 
 class LedgerState(StrEnum):
@@ -97,6 +99,11 @@ class Claim:
     etag: str | None = None
     lease_until: datetime | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)
+    #: When the run holding (or that finished) this record was claimed; None for records
+    #: written before the ledger kept it.
+    started_at: datetime | None = None
+    #: DONE/FAILED: the event ids the finished run was for (at most ``MAX_REASONS``).
+    reasons: frozenset[str] = frozenset()
 
 
 def row_key(key: str) -> str:
@@ -220,7 +227,9 @@ class Ledger:
             return self._existing(partition, row, key, current)
         return Claim(ClaimStatus.BUSY, partition, row, key)
 
-    def _in_progress(self, partition: str, row: str, key: str) -> dict[str, Any]:
+    def _in_progress(
+        self, partition: str, row: str, key: str, started_at: datetime | None = None
+    ) -> dict[str, Any]:
         now = self._now()
         return {
             "PartitionKey": partition,
@@ -229,6 +238,7 @@ class Ledger:
             "State": LedgerState.IN_PROGRESS.value,
             "LeaseUntil": now + self._lease,
             "Owner": uuid.uuid4().hex,
+            "StartedAt": started_at or now,
             "UpdatedAt": now,
         }
 
@@ -242,6 +252,7 @@ class Ledger:
             key,
             etag=str(meta.get("etag")),
             lease_until=entity["LeaseUntil"],
+            started_at=entity["StartedAt"],
         )
 
     def _existing(self, partition: str, row: str, key: str, current: Any) -> Claim:
@@ -250,10 +261,18 @@ class Ledger:
         from azure.data.tables import UpdateMode
 
         state = current.get("State")
-        if state == LedgerState.DONE.value:
-            return Claim(ClaimStatus.DONE, partition, row, key, summary=_summary(current))
-        if state == LedgerState.FAILED.value:
-            return Claim(ClaimStatus.FAILED, partition, row, key, summary=_summary(current))
+        if state in (LedgerState.DONE.value, LedgerState.FAILED.value):
+            status = ClaimStatus.DONE if state == LedgerState.DONE.value else ClaimStatus.FAILED
+            started = current.get("StartedAt")
+            return Claim(
+                status,
+                partition,
+                row,
+                key,
+                summary=_summary(current),
+                started_at=started if isinstance(started, datetime) else None,
+                reasons=_reasons(current),
+            )
         lease_until = current.get("LeaseUntil")
         if isinstance(lease_until, datetime) and lease_until > self._now():
             return Claim(ClaimStatus.BUSY, partition, row, key, lease_until=lease_until)
@@ -274,16 +293,31 @@ class Ledger:
         return self._claimed(partition, row, key, meta, entity)
 
     def complete(
-        self, claim: Claim, summary: Mapping[str, Any], *, unlock: Claim | None = None
+        self,
+        claim: Claim,
+        summary: Mapping[str, Any],
+        *,
+        unlock: Claim | None = None,
+        reasons: Sequence[str] = (),
     ) -> None:
-        """Record the step as DONE with ``summary`` (JSON-serialisable, small); with
-        ``unlock``, drop that target lock in the same transaction."""
-        self._finish(claim, LedgerState.DONE, {"Summary": _dump(summary)}, unlock)
+        """Record the step as DONE with ``summary`` (JSON-serialisable, small) and the event
+        ids it ran for (``reasons``); with ``unlock``, drop that target lock in the same
+        transaction."""
+        extra = {"Summary": _dump(summary), **_reason_fields(claim, reasons)}
+        self._finish(claim, LedgerState.DONE, extra, unlock)
 
-    def fail(self, claim: Claim, *, code: str, message: str, unlock: Claim | None = None) -> None:
+    def fail(
+        self,
+        claim: Claim,
+        *,
+        code: str,
+        message: str,
+        unlock: Claim | None = None,
+        reasons: Sequence[str] = (),
+    ) -> None:
         """Record the step as FAILED (permanent; the dead letter holds the item); with
         ``unlock``, drop that target lock in the same transaction."""
-        extra = {"ErrorCode": code, "Error": message[:1000]}
+        extra = {"ErrorCode": code, "Error": message[:1000], **_reason_fields(claim, reasons)}
         self._finish(claim, LedgerState.FAILED, extra, unlock)
 
     def _finish(
@@ -352,7 +386,7 @@ class Ledger:
         from azure.core.exceptions import AzureError
         from azure.data.tables import UpdateMode
 
-        entity = self._in_progress(claim.partition, claim.row, claim.key)
+        entity = self._in_progress(claim.partition, claim.row, claim.key, claim.started_at)
         try:
             meta = self._table.update_entity(
                 entity,
@@ -532,6 +566,21 @@ def _purge(table: Any, query: str, parameters: dict[str, Any]) -> int:
 def _dump(summary: Mapping[str, Any]) -> str:
     text = json.dumps(dict(summary), default=str, separators=(",", ":"), sort_keys=True)
     return text if len(text) <= 16000 else text[:16000]
+
+
+def _reason_fields(claim: Claim, reasons: Sequence[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"Reasons": json.dumps(list(dict.fromkeys(reasons))[:MAX_REASONS])}
+    if claim.started_at is not None:
+        fields["StartedAt"] = claim.started_at
+    return fields
+
+
+def _reasons(entity: Mapping[str, Any]) -> frozenset[str]:
+    try:
+        value = json.loads(entity.get("Reasons") or "[]")
+    except ValueError:
+        return frozenset()
+    return frozenset(str(r) for r in value) if isinstance(value, list) else frozenset()
 
 
 def _summary(entity: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -102,6 +102,13 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
     else:
         claim, lock = rt.ledger.claim_locked(item.kind.value, item.key, lock_key)
     if claim.status in (ClaimStatus.DONE, ClaimStatus.FAILED):
+        if claim.started_at is not None and not _covered(item, claim):
+            # The finished run may have read the target before this item's event happened:
+            # run again, under a key every such late item shares (they coalesce in turn).
+            again = item.rerun_after(claim.started_at)
+            log.info("worker.rerun", work_key=item.key, rerun_key=again.key)
+            rt.counters.increment("worker.rerun")
+            return process(rt, again.to_json(), message_id=message_id)
         log.info("worker.duplicate", work_key=item.key, state=claim.status.value)
         rt.counters.increment("worker.duplicate")
         return Outcome.DUPLICATE
@@ -128,6 +135,32 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         with contextlib.suppress(StorageError):
             rt.ledger.release(keeper.claim, unlock=lock_keeper.claim if lock_keeper else None)
         raise
+
+
+#: Kinds whose step observes the current state of its target, keyed by a coalescing window
+#: (``shared.planning``). A finished record of such a key covers the events that were
+#: planned before its run started, not the ones that came later: those run again
+#: (:func:`_covered`). Backups are not among them: one backup per VM per window is their
+#: budget (``docs/backups.md``).
+RECHECK_KINDS: Final = frozenset({WorkKind.VERIFY_ACCESS, WorkKind.PIN, WorkKind.REFRESH_INVENTORY})
+#: Clocks of the intake and worker instances may differ a little: a run counts as covering
+#: an item only if it started this long after the item was first seen.
+CLOCK_SKEW_SECONDS: Final = 2.0
+
+
+def _covered(item: WorkItem, finished: Claim) -> bool:
+    """Whether the finished run of ``item.key`` already did ``item``'s work: it ran for all
+    of ``item``'s events, or it started after ``item`` was first seen (so after its event
+    happened). Items without events, of other kinds, or records without a start time are
+    covered, as every duplicate was before the ledger kept start times."""
+    if item.kind not in RECHECK_KINDS or not item.reasons or finished.started_at is None:
+        return True
+    if set(item.reasons) <= finished.reasons:
+        return True
+    first_seen = item.first_seen_at()
+    if first_seen is None:
+        return True
+    return (finished.started_at - first_seen).total_seconds() >= CLOCK_SKEW_SECONDS
 
 
 #: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.
@@ -232,7 +265,7 @@ def _run_claimed(
         return _defer(rt, item, held, result)
     rt.work_queue.enqueue_many(result.follow_ups)
     rt.alerts.publish(result.alerts)
-    rt.ledger.complete(held.claim, result.summary, unlock=held.lock)
+    rt.ledger.complete(held.claim, result.summary, unlock=held.lock, reasons=item.reasons)
     log.info("worker.done", work_key=item.key, follow_ups=len(result.follow_ups))
     rt.counters.increment("worker.done")
     return Outcome.DONE
@@ -291,7 +324,9 @@ def _dead_letter(
     record_id = rt.dead_letters.record(
         reason=reason, error_code=error.code, error_message=str(error), item=failed
     )
-    rt.ledger.fail(held.claim, code=error.code, message=str(error), unlock=held.lock)
+    rt.ledger.fail(
+        held.claim, code=error.code, message=str(error), unlock=held.lock, reasons=item.reasons
+    )
     log.error("worker.dead_lettered", work_key=item.key, reason=reason, code=error.code)
     rt.counters.increment("worker.dead_lettered")
     _alert(rt, failed, record_id, reason, error.code)

@@ -16,7 +16,9 @@ Key shapes, one per kind (see :func:`work_key`)::
 
 ``bucket``/``window`` is the event time floored to a coalescing window, so a burst of
 events about one target within the window yields one item, while a later event yields a
-new one.
+new one. An event that arrives within the window *after* its step ran is not swallowed as a
+duplicate: the worker runs it again under ``{key}|after:{start of the finished run}``
+(``WorkItem.rerun_after``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class AttemptRecord:
 
     def to_dict(self) -> dict[str, str]:
         return {"at": self.at, "code": self.code, "message": self.message}
+
+
+#: Joins a key to the start time of the finished run a re-run comes after (never in an ARM
+#: id, a URL or a bucket).
+RERUN_SEPARATOR = "|after:"
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,24 @@ class WorkItem:
         """This item after one more failed attempt (history trimmed to the last ``keep``)."""
         record = AttemptRecord(at=utc_now().isoformat(), code=code, message=message[:500])
         return replace(self, attempt=self.attempt + 1, history=(*self.history, record)[-keep:])
+
+    def rerun_after(self, started_at: datetime) -> WorkItem:
+        """This item re-keyed to run again after the run of its key that started at
+        ``started_at`` (see ``shared.worker``: an event that came after a step ran must not be
+        swallowed as its duplicate). Every late item of one key derives the same new key
+        from the same finished run, so late events coalesce too; the base key is kept, so
+        keys do not grow however often it happens."""
+        base = self.key.split(RERUN_SEPARATOR, 1)[0]
+        stamp = started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return replace(self, key=f"{base}{RERUN_SEPARATOR}{stamp}")
+
+    def first_seen_at(self) -> datetime | None:
+        """``first_seen`` as an aware datetime (None when it does not parse)."""
+        try:
+            when = datetime.fromisoformat(self.first_seen)
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
     def merged(self, other: WorkItem) -> WorkItem:
         """This item with ``other``'s reasons added (same key: coalesced work)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from shared.actions.base import ActionContext, ActionResult
 from shared.logs import get_logger
 from shared.planning import pin_item, verify_item
-from shared.workitems import WorkItem, WorkKind, window_bucket
+from shared.workitems import RERUN_SEPARATOR, WorkItem, WorkKind, window_bucket
 
 if TYPE_CHECKING:
     from shared.inventory import Inventory, VmRecord
@@ -32,7 +32,7 @@ DEFAULT_FOLLOW_UP = ("verify", "pin", "backup")
 
 
 def _bucket(item: WorkItem, ctx: ActionContext) -> str:
-    tail = item.key.rsplit(":", 1)[-1]
+    tail = item.key.split(RERUN_SEPARATOR, 1)[0].rsplit(":", 1)[-1]
     return tail if tail.endswith("z") else window_bucket(ctx.now(), ctx.settings.coalesce_seconds)
 
 

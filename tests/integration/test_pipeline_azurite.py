@@ -391,3 +391,25 @@ def test_two_steps_on_one_target_from_two_workers_never_overlap(
 def rt_rows(rt: Runtime) -> Iterator[dict[str, Any]]:
     """Every ledger row."""
     yield from rt.storage.table(names.LEDGER_TABLE).list_entities()
+
+
+def test_an_event_after_its_step_ran_runs_again_on_azurite(
+    storage_env: StorageEnv, action: ScriptedAction
+) -> None:
+    """The ledger's start time and event ids survive Azurite's round trip (EDM datetime,
+    JSON): the same event is a duplicate, a later one in the same bucket runs again."""
+    from datetime import timedelta
+
+    from shared.workitems import RERUN_SEPARATOR
+
+    clock = Clock(utc_now())
+    rt = runtime(storage_env, clock=clock)
+    first = pin_item(reasons=("e1",), first_seen=clock.now.isoformat())
+    clock.advance(10)
+    assert process(rt, first.to_json()) is Outcome.DONE
+    assert process(rt, first.to_json()) is Outcome.DUPLICATE
+    later = pin_item(reasons=("e2",), first_seen=(clock.now + timedelta(seconds=5)).isoformat())
+    clock.advance(10)
+    assert process(rt, later.to_json()) is Outcome.DONE
+    assert [c.key for c in action.calls] == [first.key, action.calls[1].key]
+    assert action.calls[1].key.startswith(first.key + RERUN_SEPARATOR)
