@@ -14,7 +14,9 @@ Azure with ``local/scenarios/demo.yaml`` and the local Functions host running
 5. the restorability report, read from the HTTP function behind its function key.
 
 Everything printed comes from the running system: the local Azure's delivery log, state and
-received alerts, the host's structured logs and Keyguard's own HTTP function.
+received alerts, the host's structured logs and Keyguard's own HTTP function. Each act's
+claims are checked against that system (``ok:`` / ``FAILED:`` lines); the demo exits 1 when
+one does not hold.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from local.stack import DEMO_SCENARIO, Stack
@@ -122,7 +125,31 @@ def report_table(stack: Stack) -> str:
         return str(response.read().decode())
 
 
-def act(stack: Stack, title: str, change: Callable[[], str]) -> None:
+@dataclass
+class ActResult:
+    """What one act caused: the host's log records and the alert types the topic received."""
+
+    records: list[dict[str, Any]]
+    alerts: list[str]
+
+    def count(self, msg: str) -> int:
+        return sum(1 for r in self.records if r.get("msg") == msg)
+
+
+class Checks:
+    """The story's claims, checked against the running system: the demo fails if one is
+    not true (a demo that prints a story its system no longer tells is worse than none)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def expect(self, ok: bool, what: str) -> None:
+        say(f"  {'ok' if ok else 'FAILED'}: {what}")
+        if not ok:
+            self.failed.append(what)
+
+
+def act(stack: Stack, title: str, change: Callable[[], str]) -> ActResult:
     """Make one change, wait until Keyguard is idle, show what happened."""
     heading(title)
     delivered = len(stack.azure.admin.deliveries())
@@ -136,12 +163,20 @@ def act(stack: Stack, title: str, change: Callable[[], str]) -> None:
     )
     if kinds:
         say("  grid     " + ", ".join(f"{n}× {k}" for k, n in kinds.items()) + " delivered")
-    show_pipeline(stack.host_records()[seen:])
+    records = stack.host_records()[seen:]
+    show_pipeline(records)
+    types = []
     for received in stack.azure.admin.alerts()[alerts:]:
         event = received["event"]
         problem = (event.get("data") or {}).get("problem", "")
         say(f"  topic    {event.get('type')}: {_short(problem, 84)}")
+        types.append(str(event.get("type")))
     say(f"  (idle after {time.monotonic() - started:.0f}s)")
+    return ActResult(records, types)
+
+
+def _pinned(version: dict[str, Any]) -> bool:
+    return bool((version.get("tags") or {}).get("keyguard-pinned-until"))
 
 
 def run(scenario: str) -> int:
@@ -149,6 +184,7 @@ def run(scenario: str) -> int:
     say("Starting Azurite, the local Azure (demo estate) and the local Functions host…")
     started = time.monotonic()
     settings = {"KEYGUARD_REMEDIATION": "true"}
+    checks = Checks()
     with Stack.start(scenario, settings=settings) as stack:
         functions = ", ".join(f["name"] for f in stack.host.info.get("functions", []))
         say(f"  local Azure    {stack.azure.arm_url}  (HTTPS, CA {stack.azure.ca_path})")
@@ -161,13 +197,22 @@ def run(scenario: str) -> int:
 
         act(stack, "Act 1 — the sweep learns the estate", sweep)
         show_pins(stack)
+        versions = key_versions(stack)
+        checks.expect(
+            _pinned(versions[1]) and _pinned(versions[2]), "the KEK versions VMs use are pinned"
+        )
 
         def rotate() -> str:
             result = stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/rotate", {})
             return f"Rotated {VAULT}/{KEY}: new version {result['version'][:8]}"
 
-        act(stack, "Act 2 — a KEK rotation", rotate)
+        rotated = act(stack, "Act 2 — a KEK rotation", rotate)
         show_pins(stack)
+        checks.expect(rotated.count("backup.completed") >= 2, "the protected VMs were backed up")
+        checks.expect(
+            "Keyguard.EncryptedVmUnprotected" in rotated.alerts,
+            "the unprotected encrypted VM was reported",
+        )
 
         def remove_policy() -> str:
             before = backup_policy(stack)
@@ -175,25 +220,38 @@ def run(scenario: str) -> int:
             stack.azure.admin.delete(f"/keyvault/vaults/{VAULT}/accessPolicies/{oid}")
             return f"Removed Azure Backup's access policy on {VAULT} (had: {', '.join(before)})"
 
-        act(stack, "Act 3 — Backup's access removed", remove_policy)
-        say(f"  vault    Backup's permissions now: {', '.join(backup_policy(stack)) or 'none'}")
+        removed = act(stack, "Act 3 — Backup's access removed", remove_policy)
+        now = backup_policy(stack)
+        say(f"  vault    Backup's permissions now: {', '.join(now) or 'none'}")
+        checks.expect(bool(now), "Backup's access was repaired")
+        checks.expect("Keyguard.BackupAccessRepaired" in removed.alerts, "the repair was reported")
 
         heading("Act 4 — an old KEK version disabled (Key Vault emits no event)")
         old = key_versions(stack)[1]["id"]
         stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/{old}/disable", {})
         say(f"Disabled {KEY} v2 {old[:8]}; the report, read at once:")
-        for line in report_table(stack).splitlines():
+        damaged = report_table(stack)
+        for line in damaged.splitlines():
             if "not restorable" in line or line.startswith(("VM", "vm", "-")):
                 say("  " + line)
-        act(stack, "Act 4b — the next sweep catches it", sweep)
+        checks.expect("NOT RESTORABLE" in damaged, "the report shows the damage at once")
+        caught = act(stack, "Act 4b — the next sweep catches it", sweep)
         show_pins(stack)
+        checks.expect(bool(key_versions(stack)[1].get("enabled")), "the version was re-enabled")
+        checks.expect(
+            "Keyguard.PinnedVersionDisabled" in caught.alerts, "the disabled version was reported"
+        )
 
         heading("Act 5 — the restorability report (GET /api/report?format=table)")
-        for line in report_table(stack).splitlines():
+        final = report_table(stack)
+        for line in final.splitlines():
             say("  " + line)
-        heading("Done")
+        checks.expect("NOT RESTORABLE" not in final, "every VM is restorable again")
+        heading("Done" if not checks.failed else "FAILED")
+        for what in checks.failed:
+            say(f"  not true: {what}")
         say(f"Demo finished in {time.monotonic() - started:.0f}s; stopping everything.")
-    return 0
+    return 1 if checks.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

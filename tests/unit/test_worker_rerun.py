@@ -1,9 +1,9 @@
 """An event that arrives after its step ran is not swallowed as that step's duplicate.
 
-Found by the demo: Backup's access policy was removed less than a minute after a rotation
-had been verified; the removal's verify item had the same key (same 60 s coalescing bucket)
-as the finished verify, so the worker acked it as a duplicate and the removal was never
-seen, let alone repaired. A finished record now covers only the events planned before its
+Found by the demo: Backup's access policy was removed within the minute in which the sweep
+had verified the vault; the removal's verify item had the same key (same 60 s coalescing
+bucket) as the finished verify, so the worker acked it as a duplicate and the removal was
+never seen, let alone repaired (``tests/e2e/test_coalescing_e2e.py`` replays it). A finished record now covers only the events planned before its
 run started; a later one runs again under ``{key}|after:{start of the finished run}``.
 """
 
