@@ -3,8 +3,9 @@
 Found by the demo: Backup's access policy was removed within the minute in which the sweep
 had verified the vault; the removal's verify item had the same key (same 60 s coalescing
 bucket) as the finished verify, so the worker acked it as a duplicate and the removal was
-never seen, let alone repaired (``tests/e2e/test_coalescing_e2e.py`` replays it). A finished record now covers only the events planned before its
-run started; a later one runs again under ``{key}|after:{start of the finished run}``.
+never seen, let alone repaired (``tests/e2e/test_coalescing_e2e.py`` replays it). A
+finished record now covers only the events planned before its run started; a later one runs
+again under ``{key}|after:{start of the finished run}``.
 """
 
 from __future__ import annotations
