@@ -168,9 +168,8 @@ class AzureClients:
         from shared.access.model import VaultRef
         from shared.errors import PermanentError
 
-        key = vault_id.strip().strip("/").lower()
         with self._lock:
-            uri = self._vault_uris.get(key)
+            uri = self._vault_uris.get(_vault_key(vault_id))
         if uri:
             return uri
         uri = known(vault_id) if known is not None else None
@@ -186,7 +185,7 @@ class AzureClients:
     def remember_vault_uri(self, vault_id: str, uri: str) -> None:
         """Record a vault URI read elsewhere (the access check reads the vault anyway)."""
         with self._lock:
-            self._vault_uris[vault_id.strip().strip("/").lower()] = uri
+            self._vault_uris[_vault_key(vault_id)] = uri
 
     def key_client(self, vault_url: str) -> KeyClient:
         """A ``KeyClient`` for one vault (``https://{vault}.vault.azure.net``)."""
@@ -285,3 +284,8 @@ class AzureClients:
         if self._settings.cloud.ca_bundle:
             options["connection_verify"] = self._settings.cloud.ca_bundle
         return options
+
+
+def _vault_key(vault_id: str) -> str:
+    """A vault id as the URI memo compares it (ARM ids are case-insensitive)."""
+    return vault_id.strip().strip("/").lower()

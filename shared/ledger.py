@@ -197,11 +197,7 @@ class Ledger:
         claim = self._claim_row(kind, step_row, key, exists=exists == 0)
         if claim.status is not ClaimStatus.CLAIMED:
             return claim, None
-        held = self._claim_row(kind, lock_row, lock_key)
-        if held.status in (ClaimStatus.DONE, ClaimStatus.FAILED):  # never written so; heal it
-            self._delete(kind, lock_row, lock_key)
-            held = self._claim_row(kind, lock_row, lock_key)
-        return claim, held
+        return claim, self._claim_row(kind, lock_row, lock_key)
 
     def _claim_row(self, partition: str, row: str, key: str, *, exists: bool = False) -> Claim:
         """Claim one row: insert it, or read the existing one and take it over if its lease
@@ -411,18 +407,19 @@ class Ledger:
             if self._together(delete, unlock, f"release {claim.key}"):
                 return
             self.release(unlock)  # refused: one row at a time
-        self._delete(claim.partition, claim.row, claim.key, etag=claim.etag)
-
-    def _delete(self, partition: str, row: str, key: str, *, etag: str | None = None) -> None:
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError
 
-        condition = MatchConditions.IfNotModified if etag else MatchConditions.Unconditionally
         try:
-            self._table.delete_entity(partition, row, etag=etag, match_condition=condition)
+            self._table.delete_entity(
+                claim.partition,
+                claim.row,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except AzureError as exc:
             if _status(exc) not in (404, 412):
-                raise _storage_error(f"release {key}", exc) from exc
+                raise _storage_error(f"release {claim.key}", exc) from exc
 
     @staticmethod
     def _delete_op(claim: Claim) -> tuple[str, dict[str, Any], dict[str, Any]]:

@@ -152,15 +152,16 @@ def _covered(item: WorkItem, finished: Claim) -> bool:
     """Whether the finished run of ``item.key`` already did ``item``'s work: it ran for all
     of ``item``'s events, or it started after ``item`` was first seen (so after its event
     happened). Items without events, of other kinds, or records without a start time are
-    covered, as every duplicate was before the ledger kept start times."""
+    covered, as every duplicate was before the ledger kept start times; an item whose
+    ``first_seen`` cannot be read is not (nothing shows the run saw its event)."""
+    from shared.workqueue import item_age_seconds
+
     if item.kind not in RECHECK_KINDS or not item.reasons or finished.started_at is None:
         return True
     if set(item.reasons) <= finished.reasons:
         return True
-    first_seen = item.first_seen_at()
-    if first_seen is None:
-        return True
-    return (finished.started_at - first_seen).total_seconds() >= CLOCK_SKEW_SECONDS
+    started_after = item_age_seconds(item, finished.started_at)
+    return started_after is not None and started_after >= CLOCK_SKEW_SECONDS
 
 
 #: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.

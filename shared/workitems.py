@@ -162,14 +162,6 @@ class WorkItem:
         stamp = started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         return replace(self, key=f"{base}{RERUN_SEPARATOR}{stamp}")
 
-    def first_seen_at(self) -> datetime | None:
-        """``first_seen`` as an aware datetime (None when it does not parse)."""
-        try:
-            when = datetime.fromisoformat(self.first_seen)
-        except ValueError:
-            return None
-        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
     def merged(self, other: WorkItem) -> WorkItem:
         """This item with ``other``'s reasons added (same key: coalesced work)."""
         reasons = tuple(dict.fromkeys((*self.reasons, *other.reasons)))

@@ -9,11 +9,11 @@ verify. It must run again and repair the access, not be acked as a duplicate.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from local.stack import Stack
+from tests.e2e.estate import backup_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -25,13 +25,6 @@ def stack() -> Iterator[Stack]:
     settings = {"KEYGUARD_REMEDIATION": "true", "KEYGUARD_COALESCE_SECONDS": "3600"}
     with Stack.start(settings=settings) as running:
         yield running
-
-
-def _backup_policy(stack: Stack) -> dict[str, Any] | None:
-    state = stack.azure.admin.state()
-    oid = state["principals"]["backup_management"]
-    vault = next(v for v in state["keyvault_mgmt"]["key_vaults"] if v["name"] == VAULT)
-    return next((p for p in vault["properties"]["accessPolicies"] if p["objectId"] == oid), None)
 
 
 def test_a_removal_after_a_finished_verify_in_the_same_window_is_repaired(stack: Stack) -> None:
@@ -46,7 +39,7 @@ def test_a_removal_after_a_finished_verify_in_the_same_window_is_repaired(stack:
     stack.azure.admin.delete(f"/keyvault/vaults/{VAULT}/accessPolicies/{oid}")
     stack.wait_idle()
 
-    after = _backup_policy(stack)
+    after = backup_policy(stack, VAULT)
     assert after is not None, "Backup's access policy was put back"
     assert {"get", "list", "backup"} <= set(after["permissions"]["keys"])
     records = stack.host_records()[seen:]

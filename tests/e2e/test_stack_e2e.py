@@ -19,6 +19,7 @@ import pytest
 
 from local.stack import Stack
 from shared import names
+from tests.e2e.estate import backup_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +30,6 @@ VAULT = "kv-prod-ade"
 def stack() -> Iterator[Stack]:
     with Stack.start() as running:
         yield running
-
-
-def _backup_policy(stack: Stack) -> dict[str, Any] | None:
-    state = stack.azure.admin.state()
-    oid = state["principals"]["backup_management"]
-    vault = next(v for v in state["keyvault_mgmt"]["key_vaults"] if v["name"] == VAULT)
-    return next((p for p in vault["properties"]["accessPolicies"] if p["objectId"] == oid), None)
 
 
 def _ledger_keys(stack: Stack) -> dict[str, str]:
@@ -64,7 +58,7 @@ def test_key_rotation_flows_from_event_grid_to_worker(stack: Stack) -> None:
 
 def test_removed_backup_policy_is_detected_and_alerted(stack: Stack) -> None:
     oid = stack.env["KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"]
-    assert _backup_policy(stack) is not None
+    assert backup_policy(stack, VAULT) is not None
     stack.azure.admin.clear_alerts()
     stack.azure.admin.delete(f"/keyvault/vaults/{VAULT}/accessPolicies/{oid}")
     stack.wait_idle()
@@ -73,7 +67,7 @@ def test_removed_backup_policy_is_detected_and_alerted(stack: Stack) -> None:
     assert len(missing) == 1, alerts  # several events, one deduplicated alert
     data = missing[0]["data"]
     assert "keys/backup" in json.dumps(data) and "secrets/get" in json.dumps(data)
-    assert _backup_policy(stack) is None, "remediation is off: nothing was repaired"
+    assert backup_policy(stack, VAULT) is None, "remediation is off: nothing was repaired"
 
 
 def test_out_of_scope_event_is_quarantined_without_work(stack: Stack) -> None:
@@ -138,11 +132,11 @@ def test_with_remediation_the_policy_is_restored_and_a_repaired_alert_follows(
 ) -> None:
     stack = remediating_stack
     oid = stack.env["KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"]
-    before = _backup_policy(stack)
+    before = backup_policy(stack, VAULT)
     assert before is not None
     stack.azure.admin.delete(f"/keyvault/vaults/{VAULT}/accessPolicies/{oid}")
     stack.wait_idle()
-    after = _backup_policy(stack)
+    after = backup_policy(stack, VAULT)
     assert after is not None, "Keyguard put Backup's access policy back"
     assert set(after["permissions"]["keys"]) >= {"get", "list", "backup"}
     assert set(after["permissions"]["secrets"]) >= {"get", "list", "backup"}

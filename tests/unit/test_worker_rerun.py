@@ -104,3 +104,16 @@ def test_backups_keep_one_run_per_window(action: ScriptedAction, kind: WorkKind)
     clock.advance(10)
     assert process(rt, verify("e2", 15, kind).to_json()) is Outcome.DUPLICATE
     assert len(action.calls) == 1
+
+
+def test_an_unreadable_first_seen_runs_again_rather_than_being_dropped(
+    action: ScriptedAction,
+) -> None:
+    rt, _, clock = make_runtime()
+    clock.advance(10)
+    process(rt, verify("e1", 0).to_json())
+    unreadable = WorkItem(
+        kind=WorkKind.VERIFY_ACCESS, target=VAULT, key=KEY, reasons=("e2",), first_seen="soon"
+    )
+    assert process(rt, unreadable.to_json()) is Outcome.DONE
+    assert len(action.calls) == 2
