@@ -85,11 +85,22 @@ class AzureClients:
         A token credential; by default a ``ManagedIdentityCredential`` (the user-assigned
         identity when ``AZURE_CLIENT_ID`` is set), which also serves the local Azure through
         ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``.
+    transport:
+        An azure-core ``HttpTransport`` every client shares; by default each client builds
+        its own ``RequestsTransport`` (azure-core's default). The tests pass one that answers
+        from recorded real Azure traffic.
     """
 
-    def __init__(self, settings: Settings, credential: TokenCredential | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        credential: TokenCredential | None = None,
+        *,
+        transport: Any | None = None,
+    ) -> None:
         self._settings = settings
         self._credential = credential
+        self._transport = transport
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
         self.calls = CallCounter()
@@ -128,6 +139,8 @@ class AzureClients:
             "per_call_policies": [self.calls.policy()],
             **transport_options(cloud.ca_bundle),
         }
+        if self._transport is not None:
+            kwargs["transport"] = self._transport
         return kwargs
 
     def _arm(self) -> dict[str, Any]:
@@ -274,7 +287,8 @@ class AzureClients:
         def build() -> EventGridPublisherClient:
             from azure.eventgrid import EventGridPublisherClient
 
-            return EventGridPublisherClient(endpoint, self.credential)
+            extra = {} if self._transport is None else {"transport": self._transport}
+            return EventGridPublisherClient(endpoint, self.credential, **extra)
 
         return self._cached("eventgrid", endpoint, build)  # type: ignore[no-any-return]
 

@@ -54,3 +54,20 @@ def test_importing_the_app_loads_no_sdk_and_no_handler() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A bare clone must test itself: test data lives in ``tests/fixtures/azure`` (vendored,
+    with its provenance), never in the reading material beside the checkout."""
+    import re
+
+    outside = re.compile(r"\.\./shared|parents\[[0-9]\]\s*/\s*[\"']shared[\"']|azure-samples")
+    hits = []
+    for folder in ("tests", "local", "bench", "shared", "handlers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path == Path(__file__).resolve():
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if outside.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not hits, "\n".join(hits)

@@ -3,7 +3,7 @@
 Both envelopes are read — Event Grid (``id/topic/subject/eventType/eventTime/data``) and
 CloudEvents 1.0 (``id/source/subject/type/time/data/specversion``) — as a single object or a
 batch (array). Published samples differ from their own documentation (azure-facts.md §1.3,
-the INDEX of azure-samples), so the parser is tolerant where it can afford to be:
+tests/fixtures/azure/INDEX.md), so the parser is tolerant where it can afford to be:
 
 * keys match case-insensitively and ignoring stray whitespace (``"ObjectName "``,
   ``specVersion``, PascalCase or camelCase ``data``);

@@ -1,6 +1,6 @@
 """Fidelity of the local Compute and Recovery Services against published Azure payloads.
 
-Method, for each published example (``azure-samples/compute``, ``recoveryservicesbackup``)
+Method, for each published example (``tests/fixtures/azure/compute``, ``recoveryservicesbackup``)
 and recorded cassette (``recorded/VMTest.*``, ``RecoveryServicesTest.*``) on these surfaces:
 
 1. load **equivalent state**: a scenario with the example's names (resource groups, VMs,
