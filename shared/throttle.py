@@ -1,15 +1,38 @@
-"""Pacing of ARM calls from the ``x-ms-ratelimit-remaining-subscription-*`` headers, and
-ARM calls counted per subject (e.g. per VM).
+"""Pacing of ARM calls from every ``x-ms-ratelimit-remaining-*`` header, and ARM calls
+counted per subject (e.g. per VM).
 
-ARM throttles per subscription and operation type with token buckets (azure-facts §7: reads
-250 refilled 25/s, writes and deletes 200 refilled 10/s) and tells every caller how many
-tokens are left in ``x-ms-ratelimit-remaining-subscription-{reads|writes|deletes}``. A burst
-(a KEK used by 1,000 VMs) would otherwise empty the bucket and turn into a storm of 429s and
-retries. :class:`ArmPacer` remembers the last remaining count per (host, subscription,
-operation type) and, once it falls below ``low_water``, waits before each further call long
-enough for the bucket to refill one token per call — so the bucket drains smoothly to the
-refill rate instead of hitting zero. A 429's ``Retry-After`` is left to azure-core's retry
-policy; the pacer only prevents it.
+Azure throttles at two levels (azure-facts §7) and tells every caller how much is left:
+
+* **ARM**, per subscription (or tenant) and operation type, token buckets documented as reads
+  250 refilled 25/s, writes and deletes 200 refilled 10/s:
+  ``x-ms-ratelimit-remaining-subscription-{reads|writes|deletes}``, ``-tenant-{reads|writes}``;
+  and the newer global limit across all principals (15x those):
+  ``-subscription-global-{reads|writes|deletes}``.
+* **The resource provider**, with limits of its own that are not documented for Recovery
+  Services: ``-subscription-resource-requests`` (real backup reads carry it *instead of*
+  ``-subscription-reads``: 149/249/299 left, falling to 27 during one 71-minute job wait),
+  ``-subscription-resource-entities-read``, and Compute's ``x-ms-ratelimit-remaining-resource:
+  Microsoft.Compute/GetVM3Min;197,...`` (one budget per named policy).
+
+:class:`ArmPacer` reads every such header a response carries. Each becomes a budget keyed by
+(host, subscription, operation type, scope): scope ``arm`` for ARM's own headers, else the
+request's resource type (``microsoft.recoveryservices/vaults/backupjobs``), so Recovery
+Services' budgets stay apart from Compute's and from each other's (the recording shows
+backupJobs at 149 while backupOperations had 299, three seconds apart). Before a call, every
+budget that applies to it (ARM's and its resource type's) is estimated — the last remaining
+count, minus the calls made since, plus the refill since — and the **lowest** decides: below
+its low-water mark the call waits long enough for the refill to bring it back, so a bucket
+drains to its refill rate instead of hitting zero. A 429's ``Retry-After`` is left to
+azure-core's retry policy; the pacer only prevents it.
+
+Refill where Azure documents none (resource-provider budgets) — an ASSUMPTION derived from the
+recording: the budget is a one-hour window of ``size`` calls (``size`` = the highest remaining
+count seen + 1, at least :data:`RP_MIN_SIZE` = 150, the backupJobs figure), refilled at
+``size / 3600`` per second; Compute's named policies use their own window (``3Min`` → 180 s).
+Polled every ~30 s for 71 minutes, the job reads fell 149 → 27: a one-hour window of 150
+predicts ~30 left (120 calls in the last hour), while a per-second bucket would never have
+fallen. Because size and refill are guesses there, such budgets are paced from
+:data:`RP_LOW_WATER_FRACTION` (20 %) of their size, not only from ``low_water``.
 
 The wait is bounded (``max_wait_seconds``) and happens inside one HTTP call: it smooths
 bursts, it never replaces durable retries (the work queue) or polling (delayed work items).
@@ -22,16 +45,30 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
-#: (operation type → refill tokens per second) per subscription and principal (azure-facts §7).
+#: (operation type → refill tokens per second) of ARM's per-principal buckets (azure-facts §7).
 REFILL_PER_SECOND: Final[dict[str, float]] = {"reads": 25.0, "writes": 10.0, "deletes": 10.0}
-_HEADER: Final = "x-ms-ratelimit-remaining-subscription-"
+#: ARM's per-principal bucket sizes (azure-facts §7).
+BUCKET_SIZE: Final[dict[str, float]] = {"reads": 250.0, "writes": 200.0, "deletes": 200.0}
+#: The global subscription limit is this many times the per-principal one (azure-facts §7).
+GLOBAL_FACTOR: Final = 15.0
+#: Assumed window of a resource provider's budget without a documented refill (see above).
+RP_WINDOW_SECONDS: Final = 3600.0
+#: Smallest assumed size of a resource provider's budget (Recovery Services backupJobs: 150).
+RP_MIN_SIZE: Final = 150.0
+#: A guessed budget is paced from this share of its size.
+RP_LOW_WATER_FRACTION: Final = 0.2
+PREFIX: Final = "x-ms-ratelimit-remaining-"
+_ARM_HEADER: Final = re.compile(r"^(subscription|tenant)-(global-)?(reads|writes|deletes)$")
+_WINDOW: Final = re.compile(r"(\d+)\s*(min|h|hour|s|sec)", re.IGNORECASE)
 _SUBSCRIPTION: Final = re.compile(r"/subscriptions/([^/?]+)", re.IGNORECASE)
 _SUBJECT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "keyguard_arm_subject", default=None
@@ -58,13 +95,121 @@ def subject(name: str) -> Iterator[None]:
         _SUBJECT.reset(token)
 
 
+def resource_type(url: str) -> str:
+    """The resource type a URL addresses, lower-cased: the last ``/providers/{namespace}``
+    and the type segments after it (``microsoft.recoveryservices/vaults/backupjobs``);
+    ``arm`` for paths without a provider (resource groups, subscriptions)."""
+    path = url.split("://", 1)[-1].split("?", 1)[0]
+    path = "/" + path.split("/", 1)[1] if "/" in path else "/"
+    parts = [p for p in path.split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if "providers" not in lowered:
+        return "arm"
+    at = len(lowered) - 1 - lowered[::-1].index("providers")
+    rest = lowered[at + 1 :]
+    if not rest:
+        return "arm"
+    return "/".join([rest[0], *rest[1::2]])
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One remaining count a response reported, and how its bucket is assumed to refill."""
+
+    scope: str  # "arm" or a resource type
+    name: str  # the header (or Compute policy) it came from
+    remaining: int
+    size: float
+    refill_per_second: float
+    documented: bool  # ARM's own limits; False: a resource provider's, size and refill guessed
+
+
+def _window_seconds(policy: str) -> float:
+    match = _WINDOW.search(policy)
+    if match is None:
+        return RP_WINDOW_SECONDS
+    value, unit = float(match.group(1)), match.group(2).lower()
+    return value * {"min": 60.0, "h": 3600.0, "hour": 3600.0}.get(unit, 1.0)
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def budgets_in(method: str, url: str, headers: Any) -> list[Budget]:
+    """Every ``x-ms-ratelimit-remaining-*`` budget in a response to ``method url``.
+
+    Sizes of resource-provider budgets are the lower bound ``remaining + 1`` (at least
+    :data:`RP_MIN_SIZE`); :class:`ArmPacer` keeps the highest it has seen.
+    """
+    if headers is None:
+        return []
+    del method  # the operation type is part of the pacer's key, not of a budget
+    rtype = resource_type(url)
+    out: list[Budget] = []
+    for key, value in headers.items():
+        name = str(key).lower()
+        if not name.startswith(PREFIX):
+            continue
+        suffix = name[len(PREFIX) :]
+        arm = _ARM_HEADER.match(suffix)
+        if arm is not None:
+            remaining = _count(value)
+            if remaining is None:
+                continue
+            factor = GLOBAL_FACTOR if arm.group(2) else 1.0
+            header_kind = arm.group(3)
+            out.append(
+                Budget(
+                    "arm",
+                    suffix,
+                    remaining,
+                    BUCKET_SIZE[header_kind] * factor,
+                    REFILL_PER_SECOND[header_kind] * factor,
+                    True,
+                )
+            )
+            continue
+        if suffix == "resource":
+            # Compute: "Microsoft.Compute/GetVM3Min;197,Microsoft.Compute/GetVM30Min;1297"
+            for policy in str(value).split(","):
+                label, _, count = policy.strip().rpartition(";")
+                remaining = _count(count)
+                if not label or remaining is None:
+                    continue
+                size = max(RP_MIN_SIZE, remaining + 1.0)
+                out.append(
+                    Budget(
+                        rtype, label.lower(), remaining, size, size / _window_seconds(label), False
+                    )
+                )
+            continue
+        remaining = _count(value)
+        if remaining is None:
+            continue
+        size = max(RP_MIN_SIZE, remaining + 1.0)
+        out.append(Budget(rtype, suffix, remaining, size, size / RP_WINDOW_SECONDS, False))
+    return out
+
+
+@dataclass
+class _Seen:
+    budget: Budget
+    at: float  # monotonic time the count was reported
+    spent: int = 0  # calls made since that count
+
+
 class ArmPacer:
-    """Per-subscription pacing state shared by every ARM client of one process.
+    """Pacing state shared by every ARM client of one process.
 
     Parameters
     ----------
     low_water:
-        Remaining tokens below which calls are paced.
+        Remaining calls below which a call is paced (guessed budgets: at least
+        :data:`RP_LOW_WATER_FRACTION` of their size).
     max_wait_seconds:
         Longest wait before one call.
     sleep, monotonic:
@@ -84,12 +229,12 @@ class ArmPacer:
         self._sleep = sleep
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        #: (host, subscription, op type) → (remaining, monotonic time seen, calls since)
-        self._remaining: dict[tuple[str, str, str], tuple[int, float, int]] = {}
+        #: (host, subscription, op type) → {(scope, name): what was last seen}
+        self._seen: dict[tuple[str, str, str], dict[tuple[str, str], _Seen]] = {}
         self._by_subject: Counter[str] = Counter()
         self.waited_seconds = 0.0
         self.paced_calls = 0
-        #: 429 answers seen (each one an ARM bucket that ran dry despite the pacing)
+        #: 429 answers seen (each one a bucket that ran dry despite the pacing)
         self.throttled = 0
 
     @staticmethod
@@ -99,27 +244,37 @@ class ArmPacer:
         sub = match.group(1).lower() if match else "tenant"
         return host, sub, operation_type(method)
 
-    def delay_for(self, method: str, url: str) -> float:
-        """Seconds to wait before sending this call (0 when the bucket is healthy).
+    def _low_water(self, budget: Budget) -> float:
+        if budget.documented:
+            return float(self.low_water)
+        return max(float(self.low_water), math.ceil(budget.size * RP_LOW_WATER_FRACTION))
 
-        Each call made since the last header spends one more token; the wait is what the
-        refill needs to bring the estimated count back to ``low_water``.
+    def delay_for(self, method: str, url: str) -> float:
+        """Seconds to wait before sending this call (0 when every budget it spends is healthy).
+
+        Each call made since a budget's last header spends one more of it; the wait is what
+        the refill needs to bring the lowest estimate back to its low-water mark.
         """
         key = self._bucket(method, url)
+        scopes = ("arm", resource_type(url))
+        now = self._monotonic()
+        wait = 0.0
         with self._lock:
-            seen = self._remaining.get(key)
-            if seen is None:
-                return 0.0
-            remaining, at, spent = seen
-            self._remaining[key] = (remaining, at, spent + 1)
-        rate = REFILL_PER_SECOND[key[2]]
-        estimate = remaining - spent + (self._monotonic() - at) * rate
-        if estimate >= self.low_water:
-            return 0.0
-        return min(self.max_wait_seconds, (self.low_water - estimate) / rate)
+            for (scope, _name), seen in self._seen.get(key, {}).items():
+                if scope not in scopes:
+                    continue
+                b = seen.budget
+                estimate = min(
+                    b.size, b.remaining - seen.spent + (now - seen.at) * b.refill_per_second
+                )
+                seen.spent += 1
+                low = self._low_water(b)
+                if estimate < low and b.refill_per_second > 0:
+                    wait = max(wait, (low - estimate) / b.refill_per_second)
+        return min(self.max_wait_seconds, wait)
 
     def before(self, method: str, url: str) -> None:
-        """Wait if the bucket is low, and count the call under the current subject."""
+        """Wait if a budget is low, and count the call under the current subject."""
         name = _SUBJECT.get()
         if name is not None:
             with self._lock:
@@ -132,17 +287,40 @@ class ArmPacer:
             self._sleep(wait)
 
     def after(self, method: str, url: str, headers: Any) -> None:
-        """Remember the remaining count the response reports for this call's bucket."""
+        """Remember every remaining count the response reports for this call's budgets."""
+        found = budgets_in(method, url, headers)
+        if not found:
+            return
         key = self._bucket(method, url)
-        value = headers.get(_HEADER + key[2]) if headers is not None else None
-        if value is None:
-            return
-        try:
-            remaining = int(value)
-        except ValueError:
-            return
+        now = self._monotonic()
         with self._lock:
-            self._remaining[key] = (remaining, self._monotonic(), 0)
+            seen = self._seen.setdefault(key, {})
+            for budget in found:
+                slot = (budget.scope, budget.name)
+                before = seen.get(slot)
+                if before is not None and before.budget.size > budget.size:
+                    size = before.budget.size
+                    window = budget.size / budget.refill_per_second
+                    budget = Budget(
+                        budget.scope,
+                        budget.name,
+                        budget.remaining,
+                        size,
+                        size / window,
+                        budget.documented,
+                    )
+                seen[slot] = _Seen(budget, now)
+
+    def budgets(self, method: str, url: str) -> list[tuple[Budget, int]]:
+        """The budgets last seen that apply to this call, with the calls made since each."""
+        key = self._bucket(method, url)
+        scopes = ("arm", resource_type(url))
+        with self._lock:
+            return [
+                (s.budget, s.spent)
+                for (scope, _), s in self._seen.get(key, {}).items()
+                if scope in scopes
+            ]
 
     def calls_by_subject(self) -> dict[str, int]:
         """ARM calls counted per :func:`subject` so far."""
