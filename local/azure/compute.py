@@ -166,19 +166,22 @@ def _status(code: str, display: str, time: str | None = None) -> dict[str, Any]:
 
 
 def instance_view(state: ComputeState, vm: dict[str, Any]) -> dict[str, Any]:
-    """The VM's instance view, shaped like ``VirtualMachine_Get_InstanceView.json``.
+    """The VM's instance view, shaped like ``VirtualMachine_Get_InstanceView.json`` and the
+    recorded ``compute_vm_get_instanceview_ade_single_pass.yaml``.
 
     Each disk lists the ADE settings in effect (``encryptionSettings``), from the VM model
-    (dual pass) or the disk's ``encryptionSettingsCollection`` (single pass).
+    (dual pass) or the disk's ``encryptionSettingsCollection`` (single pass), and then an
+    ``EncryptionState/encrypted`` status, as Azure shows once ADE has run.
     """
     props = vm["properties"]
     storage = props.get("storageProfile", {})
     os_disk = storage.get("osDisk", {})
+    since = props.get("timeCreated")
     disks = []
     for ref in [os_disk, *storage.get("dataDisks", [])]:
         entry: dict[str, Any] = {
             "name": ref.get("name"),
-            "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded")],
+            "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded", since)],
         }
         settings = ref.get("encryptionSettings")
         disk = state.disk_of(ref.get("managedDisk", {}))
@@ -189,31 +192,72 @@ def instance_view(state: ComputeState, vm: dict[str, Any]) -> dict[str, Any]:
             entry["encryptionSettings"] = [
                 {"enabled": True, **copy.deepcopy(s)} for s in collection["encryptionSettings"]
             ]
+        if "encryptionSettings" in entry:
+            entry["statuses"].append(
+                _status("EncryptionState/encrypted", "Encryption is enabled on disk")
+            )
         disks.append(entry)
-    extensions = [
-        {
-            "name": ext["name"],
-            "type": f"{ext['properties'].get('publisher')}.{ext['properties'].get('type')}",
-            "typeHandlerVersion": ext["properties"].get("typeHandlerVersion"),
-            "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded")],
-        }
-        for ext in state.extensions.get(vm["id"].lower(), {}).values()
-    ]
+    exts = list(state.extensions.get(vm["id"].lower(), {}).values())
+    windows = os_disk.get("osType") == "Windows"
     return {
         "computerName": props.get("osProfile", {}).get("computerName", vm["name"]),
-        "osName": "Windows" if os_disk.get("osType") == "Windows" else "ubuntu",
+        "osName": "Windows Server 2022 Datacenter" if windows else "ubuntu",
+        "osVersion": "10.0.20348.4405" if windows else "22.04",
         "vmAgent": {
             "vmAgentVersion": "2.7.41491.949",
-            "statuses": [_status("ProvisioningState/succeeded", "Ready")],
+            "statuses": [
+                {
+                    **_status("ProvisioningState/succeeded", "Ready", since),
+                    "message": "GuestAgent is running and processing the extensions.",
+                }
+            ],
+            "extensionHandlers": [
+                {
+                    "type": _ext_type(ext),
+                    "typeHandlerVersion": ext["properties"].get("typeHandlerVersion"),
+                    "status": _status("ProvisioningState/succeeded", "Ready"),
+                }
+                for ext in exts
+            ],
         },
         "disks": disks,
-        "extensions": extensions,
+        "extensions": [_ext_view(ext) for ext in exts],
         "hyperVGeneration": "V1",
         "statuses": [
-            _status("ProvisioningState/succeeded", "Provisioning succeeded"),
+            _status("ProvisioningState/succeeded", "Provisioning succeeded", since),
             _status("PowerState/running", "VM running"),
         ],
     }
+
+
+def _ext_type(ext: dict[str, Any]) -> str:
+    return f"{ext['properties'].get('publisher')}.{ext['properties'].get('type')}"
+
+
+def _ext_view(ext: dict[str, Any]) -> dict[str, Any]:
+    """One extension's instance view (ADE adds its component substatus, as recorded)."""
+    version = ext["properties"].get("typeHandlerVersion")
+    view: dict[str, Any] = {
+        "name": ext["name"],
+        "type": _ext_type(ext),
+        "typeHandlerVersion": version,
+        "statuses": [
+            {
+                **_status("ProvisioningState/succeeded", "Provisioning succeeded"),
+                "message": f"[{version}] ",
+            }
+        ],
+    }
+    props = ext["properties"]
+    if props.get("publisher") == ADE_PUBLISHER and props.get("type") in ADE_TYPES:
+        component = "BitlockerExtension" if props["type"] == "AzureDiskEncryption" else "ADE"
+        view["substatuses"] = [
+            {
+                **_status(f"ComponentStatus/{component}/succeeded", "Provisioning succeeded"),
+                "message": '{"os": "Encrypted", "data": "Encrypted"}',
+            }
+        ]
+    return view
 
 
 def rotate_to_latest(world: World, des: dict[str, Any], version: str | None = None) -> bool:
@@ -291,7 +335,9 @@ def _put(world: World, request: Request, kind: str) -> Response:
     existing = store.get(rid.lower())
     if existing is None and not incoming.get("location"):
         raise AzureHttpError(400, "LocationRequired", "The location property is required.")
-    body = {k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources")}
+    body = {
+        k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources", "etag")
+    }
     props = {k: v for k, v in (body.get("properties") or {}).items() if k not in DERIVED}
     kept = {k: v for k, v in (existing or {}).get("properties", {}).items() if k in READ_ONLY}
     props.update(kept)
@@ -313,6 +359,8 @@ def _put(world: World, request: Request, kind: str) -> Response:
     }
     if kind == "des" and props.get("rotationToLatestKeyVersionEnabled"):
         rotate_to_latest(world, stored)
+    if kind == "vms":
+        stored["etag"] = _next_etag(existing)
     store[rid.lower()] = stored
     # VMs answer a create with 201; disks and DES with 200 (their specs list 200/202 only)
     created = existing is None and kind == "vms"
@@ -326,15 +374,28 @@ def _patch(world: World, request: Request, kind: str) -> Response:
     incoming = request.json()
     if not isinstance(incoming, dict):
         raise AzureHttpError(400, "InvalidRequestContent", "The body must be a JSON object.")
-    patch = {k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources")}
+    patch = {
+        k: v for k, v in incoming.items() if k not in ("id", "name", "type", "resources", "etag")
+    }
     if isinstance(patch.get("properties"), dict):
         patch["properties"] = {k: v for k, v in patch["properties"].items() if k not in DERIVED}
     merged = deep_merge(existing, patch)
     merged["properties"]["provisioningState"] = "Succeeded"
     if kind == "des" and merged["properties"].get("rotationToLatestKeyVersionEnabled"):
         rotate_to_latest(world, merged)
+    if kind == "vms":
+        merged["etag"] = _next_etag(existing)
     _store(world, kind)[existing["id"].lower()] = merged
     return Response(200, _render(world, kind, merged, request))
+
+
+def _next_etag(existing: dict[str, Any] | None) -> str:
+    """A VM's next ``etag``: Azure's is a quoted counter (``'"2"'``), bumped per write."""
+    try:
+        current = int(str((existing or {}).get("etag", '"0"')).strip('"'))
+    except ValueError:
+        current = 0
+    return f'"{current + 1}"'
 
 
 def _list(world: World, request: Request, kind: str) -> Response:

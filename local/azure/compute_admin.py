@@ -6,6 +6,7 @@ Scenario sections (see ``local/azure/README.md``)::
                             location?, tags?}]
     disks: [{name, resource_group, location?, size_gb?, des?: name}]   # unattached disks
     virtual_machines: [{name, resource_group, location, os_type, data_disks?: int,
+                        security_type?: TrustedLaunch,
                         encryption?: {type: ade, key_vault, secret, secret_version?, kek?,
                                       kek_version?, kek_vault?, dual_pass?: bool}
                                    | {type: des, des: name}}]
@@ -76,24 +77,24 @@ def ade_settings(world: World, enc: dict[str, Any]) -> dict[str, Any]:
 
 
 def ade_extension_settings(world: World, settings: dict[str, Any], sequence: str) -> dict[str, Any]:
-    """The ADE extension's public settings (azure-facts §2.4) for ``settings``."""
+    """The ADE extension's public settings (azure-facts §2.4) for ``settings``.
+
+    As ADE/az write them (recorded: compute_vm_extension_ade_get.yaml): ``KeyVaultURL``
+    without a trailing slash, ``VolumeType`` ``"ALL"``, and without a KEK an explicit
+    ``KeyEncryptionKeyURL: null`` and ``KekVaultResourceId: ""`` (the algorithm is still set).
+    """
     bek = settings["diskEncryptionKey"]
-    vault_uri = bek["secretUrl"].split("/secrets/")[0] + "/"
-    out = {
+    kek = settings.get("keyEncryptionKey") or {}
+    return {
+        "KeyVaultURL": bek["secretUrl"].split("/secrets/")[0].rstrip("/"),
+        "VolumeType": "ALL",
         "EncryptionOperation": "EnableEncryption",
-        "KeyVaultURL": vault_uri,
-        "KeyVaultResourceId": bek["sourceVault"]["id"],
-        "VolumeType": "All",
+        "KeyEncryptionKeyURL": kek.get("keyUrl"),
+        "KeyEncryptionAlgorithm": "RSA-OAEP",
         "SequenceVersion": sequence,
+        "KeyVaultResourceId": bek["sourceVault"]["id"],
+        "KekVaultResourceId": (kek.get("sourceVault") or {}).get("id", ""),
     }
-    kek = settings.get("keyEncryptionKey")
-    if kek:
-        out.update(
-            KeyEncryptionKeyURL=kek["keyUrl"],
-            KekVaultResourceId=kek["sourceVault"]["id"],
-            KeyEncryptionAlgorithm="RSA-OAEP",
-        )
-    return out
 
 
 def _disk(sub: str, rg: str, name: str, location: str, os_type: str | None) -> dict[str, Any]:
@@ -114,6 +115,44 @@ def _disk(sub: str, rg: str, name: str, location: str, os_type: str | None) -> d
         "location": location,
         "sku": {"name": "Premium_LRS"},
         "properties": props,
+    }
+
+
+#: The marketplace images scenario VMs report (as the recorded VMs do: an exactVersion too).
+IMAGES: dict[str, dict[str, str]] = {
+    "Windows": {
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2022-datacenter-g2",
+        "version": "latest",
+        "exactVersion": "20348.4405.251112",
+    },
+    "Linux": {
+        "publisher": "Canonical",
+        "offer": "0001-com-ubuntu-server-jammy",
+        "sku": "22_04-lts-gen2",
+        "version": "latest",
+        "exactVersion": "22.04.202511100",
+    },
+}
+
+
+def _os_configuration(windows: bool) -> dict[str, Any]:
+    """``osProfile.windowsConfiguration`` / ``linuxConfiguration`` as recorded VMs show them."""
+    patch = {"patchMode": "AutomaticByOS" if windows else "ImageDefault"}
+    patch["assessmentMode"] = "ImageDefault"
+    if windows:
+        return {
+            "provisionVMAgent": True,
+            "enableAutomaticUpdates": True,
+            "patchSettings": patch,
+            "enableVMAgentPlatformUpdates": True,
+        }
+    return {
+        "disablePasswordAuthentication": True,
+        "provisionVMAgent": True,
+        "patchSettings": patch,
+        "enableVMAgentPlatformUpdates": True,
     }
 
 
@@ -169,27 +208,37 @@ def _load_vm(world: World, entry: dict[str, Any]) -> None:
         "osType": os_type,
         "createOption": "FromImage",
         "caching": "ReadWrite",
+        "deleteOption": "Detach",
         "diskSizeGB": 30,
     }
     data_disks = [
         {**ref, "lun": i, "caching": "None", "diskSizeGB": 128} for i, ref in enumerate(refs[1:])
     ]
-    os_config = "windowsConfiguration" if os_type == "Windows" else "linuxConfiguration"
+    windows = os_type == "Windows"
+    os_config = "windowsConfiguration" if windows else "linuxConfiguration"
     vm = {
         "id": vm_id,
         "name": name,
         "type": "Microsoft.Compute/virtualMachines",
         "location": location,
         "tags": dict(entry.get("tags", {})),
+        "etag": '"1"',
         "properties": {
             "vmId": str(uuid.uuid4()),
             "hardwareProfile": {"vmSize": entry.get("size", "Standard_D2s_v3")},
-            "storageProfile": {"osDisk": os_disk, "dataDisks": data_disks},
+            "storageProfile": {
+                "imageReference": dict(IMAGES["Windows" if windows else "Linux"]),
+                "osDisk": os_disk,
+                "dataDisks": data_disks,
+                "diskControllerType": "SCSI",
+            },
             "osProfile": {
                 "computerName": name,
                 "adminUsername": "azureadmin",
-                os_config: {},
+                os_config: _os_configuration(windows),
                 "secrets": [],
+                "allowExtensionOperations": True,
+                "requireGuestProvisionSignal": True,
             },
             "networkProfile": {
                 "networkInterfaces": [
@@ -204,6 +253,11 @@ def _load_vm(world: World, entry: dict[str, Any]) -> None:
             "timeCreated": world.now_iso(),
         },
     }
+    if entry.get("security_type"):  # e.g. TrustedLaunch, as the recorded ADE VM
+        vm["properties"]["securityProfile"] = {
+            "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True},
+            "securityType": str(entry["security_type"]),
+        }
     for disk in disks:
         disk["managedBy"] = vm_id
         state.disks[disk["id"].lower()] = disk

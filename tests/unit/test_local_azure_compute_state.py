@@ -29,7 +29,9 @@ def test_single_pass_ade_vm_stamps_disks_and_extension_with_current_versions() -
         "AzureDiskEncryptionForLinux",
     )
     assert ext["settings"]["KeyEncryptionKeyURL"] == settings["keyEncryptionKey"]["keyUrl"]
-    assert ext["settings"]["KeyVaultURL"] == "https://kv1.vault.azure.net/"
+    # as ADE writes it (recorded compute_vm_extension_ade_get.yaml): no trailing slash
+    assert ext["settings"]["KeyVaultURL"] == "https://kv1.vault.azure.net"
+    assert ext["settings"]["VolumeType"] == "ALL"
     assert ext["settings"]["KekVaultResourceId"] == KV_ID
     assert ext["settings"]["EncryptionOperation"] == "EnableEncryption"
 
