@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
-from shared.errors import StorageError
+from shared.errors import StorageError, TransientError
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind, utc_now, window_bucket, work_key
 
@@ -135,6 +135,37 @@ def alert_item(alert: Alert, event_id: str) -> WorkItem:
     )
 
 
+#: What fixes a publish Event Grid refused for the caller's identity (401 without the role,
+#: as recorded in eventgrid_publish_401_no_data_sender_role.yaml; 403 for a network rule).
+PUBLISH_DENIED_REMEDY: Final = (
+    "Grant the Function App's managed identity the 'EventGrid Data Sender' role on the alert "
+    "topic, then replay the dead-lettered alert (POST /api/replay with its dead-letter id)."
+)
+
+
+def _log_publish_failure(alert: Alert, exc: Exception) -> None:
+    """Log a failed publish with its status, Azure code and whether retrying can help.
+
+    A permanent failure (a 401 without the data-sender role) is an error with its remedy:
+    the work item that follows will fail the same way and be dead-lettered at once.
+    """
+    from shared.retry import classify
+
+    verdict = classify(exc)
+    status = getattr(exc, "status_code", None)
+    permanent = not isinstance(verdict, TransientError)
+    fields: dict[str, Any] = {
+        "alert_type": alert.type,
+        "error": type(exc).__name__,
+        "status": status,
+        "code": verdict.code,
+        "permanent": permanent,
+    }
+    if status in (401, 403):
+        fields["remedy"] = PUBLISH_DENIED_REMEDY
+    (log.error if permanent else log.warning)("alert.publish_failed", **fields)
+
+
 def _event_ids(alert: Alert) -> Iterable[Any]:
     ids = alert.correlation.get("event_ids") or ()
     return ids if isinstance(ids, list | tuple) else (ids,)
@@ -208,7 +239,7 @@ class AlertPublisher:
         try:
             sent = send_alerts(self._azure, [(alert, event_id)])
         except Exception as exc:  # any publish failure goes to the durable fallback
-            log.warning("alert.publish_failed", alert_type=alert.type, error=type(exc).__name__)
+            _log_publish_failure(alert, exc)
             self._count("alerts.deferred")
             try:
                 self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
