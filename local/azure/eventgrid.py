@@ -61,6 +61,8 @@ class EventGridState:
             self.attempts: list[dict[str, Any]] = []
             self.dead_letters: list[dict[str, Any]] = []
             self.alerts: list[dict[str, Any]] = []
+            #: custom topics on which the caller lacks the data-sender role (publish → 401)
+            self.senders_denied: set[str] = set()
             self.cond.notify_all()
 
     # -- delivery bookkeeping (called by the Deliverer under cond) -------------------------
@@ -248,9 +250,19 @@ def _require(event: Any, keys: tuple[str, ...], schema: str) -> None:
     surface="eventgrid",
 )
 def publish(world: World, request: Request) -> Response:
-    """Receive events on a custom topic (Keyguard's alert topic)."""
+    """Receive events on a custom topic (Keyguard's alert topic).
+
+    As recorded (eventgrid_publish_cloudevents_200.yaml): 200 with an empty body and
+    ``api-supported-versions``; without the data-sender role (``senders_denied``) 401
+    ``Unauthorized`` with ``error.details[]`` (eventgrid_publish_401_no_data_sender_role.yaml).
+    """
     if not request.query.get("api-version"):
         raise AzureHttpError(400, "BadRequest", "The api-version query parameter is missing.")
+    topic = request.params["topic"]
+    with world.eventgrid.cond:
+        denied = topic in world.eventgrid.senders_denied
+    if denied:
+        return _sender_denied(world, topic)
     events = request.json()
     if isinstance(events, dict):
         events = [events]
@@ -277,4 +289,20 @@ def publish(world: World, request: Request) -> Response:
                     "event": event,
                 }
             )
-    return Response(200, None)
+    return Response(200, b"", headers={"api-supported-versions": "2018-01-01"})
+
+
+def _sender_denied(world: World, topic: str) -> Response:
+    """Event Grid's answer to a token whose principal may not send to ``topic``."""
+    sub = world.subscriptions[0] if world.subscriptions else "00000000-0000-0000-0000-000000000000"
+    topic_id = (
+        f"/subscriptions/{sub}/resourceGroups/keyguard/providers/Microsoft.EventGrid/topics/{topic}"
+    )
+    reference = f"{uuid.uuid4()}:2:{world.clock.now():%m/%d/%Y %I:%M:%S %p} (UTC)"
+    message = (
+        "The principal associated with access token presented with the incoming request does "
+        f"not have permission to send data to {topic_id}. Report '{reference}' to our forums "
+        "for assistance or raise a support ticket."
+    )
+    detail = {"code": "Unauthorized", "message": message}
+    return Response(401, {"error": {**detail, "details": [dict(detail)]}})

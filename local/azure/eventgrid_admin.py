@@ -166,3 +166,28 @@ def clear_alerts(world: World, request: Request) -> Response:
     with world.eventgrid.cond:
         world.eventgrid.alerts.clear()
     return Response(204, None)
+
+
+@ROUTER.route(
+    "PUT",
+    "/_admin/eventgrid/topics/{topic}/data-sender",
+    name="admin.eventgrid.data_sender",
+    surface="admin",
+)
+def data_sender(world: World, request: Request) -> Response:
+    """Grant or revoke the caller's data-sender role on a custom topic: ``{"granted": bool}``.
+
+    Revoked, a publish answers 401 ``Unauthorized`` with ``details[]`` as real Event Grid
+    does for a principal without "EventGrid Data Sender". Granted is the default; reset
+    grants it on every topic again.
+    """
+    body = request.json() if request.body else {}
+    if not isinstance(body, dict) or not isinstance(body.get("granted"), bool):
+        raise AzureHttpError(400, "BadRequest", 'Body: {"granted": true|false}.')
+    topic = request.params["topic"]
+    with world.eventgrid.cond:
+        if body["granted"]:
+            world.eventgrid.senders_denied.discard(topic)
+        else:
+            world.eventgrid.senders_denied.add(topic)
+    return Response(200, {"topic": topic, "granted": body["granted"]})
