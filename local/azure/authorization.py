@@ -68,6 +68,10 @@ class RoleDefinition:
         }
 
 
+#: The object id that "created" scenario-loaded role assignments (an administrator).
+SCENARIO_ADMIN = "5a1c7e0e-0000-4000-8000-0000000ad000"
+
+
 @dataclass
 class RoleAssignment:
     """One role assignment."""
@@ -80,6 +84,9 @@ class RoleAssignment:
     created_on: str
     role_definition_id: str = ""
     description: str | None = None
+    #: who created it (Azure records the creating principal's object id; recorded traffic
+    #: always shows one): the caller of the PUT, else the scenario's administrator
+    created_by: str = ""
 
     @property
     def id(self) -> str:
@@ -100,8 +107,8 @@ class RoleAssignment:
                 "conditionVersion": None,
                 "createdOn": self.created_on,
                 "updatedOn": self.created_on,
-                "createdBy": None,
-                "updatedBy": None,
+                "createdBy": self.created_by or SCENARIO_ADMIN,
+                "updatedBy": self.created_by or SCENARIO_ADMIN,
                 "delegatedManagedIdentityResourceId": None,
                 "description": self.description,
             },

@@ -106,6 +106,7 @@ def create_assignment(world: World, request: Request) -> Response:
         guid=request.params["guid"],
     )
     created.description = props.get("description")
+    created.created_by = str((request.claims or {}).get("oid") or "")
     return Response(201, created.to_json())
 
 
