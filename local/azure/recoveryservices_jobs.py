@@ -56,6 +56,7 @@ class Job:
     outcome: dict[str, Any] = field(default_factory=lambda: {"status": "Completed"})
     finished: bool = False
     recovery_point: str | None = None
+    backup_size_mb: int = 33854  # as the recorded job reported
 
     @property
     def end(self) -> datetime:
@@ -107,40 +108,72 @@ def _duration(seconds: float) -> str:
     return f"PT{max(seconds, 0.0):.7f}S"
 
 
+#: .NET's ``DateTime.MinValue``: what Recovery Services shows for a time not reached yet.
+NOT_YET = "0001-01-01T00:00:00"
+#: Share of a job spent taking the snapshot (the recorded 71-minute job: 7.5 min).
+SNAPSHOT_SHARE = 0.1
+
+
+def _tasks(job: Job, now: datetime, status: str) -> list[dict[str, Any]]:
+    """``Take Snapshot`` then ``Transfer data to vault``, with per-task times as recorded at
+    api-version 2023-01-01 (``0001-01-01T00:00:00`` for a time not reached yet)."""
+    done = status != "InProgress"
+    split = job.start + timedelta(seconds=job.duration * SNAPSHOT_SHARE)
+    tasks = []
+    for task_id, begin, end in (
+        ("Take Snapshot", job.start, split),
+        ("Transfer data to vault", split, job.end),
+    ):
+        if now < begin and not done:
+            state, started, ended, took = "NotStarted", NOT_YET, NOT_YET, 0.0
+        elif now < end and not done:
+            state, started, ended = "InProgress", iso(begin), NOT_YET
+            took = (now - begin).total_seconds()
+        else:
+            last = task_id == "Transfer data to vault"
+            state = status if last else "Completed"
+            started, ended, took = iso(begin), iso(end), (end - begin).total_seconds()
+        tasks.append(
+            {
+                "taskId": task_id,
+                "startTime": started,
+                "endTime": ended,
+                "duration": _duration(took),
+                "status": state,
+            }
+        )
+    return tasks
+
+
 def job_body(world: World, job: Job) -> dict[str, Any]:
-    """A job as ``GetJobDetails.json`` shows it."""
+    """A job as recorded real traffic shows it (rs_job_get_backup_*_2023): ``actionsInfo``,
+    per-task times, ``Backup Size`` only once finished, ``endTime`` only once finished, and
+    **no** ``isUserTriggered`` (real Azure omits it at every recorded api-version)."""
     now = world.clock.now()
     status = job.status(now)
     done = status != "InProgress"
     elapsed = (job.end if done else now) - job.start
     vault_id = job.item.vault_id
+    bag: dict[str, str] = {"VM Name": job.item.vm_name}
+    if done:
+        bag["Backup Size"] = f"{job.backup_size_mb} MB"
     props: dict[str, Any] = {
         "jobType": "AzureIaaSVMJob",
+        "actionsInfo": [1],
+        "containerName": job.item.container.split(";", 1)[1],
         "duration": _duration(elapsed.total_seconds()),
         "virtualMachineVersion": "Compute",
+        "extendedInfo": {
+            "tasksList": _tasks(job, now, status),
+            "propertyBag": bag,
+            "internalPropertyBag": {"IsInstantRpJob": "True"},
+        },
         "entityFriendlyName": job.item.vm_name,
         "backupManagementType": "AzureIaasVM",
         "operation": "Backup",
         "status": status,
         "startTime": iso(job.start),
         "activityId": job.id,
-        "containerName": job.item.container.split(";", 1)[1],
-        "isUserTriggered": True,
-        "extendedInfo": {
-            "tasksList": [
-                {
-                    "taskId": "Take Snapshot",
-                    "duration": "PT0S",
-                    "status": "Completed" if done else "InProgress",
-                },
-                {
-                    "taskId": "Transfer data to vault",
-                    "duration": "PT0S",
-                    "status": status if done else "NotStarted",
-                },
-            ],
-            "propertyBag": {"VM Name": job.item.vm_name, "Backup Size": "0 MB"},
-        },
     }
     if done:
         props["endTime"] = iso(job.end)

@@ -6,12 +6,22 @@ is the union of
 
 * Keyguard's own triggers, one row each in ``names.BACKUP_BUDGET_TABLE`` (partition: a hash
   of the VM id; row: ``{day}_{operation id}``, with the job id once the tracker knows it), and
-* the on-demand (``isUserTriggered``) backup jobs the vault shows for the item today —
-  triggered by anyone — read with **one** filtered job list per vault
-  (:func:`vault_snapshots`), shared by every VM of that vault in one run.
+* the backup jobs the vault shows for the item today that may be on-demand — triggered by
+  anyone — read with **one** filtered job list per vault (:func:`vault_snapshots`), shared
+  by every VM of that vault in one run.
 
-A job id seen in both counts once. The same job list tells whether a backup of the item is
-running (one at a time) and when it should end.
+Which jobs count (:func:`counts_as_on_demand`): ``isUserTriggered: true`` counts,
+``isUserTriggered: false`` (a scheduled backup) does not. Real Azure **omits the field**:
+every recorded ``AzureIaaSVMJob`` (api-version 2021-10-01 to 2023-01-01, on-demand jobs
+among them) lacks it, and a job carries nothing else that tells a scheduled backup from an
+on-demand one. Such a job counts — the ASSUMPTION errs on the safe side (never past Azure's
+cap of nine, whose 400 the trigger also handles): a scheduled backup already run today costs
+one of Keyguard's daily on-demand backups. Keyguard's own triggers never depend on the field:
+the ledger rows count them, and a job id seen in both counts once. Only ``operation:
+Backup`` jobs count (ConfigureBackup and restores do not).
+
+The same job list tells whether a backup of the item is running (one at a time) and when it
+should end.
 """
 
 from __future__ import annotations
@@ -65,16 +75,24 @@ def _short_container(container: str) -> str:
 
 
 def parse_time(text: Any) -> datetime | None:
+    """A timestamp from Azure (ISO 8601, up to 7 fractional digits, UTC when naive), or None.
+
+    Recovery Services sends .NET's ``DateTime.MinValue`` (``0001-01-01T00:00:00``) for a time
+    not reached yet — an in-progress operation's ``endTime``, a task not started — so that
+    value is None too, never a time long past (which would read as finished or expired).
+    """
     if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=UTC)
-    if not text:
+        moment = text if text.tzinfo else text.replace(tzinfo=UTC)
+    elif not text:
         return None
-    value = re.sub(r"(\.\d{6})\d+", r"\1", str(text).strip().replace("Z", "+00:00"))
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    else:
+        value = re.sub(r"(\.\d{6})\d+", r"\1", str(text).strip().replace("Z", "+00:00"))
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None if moment.year <= 1 else moment
 
 
 _DURATION = re.compile(r"^P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)$")
@@ -126,7 +144,7 @@ def vault_snapshots(
         props = job.properties
         container = _short_container(str(field_of(props, "containerName") or ""))
         snap = out.setdefault(container, empty_snapshot(now))
-        if field_of(props, "isUserTriggered"):
+        if counts_as_on_demand(props):
             snap["on_demand"].append(str(job.name))
         if (
             str(field_of(props, "status")) in ("InProgress", "Cancelling")
@@ -137,6 +155,19 @@ def vault_snapshots(
                 "expected_end": expected_end(props, now).isoformat(),
             }
     return out
+
+
+def counts_as_on_demand(props: Any) -> bool:
+    """True when a job counts against the daily on-demand budget (see the module docstring):
+    a ``Backup`` job flagged ``isUserTriggered: true``, or one without the flag (real Azure
+    omits it); False for a scheduled (flag false) job and for other operations."""
+    operation = field_of(props, "operation")
+    if operation is not None and str(operation).lower() != "backup":
+        return False
+    flag = field_of(props, "isUserTriggered")
+    if flag is None:
+        return True
+    return flag is True or str(flag).lower() == "true"
 
 
 def empty_snapshot(now: datetime) -> dict[str, Any]:
