@@ -57,6 +57,8 @@ class Job:
     finished: bool = False
     recovery_point: str | None = None
     backup_size_mb: int = 33854  # as the recorded job reported
+    #: the trigger named ``recoveryPointExpiryTimeInUTC`` (its job's propertyBag shows it)
+    expiry_requested: bool = False
 
     @property
     def end(self) -> datetime:
@@ -155,6 +157,13 @@ def job_body(world: World, job: Job) -> dict[str, Any]:
     elapsed = (job.end if done else now) - job.start
     vault_id = job.item.vault_id
     bag: dict[str, str] = {"VM Name": job.item.vm_name}
+    if job.expiry_requested:
+        # .NET's general format, as recorded: "3/13/2022 12:00:00 AM"
+        hour = job.expiry.hour % 12 or 12
+        bag["Recovery Point Expiry Time in UTC"] = (
+            f"{job.expiry.month}/{job.expiry.day}/{job.expiry.year} "
+            f"{hour}:{job.expiry:%M:%S} {'AM' if job.expiry.hour < 12 else 'PM'}"
+        )
     if done:
         bag["Backup Size"] = f"{job.backup_size_mb} MB"
     props: dict[str, Any] = {
@@ -257,7 +266,9 @@ def trigger(world: World, request: Request) -> Response:
         )
     outcome = item.next_outcomes.pop(0) if item.next_outcomes else {"status": "Completed"}
     duration = float(outcome.get("duration_seconds", state.settings.job_duration_seconds))
-    job = Job(str(uuid.uuid4()), item, now, duration, expiry, outcome)
+    job = Job(
+        str(uuid.uuid4()), item, now, duration, expiry, outcome, expiry_requested=bool(expiry_text)
+    )
     op = Operation(str(uuid.uuid4()), job, now, state.settings.operation_seconds)
     state.jobs[job.id] = job
     state.operations[op.id] = op
@@ -304,6 +315,7 @@ def _status_body(world: World, op: Operation) -> dict[str, Any]:
         "name": op.id,
         "status": status,
         "startTime": iso(op.start),
+        "endTime": NOT_YET,  # as recorded while in progress (rs_backup_operation_status_*)
     }
     if status == "Succeeded":
         body["endTime"] = iso(op.start + timedelta(seconds=op.duration))

@@ -49,35 +49,54 @@ def key_and_secret(refs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: ``lastBackupTime`` of an item never backed up, as recorded (not null).
+NEVER_BACKED_UP = "2001-01-01T00:00:00Z"
+
+
 def item_body(world: World, item: ProtectedItem) -> dict[str, Any]:
-    """A protected item as ``Compute_ProtectedItem_Get.json`` shows it."""
+    """A protected item as ``Compute_ProtectedItem_Get.json`` and recorded traffic show it.
+
+    Before its first backup (rs_protected_items_list_irpending): ``protectionState``
+    ``IRPending``, ``lastBackupStatus`` "", ``lastBackupTime`` 2001-01-01 and no
+    ``lastRecoveryPoint`` key.
+    """
     points = item.live_points(world.clock.now())
-    last = iso(item.last_backup_time) if item.last_backup_time else None
-    return {
-        "id": item.id,
-        "name": item.name,
-        "type": ITEM_TYPE,
-        "properties": {
-            "friendlyName": item.vm_name,
-            "virtualMachineId": item.vm_id,
-            "protectionStatus": "Healthy",
-            "protectionState": "Protected" if last else "IRPending",
-            "healthStatus": "Passed",
-            "lastBackupStatus": item.last_backup_status,
-            "lastBackupTime": last,
-            "protectedItemDataId": str(zlib.crc32(item.id.lower().encode()) * 1000003),
-            "protectedItemType": "Microsoft.Compute/virtualMachines",
-            "backupManagementType": "AzureIaasVM",
-            "workloadType": "VM",
-            "containerName": item.container.split(";", 1)[1],
-            "sourceResourceId": item.vm_id,
-            "policyId": f"{item.vault_id}/backupPolicies/{item.policy}",
-            "policyName": item.policy,
-            "lastRecoveryPoint": iso(points[0].time) if points else None,
-            "policyType": "V2",
-            "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
-        },
+    props: dict[str, Any] = {
+        "kpisHealths": {},
+        "friendlyName": item.vm_name,
+        "virtualMachineId": item.vm_id,
+        "protectionStatus": "Healthy",
+        "protectionState": "Protected" if item.last_backup_time else "IRPending",
+        "healthStatus": "Passed",
+        "lastBackupStatus": item.last_backup_status,
+        "lastBackupTime": iso(item.last_backup_time) if item.last_backup_time else NEVER_BACKED_UP,
+        "protectedItemDataId": str(zlib.crc32(item.id.lower().encode()) * 1000003),
+        "protectedItemType": "Microsoft.Compute/virtualMachines",
+        "backupManagementType": "AzureIaasVM",
+        "workloadType": "VM",
+        "containerName": item.container.split(";", 1)[1],
+        "sourceResourceId": item.vm_id,
+        "policyId": f"{item.vault_id}/backupPolicies/{item.policy}",
+        "policyName": item.policy,
+        "policyType": "V2",
+        "isArchiveEnabled": False,
+        "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
+        # api-version 2026-07-01 fields, as rs_protected_item_get_2026 shows them
+        "healthDetails": [
+            {
+                "code": 400239,
+                "title": "IaasVmHealthGreenDefault",
+                "message": "Backup pre-check status of this virtual machine is OK.",
+                "recommendations": [],
+            }
+        ],
+        "extendedProperties": {},
+        "vaultId": world.arm_url.rstrip("/") + item.vault_id,
+        "softDeleteRetentionPeriod": 0,
     }
+    if points:
+        props["lastRecoveryPoint"] = iso(points[0].time)
+    return {"id": item.id, "name": item.name, "type": ITEM_TYPE, "properties": props}
 
 
 def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[str, Any]:

@@ -143,7 +143,7 @@ class LocalAzureServer:
             elif fault is not None:
                 return self._fault_response(fault)
         if surface == "arm":
-            throttled = self._throttle(request, extra)
+            throttled = self._throttle(request, extra, route.name)
             if throttled is not None:
                 return throttled
         response = self._run(route, request)
@@ -214,20 +214,44 @@ class LocalAzureServer:
             500, "InternalServerError", "An internal error occurred (injected fault)."
         ).to_response()
 
-    def _throttle(self, request: Request, extra: dict[str, str]) -> Response | None:
+    def _throttle(
+        self, request: Request, extra: dict[str, str], route_name: str
+    ) -> Response | None:
+        """ARM's bucket for every ARM call; then, for Recovery Services backup reads, their
+        own bucket, whose header they answer *instead of* ARM's reads header (as recorded)."""
         throttle: faults.Throttle = self.world.throttle  # type: ignore[attr-defined]
         kind = throttle.kind_of(request.method)
         scope = _subscription_of(request.path)
         allowed, remaining, wait = throttle.take(scope, kind)
         prefix = "subscription" if scope != "tenant" else "tenant"
-        extra[f"x-ms-ratelimit-remaining-{prefix}-{kind}"] = str(remaining)
+        arm_header = f"x-ms-ratelimit-remaining-{prefix}-{kind}"
+        if not allowed:
+            extra[arm_header] = "0"
+            op = {"reads": "Read", "writes": "Write", "deletes": "Delete"}[kind]
+            return self._throttled(
+                f"The request is being throttled as the limit has been reached for operation"
+                f" type - {op}. For more information, see - https://aka.ms/srpthrottlinglimits",
+                wait,
+            )
+        bucket = faults.resource_bucket(route_name, request.method)
+        if bucket is None:
+            extra[arm_header] = str(remaining)
+            return None
+        allowed, remaining, wait = throttle.take(f"{scope}|{bucket}", "resource_requests")
+        extra[faults.RESOURCE_REQUESTS_HEADER] = str(remaining)
         if allowed:
             return None
-        op = {"reads": "Read", "writes": "Write", "deletes": "Delete"}[kind]
+        return self._throttled(
+            "The request is being throttled as the limit has been reached for resource"
+            " provider Microsoft.RecoveryServices. Please try again later.",
+            wait,
+        )
+
+    @staticmethod
+    def _throttled(message: str, wait: float) -> Response:
         return AzureHttpError(
             429,
             "TooManyRequests",
-            f"The request is being throttled as the limit has been reached for operation type"
-            f" - {op}. For more information, see - https://aka.ms/srpthrottlinglimits",
+            message,
             headers={"Retry-After": str(max(1, int(wait + 0.999)))},
         ).to_response()
