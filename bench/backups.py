@@ -161,7 +161,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         admin = AdminClient(info["admin_url"].removesuffix("/_admin"), info["ca_path"])
         admin.post("/backup/settings", {"job_duration_seconds": args.job_seconds})
         if args.arm_limits == "off":
-            admin.set_throttle(reads=(1e9, 1e9), writes=(1e9, 1e9), deletes=(1e9, 1e9))
+            admin.set_throttle(
+                reads=(1e9, 1e9),
+                writes=(1e9, 1e9),
+                deletes=(1e9, 1e9),
+                resource_requests=(1e9, 1e9),
+            )
         os.environ["IDENTITY_ENDPOINT"] = info["env"]["IDENTITY_ENDPOINT"]
         os.environ["IDENTITY_HEADER"] = info["env"]["IDENTITY_HEADER"]
         env = {**info["env"], "AzureWebJobsStorage": azurite.connection_string}
@@ -178,7 +183,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from shared.inventory.azure_read import AzureInventoryReader
             from shared.inventory.refresh import refresh_recovery_vault
 
-            admin.set_throttle(reads=(1e9, 1e9), writes=(1e9, 1e9), deletes=(1e9, 1e9))
+            admin.set_throttle(
+                reads=(1e9, 1e9),
+                writes=(1e9, 1e9),
+                deletes=(1e9, 1e9),
+                resource_requests=(1e9, 1e9),
+            )
             rsv = next(iter(admin.state()["recoveryservices"]["vaults"]))["id"]
             refresh_recovery_vault(inventory_for(rt), AzureInventoryReader(rt.azure), rsv)
             if args.arm_limits == "azure":
