@@ -38,6 +38,7 @@ RECORDINGS = (
     "rs_protected_items_list_irpending.yaml",
     "rs_protected_item_get_2026.yaml",
     "rs_read_response_headers_unfiltered.yaml",
+    "rs_recovery_point_get_2026.yaml",
 )
 
 RS_HEADER = "x-ms-ratelimit-remaining-subscription-resource-requests"
@@ -308,3 +309,18 @@ def test_backup_reads_spend_their_own_budget_and_the_vault_get_arms(rs: LocalAzu
     assert answers[-1].header(RS_HEADER) == "0"
     # ARM's reads and the vault GET are not Recovery Services' budget
     assert send_to_local(rs, replace(recorded, uri=vault_uri)).status == 200
+
+
+def test_a_recovery_point_get_reports_recovery_services_budget(rs: LocalAzure) -> None:
+    """Only the rate-limit header here (the point's body: the recovery-point fidelity tests)."""
+    recorded = interaction("rs_recovery_point_get_2026.yaml")
+    assert recorded.header(RS_HEADER) == "249" and recorded.header(READS_HEADER) is None
+    _load(rs, _scenario(CLI2026, policy="EnhancedPolicy", points=1))
+    listing = send_to_local(
+        rs, replace(recorded, uri=recorded.uri.replace("/1141447822743501", ""))
+    )
+    assert listing.status == 200, listing.body
+    (point,) = listing.body["value"]
+    local = send_to_local(rs, _with_id(recorded, "1141447822743501", point["name"]))
+    assert local.status == recorded.status == 200
+    _rate_headers(local, recorded)
