@@ -69,7 +69,7 @@ param tags object = {}
 
 // --- Keyguard settings (shared/config.py SETTINGS; defaults copied, checked by the tests) --
 
-@description('KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID: az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv')
+@description('KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID: az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv (the object id; the application id itself is refused)')
 param backupManagementPrincipalId string
 
 @allowed([
@@ -112,16 +112,16 @@ param retryCapSeconds string = '3600'
 @description('KEYGUARD_RETRY_BUDGET_HOURS: A work item is dead-lettered after this long.')
 param retryBudgetHours string = '24'
 
-@description('KEYGUARD_LEASE_SECONDS: Lease of an in-progress ledger record.')
+@description('KEYGUARD_LEASE_SECONDS: Lease of an in-progress ledger record (at least 15).')
 param leaseSeconds string = '300'
 
-@description('KEYGUARD_OPERATION_DEADLINE_SECONDS: In-process retry deadline per step.')
+@description('KEYGUARD_OPERATION_DEADLINE_SECONDS: In-process retry deadline per step; with one HTTP call\'s retries it must end before host.json\'s functionTimeout.')
 param operationDeadlineSeconds string = '120'
 
 @description('KEYGUARD_COALESCE_SECONDS: Window in which events for one target coalesce.')
 param coalesceSeconds string = '60'
 
-@description('KEYGUARD_SWEEP_SCHEDULE: NCRONTAB schedule of the sweep.')
+@description('KEYGUARD_SWEEP_SCHEDULE: NCRONTAB schedule of the sweep (not a TimeSpan).')
 param sweepSchedule string = '0 0 3 * * *'
 
 @description('KEYGUARD_BACKUP_WINDOW_MINUTES: Coalescing window: one backup per VM per window.')
@@ -147,7 +147,7 @@ param armEndpoint string = ''
 @description('KEYGUARD_ARM_AUDIENCE: ARM token audience override (Custom cloud).')
 param armAudience string = ''
 
-@description('KEYGUARD_STORAGE_SUFFIX: Storage endpoint suffix override (Custom cloud).')
+@description('KEYGUARD_STORAGE_SUFFIX: Storage endpoint suffix override (Custom cloud): a DNS suffix, not a URL.')
 param storageSuffix string = ''
 
 @allowed([

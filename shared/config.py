@@ -15,10 +15,13 @@ are checked against it.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlparse
 
@@ -56,7 +59,8 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID",
         None,
         "Object id, in this tenant, of the Backup Management Service principal "
-        "(az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv).",
+        "(az ad sp show --id 262044b1-e2ce-469f-a196-69ab7ada62d3 --query id -o tsv); "
+        "Backup's application id itself is refused.",
     ),
     _S(
         "KEYGUARD_BACKUP_ROLE_DEFINITION_ID",
@@ -85,10 +89,17 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S("KEYGUARD_RETRY_BASE_SECONDS", "30", "First retry delay of a failed work item."),
     _S("KEYGUARD_RETRY_CAP_SECONDS", "3600", "Longest delay between two retries."),
     _S("KEYGUARD_RETRY_BUDGET_HOURS", "24", "A work item is dead-lettered after this long."),
-    _S("KEYGUARD_LEASE_SECONDS", "300", "Lease of an in-progress ledger record."),
-    _S("KEYGUARD_OPERATION_DEADLINE_SECONDS", "120", "In-process retry deadline per step."),
+    _S("KEYGUARD_LEASE_SECONDS", "300", "Lease of an in-progress ledger record (at least 15)."),
+    _S(
+        "KEYGUARD_OPERATION_DEADLINE_SECONDS",
+        "120",
+        "In-process retry deadline per step; with one HTTP call's retries it must end before "
+        "host.json's functionTimeout.",
+    ),
     _S("KEYGUARD_COALESCE_SECONDS", "60", "Window in which events for one target coalesce."),
-    _S("KEYGUARD_SWEEP_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the sweep."),
+    _S(
+        "KEYGUARD_SWEEP_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the sweep (not a TimeSpan)."
+    ),
     # backups
     _S("KEYGUARD_BACKUP_WINDOW_MINUTES", "15", "Coalescing window: one backup per VM per window."),
     _S("KEYGUARD_BACKUP_DAILY_BUDGET", "4", "On-demand backups per VM per day (1-9)."),
@@ -97,7 +108,11 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S("KEYGUARD_CLOUD", "AzurePublic", "AzurePublic, AzureUSGovernment or Custom."),
     _S("KEYGUARD_ARM_ENDPOINT", "", "ARM endpoint override (Custom cloud)."),
     _S("KEYGUARD_ARM_AUDIENCE", "", "ARM token audience override (Custom cloud)."),
-    _S("KEYGUARD_STORAGE_SUFFIX", "", "Storage endpoint suffix override (Custom cloud)."),
+    _S(
+        "KEYGUARD_STORAGE_SUFFIX",
+        "",
+        "Storage endpoint suffix override (Custom cloud): a DNS suffix, not a URL.",
+    ),
     _S(
         "KEYGUARD_KEYVAULT_VERIFY_CHALLENGE",
         "true",
@@ -107,7 +122,7 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S("KEYGUARD_LRO_POLL_SECONDS", "30", "Polling interval of long-running operations."),
     _S("KEYGUARD_HTTP_RETRY_TOTAL", "3", "azure-core retry attempts per HTTP call."),
     # identity and storage (names fixed by the platform)
-    _S("AZURE_CLIENT_ID", "", "Client id of a user-assigned managed identity (optional)."),
+    _S("AZURE_CLIENT_ID", "", "Client id (GUID) of a user-assigned managed identity (optional)."),
     _S(
         "AzureWebJobsStorage",
         "",
@@ -121,6 +136,17 @@ _DEFAULTS: Final[dict[str, str | None]] = {s.name: s.default for s in SETTINGS}
 BACKUP_MANAGEMENT_APP_ID_PUBLIC: Final = "262044b1-e2ce-469f-a196-69ab7ada62d3"
 BACKUP_MANAGEMENT_APP_ID_USGOV: Final = "ff281ffe-705c-4f53-9f37-a40e6f2c68f3"
 MAX_ON_DEMAND_BACKUPS_PER_DAY: Final = 9
+#: Shortest accepted ``KEYGUARD_LEASE_SECONDS``. A running step renews its lease every third
+#: of it and stops before its next Azure write once renewals have failed for two thirds
+#: (``shared.worker``). At 15 s that is a renewal every 5 s — time for one Table request and
+#: an azure-core retry of it, so one slow renewal does not stop a live step — and a fenced step
+#: stops 5 s before a second worker may take its claim. A 1 s lease would renew three times a
+#: second and hand a live step's claim to another worker on any storage stall of a second.
+MIN_LEASE_SECONDS: Final = 15.0
+#: host.json beside the app (the deployed package's root): its ``functionTimeout`` bounds a step.
+HOST_JSON: Final = Path(__file__).resolve().parent.parent / "host.json"
+#: Flex Consumption's function timeout when host.json sets none (30 min).
+DEFAULT_FUNCTION_TIMEOUT_SECONDS: Final = 1800.0
 
 
 # --- the typed objects --------------------------------------------------------------------
@@ -293,6 +319,9 @@ class _Reader:
             raise ConfigError(name, f"must be a GUID, not {value!r}")
         return value
 
+    def optional_guid(self, name: str) -> str | None:
+        return self.guid(name) if self.text(name) is not None else None
+
     def guid_list(self, name: str) -> frozenset[str]:
         items = [v.strip().lower() for v in self.raw(name).split(",") if v.strip()]
         if not items:
@@ -319,7 +348,17 @@ def _is_guid(value: str) -> bool:
     return all(c in "0123456789abcdef" for c in "".join(parts))
 
 
+#: Azure's resource group names: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending
+#: in '.' (so neither '.' nor '..').
+_RESOURCE_GROUP: Final = re.compile(r"[-\w.()]{0,89}[-\w()]")
+#: Key Vault and Recovery Services vault names: ASCII letters, digits and hyphens.
+_VAULT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,49}")
+
+
 def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str]) -> list[str]:
+    """The ``/subscriptions/{sub}/resourceGroups/{rg}/providers/{type}/{name}`` ids in
+    setting ``name``: nothing before ``/subscriptions``, a real resource group and vault name
+    (an id Keyguard compares with event subjects must be one ARM can return)."""
     ids = []
     for raw in reader.raw(name).split(","):
         rid = raw.strip().rstrip("/")
@@ -328,6 +367,7 @@ def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str
         parts = rid.split("/")
         ok = (
             len(parts) == 9
+            and parts[0] == ""
             and parts[1].lower() == "subscriptions"
             and parts[3].lower() == "resourcegroups"
             and parts[5].lower() == "providers"
@@ -335,10 +375,130 @@ def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str
         )
         if not ok:
             raise ConfigError(name, f"{rid!r} is not a {provider_type} resource id")
+        if not _RESOURCE_GROUP.fullmatch(parts[4]):
+            raise ConfigError(name, f"{rid!r}: {parts[4]!r} is not a resource group name")
+        if not _VAULT_NAME.fullmatch(parts[8]):
+            raise ConfigError(name, f"{rid!r}: {parts[8]!r} is not a vault name")
         if parts[2].lower() not in subs:
             raise ConfigError(name, f"{rid!r} is outside KEYGUARD_SUBSCRIPTIONS")
         ids.append(rid)
     return ids
+
+
+def _backup_principal(reader: _Reader) -> str:
+    """Backup's service principal *object* id; its well-known *application* id is refused
+    (a grant to it would name no principal of the tenant, yet report "repaired")."""
+    name = "KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"
+    value = reader.guid(name)
+    if value in (BACKUP_MANAGEMENT_APP_ID_PUBLIC, BACKUP_MANAGEMENT_APP_ID_USGOV):
+        raise ConfigError(
+            name,
+            f"{value} is Azure Backup's application id, not its service principal's object id "
+            f"in this tenant: az ad sp show --id {value} --query id -o tsv",
+        )
+    return value
+
+
+def _sweep_schedule(reader: _Reader) -> str:
+    """An NCRONTAB expression that fires (the timer binding reads the setting itself)."""
+    from shared.ncrontab import CronError, IntervalSchedule, parse_schedule, utcnow
+
+    name = "KEYGUARD_SWEEP_SCHEDULE"
+    value = reader.raw(name)
+    try:
+        schedule = parse_schedule(value)
+        if isinstance(schedule, IntervalSchedule):
+            raise ConfigError(
+                name,
+                f"{value!r} is a TimeSpan, which only App Service plans run; "
+                "use an NCRONTAB expression (Flex Consumption)",
+            )
+        schedule.next_after(utcnow())
+    except CronError as exc:
+        raise ConfigError(name, f"is not a valid NCRONTAB expression: {exc}") from None
+    return value
+
+
+def _storage_suffix(reader: _Reader) -> str | None:
+    """A DNS suffix such as ``core.windows.net``: no scheme, path or port (it is joined into
+    ``https://{account}.{service}.{suffix}``)."""
+    name = "KEYGUARD_STORAGE_SUFFIX"
+    value = reader.text(name)
+    if value is None:
+        return None
+    labels = value.split(".")
+    if len(labels) < 2 or not all(
+        re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", la) for la in labels
+    ):
+        raise ConfigError(name, f"must be a DNS suffix such as core.windows.net, not {value!r}")
+    return value.lower()
+
+
+def _ca_bundle(reader: _Reader) -> str | None:
+    """A readable file holding at least one PEM certificate (``ssl`` loads it as
+    ``requests`` would)."""
+    import ssl
+
+    name = "KEYGUARD_CA_BUNDLE"
+    path = reader.text(name)
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise ConfigError(name, f"file {path!r} does not exist")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(name, f"file {path!r} is not a PEM CA bundle ({exc})") from None
+    return path
+
+
+def function_timeout_seconds(host_json: Path = HOST_JSON) -> float:
+    """host.json's ``functionTimeout`` (``[d.]hh:mm:ss``; ``-1`` = unbounded) in seconds;
+    :data:`DEFAULT_FUNCTION_TIMEOUT_SECONDS` when the file or the field is absent.
+
+    Raises
+    ------
+    ConfigError
+        When host.json is unreadable or the value is not a TimeSpan.
+    """
+    try:
+        config = json.loads(host_json.read_text())
+    except FileNotFoundError:
+        return DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    except (OSError, ValueError) as exc:
+        raise ConfigError("host.json", f"cannot be read: {exc}") from None
+    value = str(config.get("functionTimeout", "")).strip() if isinstance(config, dict) else ""
+    if not value:
+        return DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    if value == "-1":
+        return float("inf")
+    match = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})", value)
+    if match is None:
+        raise ConfigError("host.json", f"functionTimeout {value!r} is not [d.]hh:mm:ss")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def _check_invocation_fits(retry: RetrySettings, host_json: Path) -> None:
+    """Layers 1+2 of one step (``shared.retry.layer_budgets``) must end before the function
+    timeout, or the host kills a step that is still retrying (and its outcome is never stored)."""
+    from shared.retry import layer_budgets
+
+    timeout = function_timeout_seconds(host_json)
+    budgets = layer_budgets(retry, function_timeout=timeout)
+    if budgets.fits:
+        return
+    if budgets.http_call >= timeout:
+        raise ConfigError(
+            "KEYGUARD_HTTP_RETRY_TOTAL",
+            f"{retry.http_retry_total} retries make one HTTP call last up to "
+            f"{budgets.http_call:g} s, beyond host.json's functionTimeout ({timeout:g} s)",
+        )
+    raise ConfigError(
+        "KEYGUARD_OPERATION_DEADLINE_SECONDS",
+        f"{retry.operation_deadline_seconds:g} s plus the call in flight ({budgets.http_call:g} s) "
+        f"does not end before host.json's functionTimeout ({timeout:g} s)",
+    )
 
 
 def _role_definition_id(reader: _Reader, name: str) -> str | None:
@@ -359,7 +519,7 @@ def _cloud(reader: _Reader) -> CloudProfile:
     name = reader.raw("KEYGUARD_CLOUD")
     arm = reader.https_url("KEYGUARD_ARM_ENDPOINT")
     audience = reader.https_url("KEYGUARD_ARM_AUDIENCE")
-    suffix = reader.text("KEYGUARD_STORAGE_SUFFIX")
+    suffix = _storage_suffix(reader)
     if name in KNOWN_CLOUDS:
         base = KNOWN_CLOUDS[name]
     elif name == "Custom":
@@ -374,9 +534,7 @@ def _cloud(reader: _Reader) -> CloudProfile:
     else:
         choices = ", ".join([*KNOWN_CLOUDS, "Custom"])
         raise ConfigError("KEYGUARD_CLOUD", f"must be one of {choices}, not {name!r}")
-    ca_bundle = reader.text("KEYGUARD_CA_BUNDLE")
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
-        raise ConfigError("KEYGUARD_CA_BUNDLE", f"file {ca_bundle!r} does not exist")
+    ca_bundle = _ca_bundle(reader)
     return CloudProfile(
         name=base.name,
         arm_endpoint=arm or base.arm_endpoint,
@@ -403,13 +561,15 @@ def _storage(reader: _Reader, suffix: str) -> StorageSettings:
     raise ConfigError("AzureWebJobsStorage", "is required (or AzureWebJobsStorage__accountName)")
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_JSON) -> Settings:
     """Read and validate every setting.
 
     Parameters
     ----------
     env:
         The settings to read; defaults to ``os.environ``.
+    host_json:
+        The app's host.json, whose ``functionTimeout`` a step's retries must fit.
 
     Returns
     -------
@@ -440,7 +600,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_seconds=reader.number("KEYGUARD_RETRY_BASE_SECONDS", low=0.01, high=86400),
         cap_seconds=reader.number("KEYGUARD_RETRY_CAP_SECONDS", low=0.01, high=7 * 86400),
         budget_seconds=reader.number("KEYGUARD_RETRY_BUDGET_HOURS", low=0.0001, high=7 * 24) * 3600,
-        lease_seconds=reader.number("KEYGUARD_LEASE_SECONDS", low=1, high=86400),
+        lease_seconds=reader.number("KEYGUARD_LEASE_SECONDS", low=MIN_LEASE_SECONDS, high=86400),
         operation_deadline_seconds=reader.number(
             "KEYGUARD_OPERATION_DEADLINE_SECONDS", low=1, high=3600
         ),
@@ -448,6 +608,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if retry.cap_seconds < retry.base_seconds:
         raise ConfigError("KEYGUARD_RETRY_CAP_SECONDS", "must not be below the retry base")
+    _check_invocation_fits(retry, host_json)
+    _sweep_schedule(reader)
     backup = BackupSettings(
         window_minutes=reader.integer("KEYGUARD_BACKUP_WINDOW_MINUTES", low=1, high=1440),
         daily_budget=reader.integer(
@@ -469,7 +631,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 subscriptions,
             )
         ),
-        backup_principal_object_id=reader.guid("KEYGUARD_BACKUP_PRINCIPAL_OBJECT_ID"),
+        backup_principal_object_id=_backup_principal(reader),
         storage=_storage(reader, cloud.storage_suffix),
         cloud=cloud,
         retry=retry,
@@ -480,7 +642,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_topic_endpoint=reader.https_url("KEYGUARD_ALERT_TOPIC_ENDPOINT"),
         alert_dedupe_minutes=reader.integer("KEYGUARD_ALERT_DEDUPE_MINUTES", low=0, high=10080),
         coalesce_seconds=reader.integer("KEYGUARD_COALESCE_SECONDS", low=0, high=86400),
-        managed_identity_client_id=reader.text("AZURE_CLIENT_ID"),
+        managed_identity_client_id=reader.optional_guid("AZURE_CLIENT_ID"),
         backup_role_definition_id=_role_definition_id(reader, "KEYGUARD_BACKUP_ROLE_DEFINITION_ID"),
     )
 

@@ -112,8 +112,8 @@ def test_two_workers_racing_for_one_item_run_the_step_once(
     storage_env: StorageEnv, action: ScriptedAction
 ) -> None:
     action.on_run = lambda item: time.sleep(0.5)
-    # a short lease so the loser's re-check (lease remaining + 1 s) comes back soon
-    workers = [runtime(storage_env, KEYGUARD_LEASE_SECONDS="2") for _ in range(2)]
+    # the shortest lease start-up accepts; the loser's re-check comes back within 5 s anyway
+    workers = [runtime(storage_env, KEYGUARD_LEASE_SECONDS="15") for _ in range(2)]
     body = pin_item(first_seen=utc_now().isoformat()).to_json()
     barrier = threading.Barrier(2)
     outcomes: list[Outcome] = []
@@ -131,7 +131,7 @@ def test_two_workers_racing_for_one_item_run_the_step_once(
     assert sorted(outcomes) == [Outcome.BUSY, Outcome.DONE]
     assert len(action.calls) == 1
     # the loser re-enqueued its copy with a short delay; it is acked as a duplicate later
-    assert drain(workers[0], expect=1, wait_seconds=6) == [Outcome.DUPLICATE]
+    assert drain(workers[0], expect=1, wait_seconds=8) == [Outcome.DUPLICATE]
     assert len(action.calls) == 1
 
 

@@ -17,7 +17,13 @@ from shared.errors import PermanentError, StorageError, TransientError
 from shared.ledger import LedgerState
 from shared.worker import Outcome, process, process_poison
 from shared.workitems import WorkItem, WorkKind
-from tests.unit.pipeline_fakes import FakePublisher, ScriptedAction, make_runtime, pin_item
+from tests.unit.pipeline_fakes import (
+    FakePublisher,
+    ScriptedAction,
+    make_runtime,
+    make_settings,
+    pin_item,
+)
 
 
 @pytest.fixture
@@ -292,7 +298,10 @@ def test_a_long_step_renews_its_lease_so_it_is_not_taken_over(action: ScriptedAc
     from shared.ledger import ClaimStatus, Ledger
     from shared.workitems import utc_now
 
-    rt, storage, _ = make_runtime(clock=utc_now, KEYGUARD_LEASE_SECONDS="1")
+    # a 1 s lease (below start-up's floor, so set past it) keeps the test short
+    settings = make_settings()
+    settings = replace(settings, retry=replace(settings.retry, lease_seconds=1))
+    rt, storage, _ = make_runtime(clock=utc_now, settings=settings)
     other_worker = Ledger(storage.table(names.LEDGER_TABLE), lease_seconds=1)  # type: ignore[arg-type]
     item = pin_item()
     seen: list[ClaimStatus] = []
