@@ -25,8 +25,13 @@ its low-water mark the call waits long enough for the refill to bring it back, s
 drains to its refill rate instead of hitting zero. A 429's ``Retry-After`` is left to
 azure-core's retry policy; the pacer only prevents it.
 
-Refill where Azure documents none (resource-provider budgets) — an ASSUMPTION derived from the
-recording: the budget is a one-hour window of ``size`` calls (``size`` = the highest remaining
+What Azure documents (ARM "request limits and throttling", learn.microsoft.com; older
+versions in the docs corpus): resource providers throttle "per region of the resource",
+"per principal user ID and per hour"; the older header table names
+``-subscription-resource-requests`` "subscription scoped resource *type* requests remaining"
+(hence the key per resource type). No size or refill is documented for Recovery Services.
+Refill there — an ASSUMPTION from that hourly scope and the recording: the budget is a
+one-hour window of ``size`` calls (``size`` = the highest remaining
 count seen + 1, at least :data:`RP_MIN_SIZE` = 150, the backupJobs figure), refilled at
 ``size / 3600`` per second; Compute's named policies use their own window (``3Min`` → 180 s).
 Polled every ~30 s for 71 minutes, the job reads fell 149 → 27: a one-hour window of 150
