@@ -26,6 +26,9 @@ from shared.workitems import WorkItem, WorkKind
 
 log = get_logger(__name__)
 
+#: Wait before pinning an object recovered but not listed yet (Key Vault's visibility lag).
+RELIST_DELAY_SECONDS = 30.0
+
 
 class PinAction:
     """Implements :class:`shared.actions.base.Action` for ``WorkKind.PIN``."""
@@ -36,8 +39,9 @@ class PinAction:
         """Pin/release the versions of the object ``item`` names; alerts on what is at risk."""
         from shared.inventory import inventory_for, object_id
         from shared.pinning.escrow import escrow_object
-        from shared.pinning.execute import ObjectRef, pin_object
+        from shared.pinning.execute import ObjectRef, absent_for_seconds, pin_object
         from shared.pinning.keyvault import SdkObjectStore
+        from shared.workitems import utc_now
 
         vault_id = item.target
         object_type = str(item.params.get("object_type") or "")
@@ -63,8 +67,19 @@ class PinAction:
             now=now,
             remediation=ctx.settings.remediation,
             correlation={"work_key": item.key, "reasons": list(item.reasons)},
+            # attempt records are stamped with the wall clock: compare with the same clock
+            absent_for_seconds=absent_for_seconds(item.history, utc_now()),
         )
         summary: dict[str, Any] = {"object": obj.url(), **outcome.summary()}
+        if outcome.relist:
+            # recovered but not listed yet: pin on the next run (the alerts go out now)
+            log.info("pin.relist", work_key=item.key, state=outcome.state)
+            return ActionResult(
+                status="deferred",
+                summary=summary,
+                alerts=tuple(outcome.alerts),
+                delay_seconds=RELIST_DELAY_SECONDS,
+            )
         escrowable = outcome.state in ("listed", "recovered") and not outcome.plan.too_many_versions
         if ctx.settings.escrow and outcome.needed and escrowable:
             container = ctx.storage.container(names.ESCROW_CONTAINER)

@@ -4,6 +4,15 @@ the plan from :func:`shared.pinning.decide.plan_object`, then the writes and the
 Cost: one version listing; one update per version whose tags or enabled state must change
 (none on a second pass over unchanged state); one ``get_deleted_*`` only when the object is
 not listed. Alerts name the VMs and recovery points that need what is at risk.
+
+Key Vault shows a just-deleted object neither live nor deleted for a while (recorded: 6 s for
+a key, 17 s for a secret, 404 from ``deleted*/`` while the listing is already empty). A needed
+object found in that state is not called missing at once: the pass raises a
+:class:`~shared.errors.TransientError` (code :data:`NOT_VISIBLE_CODE`), the work queue retries
+it, and only when the object is still neither live nor deleted
+:data:`DELETE_VISIBILITY_SECONDS` after the first such attempt (``absent_for_seconds``, from
+the item's history: :func:`absent_for_seconds`) is ``PinnedVersionMissing`` raised. A recovered
+object that is not listed yet ends the pass with ``relist`` set: the caller runs it again.
 """
 
 from __future__ import annotations
@@ -14,9 +23,16 @@ from datetime import datetime
 from typing import Any
 
 from shared.alerts import Alert
+from shared.errors import TransientError
 from shared.inventory.store import Reference
 from shared.pinning.decide import Need, PinPlan, plan_object
 from shared.pinning.keyvault import ObjectStore
+
+#: How long a needed object may be neither live nor deleted before it is called missing: the
+#: recorded windows are 6-17 s; 60 s leaves room for a slower replica.
+DELETE_VISIBILITY_SECONDS = 60.0
+#: Error code of the retried attempt that found a needed object neither live nor deleted.
+NOT_VISIBLE_CODE = "PinnedObjectNotVisible"
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class PinOutcome:
     state: str = "listed"  # listed | deleted | recovered | missing | absent
     #: The needed versions found, for escrow and the summary.
     listed_versions: int = 0
+    #: Recovered but not listed yet (Key Vault's visibility lag): run the pass again.
+    relist: bool = False
 
     def summary(self) -> dict[str, Any]:
         p = self.plan
@@ -64,7 +82,25 @@ class PinOutcome:
             "expired": list(p.expired),
             "too_many_versions": p.too_many_versions,
             "alerts": [a.name for a in self.alerts],
+            "relist": self.relist,
         }
+
+
+def absent_for_seconds(history: Iterable[Any], now: datetime) -> float | None:
+    """Seconds since the first earlier attempt that found the object neither live nor deleted
+    (``history``: the work item's :class:`~shared.workitems.AttemptRecord` list, timed like
+    ``now``); None when no attempt did."""
+    firsts = []
+    for record in history:
+        if getattr(record, "code", None) != NOT_VISIBLE_CODE:
+            continue
+        try:
+            firsts.append(datetime.fromisoformat(str(record.at)))
+        except ValueError:
+            continue
+    if not firsts:
+        return None
+    return max(0.0, (now - min(firsts)).total_seconds())
 
 
 def needs_from(
@@ -112,8 +148,14 @@ def pin_object(
     now: datetime,
     remediation: bool,
     correlation: Mapping[str, Any] | None = None,
+    absent_for_seconds: float | None = None,
 ) -> PinOutcome:
-    """Pin (and release) the versions of one object; never disables, deletes or purges."""
+    """Pin (and release) the versions of one object; never disables, deletes or purges.
+
+    ``absent_for_seconds``: how long ago an earlier attempt found this object neither live nor
+    deleted (None: never). Until that reaches :data:`DELETE_VISIBILITY_SECONDS`, such a finding
+    raises :class:`~shared.errors.TransientError` instead of ``PinnedVersionMissing``.
+    """
     needs, by_version = needs_from(refs, now)
     out = PinOutcome(needed=needs)
     corr = dict(correlation or {})
@@ -151,7 +193,19 @@ def pin_object(
             )
             if not remediation:
                 return out
-            versions = store.list_versions(obj.name) or []
+            relisted = store.list_versions(obj.name)
+            if relisted is None:
+                out.relist = True
+                return out
+            versions = relisted
+        elif absent_for_seconds is None or absent_for_seconds < DELETE_VISIBILITY_SECONDS:
+            waited = absent_for_seconds or 0.0
+            raise TransientError(
+                f"{kind} {obj.name} in Key Vault {obj.vault_name} is neither live nor deleted; "
+                "a just-deleted object is not visible as deleted at once: checking again",
+                code=NOT_VISIBLE_CODE,
+                retry_after=max(1.0, DELETE_VISIBILITY_SECONDS - waited),
+            )
         else:
             out.state = "missing"
             out.alerts.append(_missing_alert(obj, sorted(needs), by_version, corr))
