@@ -125,6 +125,7 @@ class AzureClients:
             return self._credential
 
     def _common(self) -> dict[str, Any]:
+        from shared import fencing
         from shared.retry import HTTP_TRY_SECONDS
         from shared.transport import transport_options
 
@@ -137,6 +138,8 @@ class AzureClients:
             "connection_timeout": 10,
             "read_timeout": HTTP_TRY_SECONDS,
             "per_call_policies": [self.calls.policy()],
+            # a step that may have lost its claim sends no write (shared.fencing), on any try
+            "per_retry_policies": [fencing.policy()],
             **transport_options(cloud.ca_bundle),
         }
         if self._transport is not None:
@@ -145,12 +148,13 @@ class AzureClients:
 
     def _arm(self) -> dict[str, Any]:
         cloud = self._settings.cloud
+        common = self._common()
         return {
-            **self._common(),
+            **common,
             "base_url": cloud.arm_endpoint,
             "credential_scopes": [cloud.arm_scope],
             "polling_interval": cloud.lro_poll_seconds,
-            "per_retry_policies": [self.pacer.policy()],
+            "per_retry_policies": [self.pacer.policy(), *common["per_retry_policies"]],
         }
 
     def _cached(self, kind: str, key: str, build: Any) -> Any:

@@ -5,6 +5,7 @@ decides what to do with a failure from its class alone:
 
 * :class:`TransientError` — worth retrying later (throttling, 5xx, a backup already running).
   The work queue re-enqueues the item with backoff until its budget is spent.
+  :class:`LeaseLostError`, one of them, stops a step that may have lost its claim.
 * :class:`PermanentError` — retrying cannot help (403, 404, a missing permission). The item is
   dead-lettered and an ops alert is raised.
 * :class:`ConfigError` — a setting is missing or invalid; raised at startup, names the setting.
@@ -77,6 +78,15 @@ class TransientError(ActionError):
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class LeaseLostError(TransientError):
+    """A running step may no longer hold its claim (its lease renewals failed for two thirds
+    of the lease, or another worker took the claim over): it stops before its next Azure write
+    (``shared.fencing``). Not retried inside the step — the claim, not Azure, is the problem —
+    but through the work queue, after ``retry_after`` (the lease)."""
+
+    code = "LeaseLost"
 
 
 class PermanentError(ActionError):

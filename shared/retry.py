@@ -49,7 +49,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from shared.errors import ActionError, PermanentError, StorageError, TransientError
+from shared.errors import (
+    ActionError,
+    LeaseLostError,
+    PermanentError,
+    StorageError,
+    TransientError,
+)
 
 if TYPE_CHECKING:
     from shared.config import RetrySettings
@@ -227,7 +233,8 @@ def operation_retry(
     started = clock()
 
     def is_transient(exc: BaseException) -> bool:
-        return isinstance(classify(exc), TransientError)
+        # A fenced step (LeaseLostError) stops at once: its claim, not Azure, is the problem.
+        return isinstance(classify(exc), TransientError) and not isinstance(exc, LeaseLostError)
 
     jitter = tenacity.wait_random_exponential(multiplier=1, max=max_wait_seconds)
 

@@ -21,6 +21,11 @@ poison queue, which :func:`process_poison` drains into the dead letters.
 
 While a step runs, its ledger lease is renewed every third of the lease (a heartbeat), so a
 slow but live worker keeps its claim and only a dead worker's claim expires and is taken over.
+A live worker whose renewals fail (storage unreachable) is *fenced*: once no renewal of its
+claim or target lock has succeeded for two thirds of the lease, or a renewal found the claim
+taken over, its SDK clients refuse the step's next Azure write (``shared.fencing``) with a
+:class:`~shared.errors.LeaseLostError`, retried through the queue after the lease — so a second
+worker that took the claim never writes concurrently with it.
 
 Crash safety — a kill at any point loses nothing: the outcome is stored *before* the
 message is acked, and each store is idempotent or guarded by the ledger. Follow-ups are
@@ -32,11 +37,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from shared.errors import MalformedWorkItemError, PermanentError, StorageError, TransientError
+from shared.errors import (
+    LeaseLostError,
+    MalformedWorkItemError,
+    PermanentError,
+    StorageError,
+    TransientError,
+)
 from shared.ledger import MAX_KEY_CHARS, Claim, ClaimStatus
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
@@ -59,6 +71,10 @@ BUSY_DELAY_MAX_SECONDS: Final = 5.0
 #: wait of a busy key made the tail of a burst a third of its wall time.
 TARGET_BUSY_DELAY_SECONDS: Final = 0.5
 DEAD_LETTER_ALERT: Final = "WorkItemDeadLettered"
+#: A step whose last successful renewal (or claim) is older than this fraction of the lease
+#: makes no further Azure write: one third of the lease is left before another worker may
+#: take the claim, for the write already on the wire to end.
+FENCE_FRACTION: Final = 2 / 3
 
 
 class Outcome(StrEnum):
@@ -97,6 +113,7 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         rt.counters.increment("worker.malformed")
         return Outcome.MALFORMED
     lock_key = _lock_key(item, rt.settings)
+    claimed_at = time.monotonic()  # the lease runs from (just after) here
     if lock_key is None:
         claim, lock = rt.ledger.claim(item.kind.value, item.key), None
     else:
@@ -124,8 +141,8 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         log.info("worker.target_busy", work_key=item.key, target=item.target)
         rt.counters.increment("worker.target_busy")
         return Outcome.BUSY
-    keeper = _LeaseKeeper(rt.ledger, claim)
-    lock_keeper = _LeaseKeeper(rt.ledger, lock) if lock is not None else None
+    keeper = _LeaseKeeper(rt.ledger, claim, claimed_at)
+    lock_keeper = _LeaseKeeper(rt.ledger, lock, claimed_at) if lock is not None else None
     try:
         return _run_claimed(rt, item, keeper, lock_keeper)
     except BaseException:
@@ -212,25 +229,51 @@ def _busy_delay(rt: Runtime, claim: Claim) -> float:
 
 class _LeaseKeeper:
     """Renews a claim's lease every third of the lease while a step runs, so a slow but live
-    worker is never taken over; a killed one stops renewing and its lease runs out."""
+    worker is never taken over; a killed one stops renewing and its lease runs out.
 
-    def __init__(self, ledger: Ledger, claim: Claim) -> None:
+    :meth:`check_fence` tells whether the step may still write: not once the claim was lost,
+    nor once no renewal succeeded for :data:`FENCE_FRACTION` of the lease (``renewed_at`` is
+    a ``time.monotonic()`` reading: wall-clock jumps do not move the fence).
+    """
+
+    def __init__(self, ledger: Ledger, claim: Claim, renewed_at: float) -> None:
         self._ledger = ledger
         self.claim = claim
-        self._every = max(0.2, ledger.lease_seconds / 3)
+        self._lease = ledger.lease_seconds
+        self._every = max(0.2, self._lease / 3)
+        self._renewed_at = renewed_at
+        self._lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):
+            asked_at = time.monotonic()
             try:
                 renewed = self._ledger.renew(self.claim)
             except StorageError:
-                continue  # try again next period; the lease still has two thirds left
+                continue  # try again next period; the fence stops writes past two thirds
             if renewed is None:
+                self._lost = True
                 log.warning("worker.lease_lost", work_key=self.claim.key)
                 return
             self.claim = renewed
+            self._renewed_at = asked_at  # the new lease runs from (after) the request
+
+    def check_fence(self) -> None:
+        """Raise :class:`LeaseLostError` when the step may no longer hold this claim."""
+        silent = time.monotonic() - self._renewed_at
+        if self._lost:
+            problem = "was taken over by another worker"
+        elif silent > self._lease * FENCE_FRACTION:
+            problem = f"has not been renewed for {silent:.1f} s of its {self._lease:g} s lease"
+        else:
+            return
+        log.warning("worker.fenced", work_key=self.claim.key, silent_seconds=round(silent, 1))
+        raise LeaseLostError(
+            f"claim {self.claim.key} {problem}: no further Azure write from this step",
+            retry_after=self._lease,
+        )
 
     def __enter__(self) -> _LeaseKeeper:
         self._thread.start()
@@ -245,11 +288,17 @@ def _run_claimed(
     rt: Runtime, item: WorkItem, keeper: _LeaseKeeper, lock_keeper: _LeaseKeeper | None
 ) -> Outcome:
     from shared.actions import get_action
+    from shared.fencing import fenced_by
     from shared.retry import classify
+
+    def fence() -> None:
+        keeper.check_fence()
+        if lock_keeper is not None:
+            lock_keeper.check_fence()
 
     log.info("worker.start", work_key=item.key, kind=item.kind.value, attempt=item.attempt)
     error: TransientError | PermanentError | None = None
-    with keeper, lock_keeper or contextlib.nullcontext():
+    with keeper, lock_keeper or contextlib.nullcontext(), fenced_by(fence):
         try:
             result = get_action(item.kind).run(item, rt.action_context())
         except StorageError:
