@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 
 def _body(msg: func.QueueMessage) -> str:
-    # A body that is not UTF-8 is kept (with replacement characters) and dead-lettered as
-    # malformed, rather than failing the trigger over and over.
-    return msg.get_body().decode("utf-8", errors="replace")
+    # The host passes bodies through (host.json messageEncoding none) and Keyguard decodes
+    # them: one that is not base64 or not UTF-8 is kept as received and dead-lettered as
+    # malformed, rather than failing the trigger over and over into -poison-poison.
+    from shared.workqueue import decode_body
+
+    return decode_body(msg.get_body())
 
 
 def handle(msg: func.QueueMessage) -> None:

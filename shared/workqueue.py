@@ -1,18 +1,26 @@
 """The durable work queue: enqueue work items, and schedule retries with backoff.
 
-A plain Storage queue (``names.WORK_QUEUE``, base64 bodies as the Functions trigger expects)
-is the durable retry primitive: a retry is a *new* message whose visibility delay is the
-backoff (Storage allows up to 7 days). Messages never expire (TTL -1): the item's own
-budget (``retry.budget_seconds`` since ``first_seen``), not the queue's TTL, ends it — with a
-dead letter and an alert, never silently.
+A plain Storage queue (``names.WORK_QUEUE``, base64 bodies) is the durable retry primitive:
+a retry is a *new* message whose visibility delay is the backoff (Storage allows up to 7
+days). Messages never expire (TTL -1): the item's own budget (``retry.budget_seconds`` since
+``first_seen``), not the queue's TTL, ends it — with a dead letter and an alert, never
+silently.
 
 Backoff is exponential with full jitter (AWS Architecture Blog, "Exponential Backoff and
 Jitter"): ``uniform(0, min(cap, base * 2**attempt))``, so a burst of failures spreads out
 instead of returning in lock-step; a server's ``Retry-After`` is a floor.
+
+Keyguard decodes the bodies itself (:func:`decode_body`; host.json sets ``messageEncoding`` to
+``none``): were the host to decode them, a message that is not base64 would fail every
+delivery before Keyguard saw it, move to ``-poison``, fail there the same way and end in
+``-poison-poison``, which nothing reads. Decoded here, it reaches the worker, which
+dead-letters it with its raw body and an alert on its first delivery.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -35,6 +43,24 @@ log = get_logger(__name__)
 MAX_VISIBILITY_SECONDS: Final = 7 * 24 * 3600 - 60
 #: Message time-to-live: never expire (the retry budget ends an item).
 NEVER_EXPIRE: Final = -1
+
+
+def decode_body(raw: bytes) -> str:
+    """A queue message body as the worker reads it.
+
+    A body that is strict base64 of UTF-8 text (what Keyguard enqueues) is decoded; any other
+    body — not base64, base64 of bytes that are not UTF-8, or text a host already decoded — is
+    returned as received (UTF-8, invalid bytes replaced), for the worker to parse or to
+    dead-letter whole.
+    """
+    text = raw.decode("utf-8", errors="replace")
+    stripped = text.strip()
+    if stripped:
+        try:
+            return base64.b64decode(stripped, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            pass
+    return text
 
 
 def next_delay(attempt: int, retry: RetrySettings, rng: random.Random | None = None) -> float:
