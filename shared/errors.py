@@ -95,5 +95,18 @@ class PermanentError(ActionError):
     code = "Permanent"
 
 
+class EscrowError(KeyguardError):
+    """Escrow (``KEYGUARD_ESCROW``) could not store a backup blob: its container is missing or
+    refused the write. Reported on its own (``Keyguard.EscrowFailed``), never in place of the
+    pin's outcome and alerts.
+
+    ``remedy`` says what an operator can do about it.
+    """
+
+    def __init__(self, message: str, *, remedy: str) -> None:
+        super().__init__(message)
+        self.remedy = remedy
+
+
 class StorageError(KeyguardError):
     """Keyguard's own storage (queues, tables, blobs) failed; the caller must not ack work."""

@@ -9,6 +9,11 @@ use), NearExpiry/Expired (needed expired versions are reported, not extended), a
 refresh after an ADE/disk/DES change or a completed backup, and the daily sweep (Key Vault
 emits no event when a version is disabled or an object deleted).
 
+With ``KEYGUARD_ESCROW`` the pass then escrows the object's backup blob. An escrow failure
+(its container missing, a refused write or Key Vault backup) is reported on its own —
+``Keyguard.EscrowFailed``, a log line and ``escrow_error`` in the step's ledger summary — and
+never in place of the pin's outcome and alerts: the step still completes with them.
+
 The vault's data-plane URI comes from ``AzureClients.vault_uri`` (remembered per process; else
 the inventory, learned from the URLs VMs use; else one ARM GET of the vault); the event's URL
 host is never trusted.
@@ -16,13 +21,18 @@ host is never trusted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import names
 from shared.actions.base import ActionContext, ActionResult
-from shared.errors import PermanentError
+from shared.alerts import Alert
+from shared.errors import EscrowError, LeaseLostError, PermanentError
 from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
+
+if TYPE_CHECKING:
+    from shared.pinning.execute import ObjectRef, PinOutcome
+    from shared.pinning.keyvault import ObjectStore
 
 log = get_logger(__name__)
 
@@ -38,7 +48,6 @@ class PinAction:
     def run(self, item: WorkItem, ctx: ActionContext) -> ActionResult:
         """Pin/release the versions of the object ``item`` names; alerts on what is at risk."""
         from shared.inventory import inventory_for, object_id
-        from shared.pinning.escrow import escrow_object
         from shared.pinning.execute import ObjectRef, absent_for_seconds, pin_object
         from shared.pinning.keyvault import SdkObjectStore
         from shared.workitems import utc_now
@@ -80,17 +89,63 @@ class PinAction:
                 alerts=tuple(outcome.alerts),
                 delay_seconds=RELIST_DELAY_SECONDS,
             )
+        alerts = list(outcome.alerts)
         escrowable = outcome.state in ("listed", "recovered") and not outcome.plan.too_many_versions
         if ctx.settings.escrow and outcome.needed and escrowable:
-            container = ctx.storage.container(names.ESCROW_CONTAINER)
-            summary["escrow"] = escrow_object(container, store, obj, outcome.needed, now=now)
+            failure = _escrow(ctx, item, store, obj, outcome, summary)
+            if failure is not None:
+                alerts.append(failure)
+                summary["alerts"] = [*summary["alerts"], failure.name]
         log.info(
             "pin.done",
             work_key=item.key,
             **{k: summary[k] for k in ("state", "writes")},
             alerts=summary["alerts"],
         )
-        return ActionResult(summary=summary, alerts=tuple(outcome.alerts))
+        return ActionResult(summary=summary, alerts=tuple(alerts))
+
+
+def _escrow(
+    ctx: ActionContext,
+    item: WorkItem,
+    store: ObjectStore,
+    obj: ObjectRef,
+    outcome: PinOutcome,
+    summary: dict[str, Any],
+) -> Alert | None:
+    """Escrow ``obj`` after its pin; on failure, the ``EscrowFailed`` alert (logged, and
+    recorded in ``summary``) instead of an exception that would drop the pin's alerts."""
+    from shared.pinning.escrow import escrow_object
+    from shared.retry import classify
+
+    container = ctx.storage.container(names.ESCROW_CONTAINER)
+    try:
+        summary["escrow"] = escrow_object(container, store, obj, outcome.needed, now=ctx.now())
+        return None
+    except LeaseLostError:
+        raise  # fenced: this step may no longer write at all
+    except Exception as exc:  # any failure of escrow is reported, never lost or fatal
+        if isinstance(exc, EscrowError):
+            code, message, remedy = "EscrowError", str(exc), exc.remedy
+        else:  # Key Vault refused the backup (e.g. no 'backup' permission)
+            error = classify(exc)
+            code, message = error.code, str(error)
+            remedy = (
+                "grant Keyguard backup on the vault's keys/secrets, or set KEYGUARD_ESCROW=false"
+            )
+    summary["escrow"] = None
+    summary["escrow_error"] = {"code": code, "message": message[:1000]}
+    log.error("pin.escrow_failed", work_key=item.key, object=obj.url(), code=code)
+    return Alert(
+        name="EscrowFailed",
+        severity="medium",
+        resource_ids=(obj.url(),),
+        correlation={"work_key": item.key, "reasons": list(item.reasons)},
+        problem=f"escrow of {obj.object_type} {obj.name} in Key Vault {obj.vault_name} failed "
+        f"({code}): {message[:500]}; the pin itself completed",
+        remedy=remedy,
+        details={"code": code, "container": names.ESCROW_CONTAINER},
+    )
 
 
 PIN = PinAction()

@@ -8,6 +8,12 @@ day::
     {vault}/{key|secret}/{name}/{yyyy-mm-dd}.blob   the Key Vault backup blob
     {vault}/{key|secret}/{name}/{yyyy-mm-dd}.json   manifest: ids, needed versions, sha256
 
+An escrow failure (the container missing because escrow was switched on without its
+infrastructure, a refused write, a refused Key Vault backup) never hides the pin's outcome:
+the pin step reports it on its own, as ``Keyguard.EscrowFailed`` (``shared.actions.pin``).
+The container is checked on first use in a process (:func:`check_container`), so the error
+names the missing container instead of a blob.
+
 It is the fallback when an object is purged: ``az keyvault key restore --file`` (or
 ``KeyClient.restore_key_backup``) brings every version back under the original name, in a
 vault of the same subscription and geography, provided no object of that name exists. Key
@@ -18,17 +24,60 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from shared.errors import StorageError
+from shared.errors import EscrowError
 from shared.pinning.decide import Need, pin_tags
 from shared.pinning.execute import ObjectRef
 from shared.pinning.keyvault import ObjectStore
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
+
+
+#: What to do when the container is missing.
+MISSING_REMEDY: Final = (
+    "deploy infra/ with escrow='true' (it creates the immutable container), or set "
+    "KEYGUARD_ESCROW=false; the next sweep escrows again"
+)
+_known: set[str] = set()  # container URLs seen to exist by this process
+_known_lock = threading.Lock()
+
+
+def check_container(container: ContainerClient) -> None:
+    """First use in this process: the escrow container must exist (infra creates it only with
+    escrow on). One ``exists()`` per process and container.
+
+    Raises
+    ------
+    EscrowError
+        Naming the container and the account when it is missing or cannot be read.
+    """
+    from azure.core.exceptions import AzureError
+
+    url = container.url
+    with _known_lock:
+        if url in _known:
+            return
+    where = (
+        f"escrow container {container.container_name!r} in storage account {container.account_name}"
+    )
+    try:
+        exists = container.exists()
+    except AzureError as exc:
+        raise EscrowError(f"{where} cannot be read: {exc}", remedy=MISSING_REMEDY) from exc
+    if not exists:
+        raise EscrowError(f"{where} does not exist", remedy=MISSING_REMEDY)
+    with _known_lock:
+        _known.add(url)
+
+
+def _forget(container: ContainerClient) -> None:
+    with _known_lock:
+        _known.discard(container.url)
 
 
 def _why(needed: Iterable[str] | Mapping[str, Need]) -> dict[str, dict[str, str]]:
@@ -53,18 +102,20 @@ def escrow_object(
 ) -> str | None:
     """Store today's backup blob and manifest of ``obj``; None when already escrowed today.
 
-    Returns the blob name written. Raises :class:`StorageError` when the container fails
-    (the Key Vault call's own errors propagate for the worker to classify).
+    Returns the blob name written. Raises :class:`EscrowError` when the container is missing
+    or fails (the Key Vault call's own errors propagate for the caller to classify).
     """
-    from azure.core.exceptions import AzureError, ResourceExistsError
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
+    check_container(container)
     prefix = blob_prefix(obj, now)
     blob_name = f"{prefix}.blob"
+    what = f"escrow of {obj.object_type} {obj.name} to {container.container_name!r}"
     try:
         if container.get_blob_client(f"{prefix}.json").exists():
             return None
     except AzureError as exc:
-        raise StorageError(f"escrow of {obj.name}: {exc}") from exc
+        raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc
     data = store.backup(obj.name)  # Key Vault errors propagate for the worker to classify
     manifest = {
         "vault_id": obj.vault_id,
@@ -88,6 +139,11 @@ def escrow_object(
             container.upload_blob(name, body, overwrite=False)
         except ResourceExistsError:
             continue  # an interrupted earlier run stored it (the container is write-once)
+        except ResourceNotFoundError as exc:  # the container went away since the check
+            _forget(container)
+            raise EscrowError(
+                f"{what}: the container does not exist", remedy=MISSING_REMEDY
+            ) from exc
         except AzureError as exc:
-            raise StorageError(f"escrow of {obj.name}: {exc}") from exc
+            raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc
     return blob_name
