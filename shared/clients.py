@@ -291,8 +291,9 @@ class AzureClients:
         def build() -> EventGridPublisherClient:
             from azure.eventgrid import EventGridPublisherClient
 
-            extra = {} if self._transport is None else {"transport": self._transport}
-            return EventGridPublisherClient(endpoint, self.credential, **extra)
+            # The basic-topic client drops constructor options (transport included), so a
+            # shared ``transport`` does not reach it; the replay tests build its inner client.
+            return EventGridPublisherClient(endpoint, self.credential)
 
         return self._cached("eventgrid", endpoint, build)  # type: ignore[no-any-return]
 

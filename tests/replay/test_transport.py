@@ -10,6 +10,7 @@ from tests.replay.recordings import interactions, recording_files
 from tests.replay.transport import UnrecordedRequest
 
 PAGED = "kv_key_list_versions_paged.yaml"
+RECORDINGS = (PAGED,)
 
 
 def test_every_recording_loads_and_names_its_source() -> None:
