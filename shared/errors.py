@@ -108,5 +108,11 @@ class EscrowError(KeyguardError):
         self.remedy = remedy
 
 
+class RetentionPolicyError(KeyguardError):
+    """A backup policy's retention cannot be read (refused, gone, or a shape Keyguard does not
+    know). Never a reason to call a recovery point expired: the inventory keeps the point
+    needed with a far expiry and records why (``shared.inventory.retention``)."""
+
+
 class StorageError(KeyguardError):
     """Keyguard's own storage (queues, tables, blobs) failed; the caller must not ack work."""

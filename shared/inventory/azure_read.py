@@ -5,7 +5,10 @@ Cost per VM: one VM GET with ``$expand=instanceView`` (ADE settings from the mod
 pass, from the instance view's ``disks[].encryptionSettings`` for single pass, falling back
 to the OS disk's ``encryptionSettingsCollection``), one DES GET per distinct disk encryption
 set, one recovery point listing, and one GET per point not yet known (the listing omits
-``keyAndSecret``; a point never changes, so it is read once).
+``keyAndSecret``; a point never changes, so it is read once). A point without
+``expiryTime`` (real Azure's policy points at api-version 2026-07-01) gets the expiry its
+backup policy's retention gives (:mod:`shared.inventory.retention`): one policy GET per policy
+per reader (a reader lives for one run), counted in ``policy_reads``.
 
 Mgmt models are read as REST JSON (``as_dict()``), because the compute models are
 mapping-based and the backup SDK does not follow nested discriminators (offline-dev.md).
@@ -18,10 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import RetentionPolicyError
 from shared.inventory.records import RecoveryPointRecord, VmRecord
+from shared.inventory.retention import (
+    Expiry,
+    Retention,
+    assumed_expiry,
+    parse_policy,
+    point_expiry,
+    recorded_expiry,
+)
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
+
+log = get_logger(__name__)
 
 IAAS_FILTER = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
 FABRIC = "Azure"
@@ -69,12 +84,14 @@ class ArmId:
 
 @dataclass(frozen=True)
 class ProtectedVm:
-    """A VM protected in a Recovery Services vault."""
+    """A VM protected in a Recovery Services vault (``policy_id``: the item's backup policy,
+    None when not known yet)."""
 
     vm_id: str
     vault_id: str
     container: str
     protected_item: str
+    policy_id: str | None = None
 
 
 def _ade_from(settings: Any) -> tuple[str | None, str | None, str | None, str | None]:
@@ -95,6 +112,12 @@ class AzureInventoryReader:
     def __init__(self, azure: AzureClients) -> None:
         self._azure = azure
         self._des: dict[str, tuple[str | None, str | None]] = {}
+        #: Backup policies read in this run (lower-cased id → retention, or why unreadable).
+        self._policies: dict[str, Retention | str] = {}
+        #: Protected item → policy id, for items whose policy the caller did not know.
+        self._item_policies: dict[str, str | None] = {}
+        #: Policy GETs sent (one per policy per reader: a reader lives for one run).
+        self.policy_reads = 0
 
     # -- compute ----------------------------------------------------------------------------
 
@@ -140,6 +163,7 @@ class AzureInventoryReader:
             vault_id=protection.vault_id if protection else None,
             container=protection.container if protection else None,
             protected_item=protection.protected_item if protection else None,
+            policy_id=protection.policy_id if protection else None,
             bek_vault_id=bek_vault,
             kek_vault_id=kek_vault if kek else None,
             des_key_vault_id=des_vault,
@@ -209,7 +233,8 @@ class AzureInventoryReader:
                 continue
             parts = str(item.id).split("/")
             container = parts[parts.index("protectionContainers") + 1]
-            found.append(ProtectedVm(str(vm_id), ref.id, container, str(item.name)))
+            policy = _policy_id(ref.id, props.get("policyId"), props.get("policyName"))
+            found.append(ProtectedVm(str(vm_id), ref.id, container, str(item.name), policy))
         return found
 
     def protection_of(self, vm: ArmId, location: str) -> ProtectedVm | None:
@@ -233,7 +258,8 @@ class AzureInventoryReader:
         )
         if not str(container).lower().startswith("iaasvmcontainer;"):
             container = f"IaasVMContainer;{container}"
-        return ProtectedVm(vm.id, str(vault_id), str(container), str(item))
+        policy = _policy_id(str(vault_id), None, status.get("policyName"))
+        return ProtectedVm(vm.id, str(vault_id), str(container), str(item), policy)
 
     def point_ids(self, p: ProtectedVm) -> list[str]:
         """Ids of the item's retained recovery points (one listing)."""
@@ -258,13 +284,100 @@ class AzureInventoryReader:
             return None
         props = _json(rp.properties)
         ks = props.get("keyAndSecret") or {}
+        taken = _dt(props.get("recoveryPointTime"))
+        expiry = self._expiry(p, point_id, props, taken)
         return RecoveryPointRecord(
             point_id=point_id,
-            time=_dt(props.get("recoveryPointTime")),
-            expiry=_dt(_dig(props, "recoveryPointProperties", "expiryTime")),
+            time=taken,
+            expiry=expiry.at,
             kek_key_url=_dig(ks, "kekDetails", "keyUrl"),
             kek_vault_id=_dig(ks, "kekDetails", "keyVaultId"),
             bek_secret_url=_dig(ks, "bekDetails", "secretUrl"),
             bek_vault_id=_dig(ks, "bekDetails", "secretVaultId"),
             encryption_mechanism=ks.get("encryptionMechanism"),
+            expiry_basis=expiry.basis,
+            expiry_assumed=expiry.assumed,
         )
+
+    # -- retention --------------------------------------------------------------------------
+
+    def _expiry(
+        self, p: ProtectedVm, point_id: str, props: Mapping[str, Any], taken: datetime | None
+    ) -> Expiry:
+        """The point's own ``expiryTime``, else the one its policy's retention gives."""
+        given = _dt(_dig(props, "recoveryPointProperties", "expiryTime"))
+        if given is not None:
+            return recorded_expiry(given)
+        policy_id = self.policy_of(p)
+        retention = self.retention(policy_id) if policy_id else "the item names no policy"
+        if isinstance(retention, str) or taken is None:
+            why = retention if isinstance(retention, str) else "the point has no time"
+            log.warning(
+                "inventory.expiry_assumed",
+                vm_id=p.vm_id,
+                protected_item=p.protected_item,
+                point_id=point_id,
+                policy_id=policy_id,
+                reason=why,
+            )
+            return assumed_expiry(policy_id, why)
+        tiers = [str(t.get("type") or "") for t in props.get("recoveryPointTierDetails") or []]
+        return point_expiry(retention, taken, tiers)
+
+    def policy_of(self, p: ProtectedVm) -> str | None:
+        """The item's backup policy id: known from the listing/backupStatus, else one item
+        GET (remembered per reader)."""
+        if p.policy_id:
+            return p.policy_id
+        key = f"{p.vault_id}|{p.container}|{p.protected_item}".lower()
+        if key not in self._item_policies:
+            ref = ArmId.parse(p.vault_id)
+            item = self._azure.backup(ref.subscription_id).protected_items.get(
+                ref.name, ref.resource_group, FABRIC, p.container, p.protected_item
+            )
+            props = _json(item.properties)
+            self._item_policies[key] = _policy_id(
+                p.vault_id, props.get("policyId"), props.get("policyName")
+            )
+        return self._item_policies[key]
+
+    def retention(self, policy_id: str) -> Retention | str:
+        """The policy's retention, or why it cannot be read (403, 404, unknown shape).
+
+        One GET per policy per reader; other failures (throttling, 5xx, network) propagate so
+        the step is retried rather than a point given an assumed expiry.
+        """
+        from azure.core.exceptions import HttpResponseError
+
+        key = policy_id.lower()
+        if key in self._policies:
+            return self._policies[key]
+        parts = policy_id.rstrip("/").split("/")
+        vault = ArmId.parse("/".join(parts[:-2]))
+        self.policy_reads += 1
+        outcome: Retention | str
+        try:
+            policy = self._azure.backup(vault.subscription_id).protection_policies.get(
+                vault.name, vault.resource_group, parts[-1]
+            )
+            outcome = parse_policy(_json(policy))
+        except HttpResponseError as exc:
+            if exc.status_code not in (401, 403, 404):
+                raise
+            code = getattr(getattr(exc, "error", None), "code", None)
+            outcome = f"{exc.status_code} {code or type(exc).__name__}"
+        except RetentionPolicyError as exc:
+            outcome = f"unparseable: {exc}"
+        if isinstance(outcome, str):
+            log.warning("inventory.policy_unreadable", policy_id=policy_id, reason=outcome)
+        self._policies[key] = outcome
+        return outcome
+
+
+def _policy_id(vault_id: str, policy_id: Any, policy_name: Any) -> str | None:
+    """The backup policy's ARM id from an item's ``policyId`` or, failing it, its name."""
+    if policy_id and "/backuppolicies/" in str(policy_id).lower():
+        return str(policy_id).rstrip("/")
+    if policy_name:
+        return f"{vault_id.rstrip('/')}/backupPolicies/{policy_name}"
+    return None

@@ -42,6 +42,9 @@ class VmRecord:
     bek_vault_id: str | None = None
     kek_vault_id: str | None = None
     des_key_vault_id: str | None = None
+    #: The backup policy the protected item names (``policyId``): its retention gives the
+    #: expiry of points Azure shows none for (``shared.inventory.retention``).
+    policy_id: str | None = None
 
     def to_entity(self) -> dict[str, Any]:
         """Table properties (None values left out: Table storage has no null)."""
@@ -73,8 +76,12 @@ class VmRecord:
 class RecoveryPointRecord:
     """One retained recovery point and the key/secret versions it was taken with.
 
-    A point never changes once taken, so it is read (one GET) and written once.
-    ``point_id`` is the point's name; the inventory reduces an ARM id to it.
+    A point never changes once taken, so it is read (one GET) and written once — unless its
+    expiry is missing or was assumed (policy unreadable): then a later refresh reads it
+    again. ``expiry_basis`` says where the expiry came from (Azure's ``expiryTime``, the
+    policy rule that keeps the point, or what was assumed); ``expiry_assumed`` marks an
+    expiry Keyguard could not derive. ``point_id`` is the point's name; the inventory
+    reduces an ARM id to it.
     """
 
     point_id: str
@@ -85,6 +92,13 @@ class RecoveryPointRecord:
     bek_secret_url: str | None = None
     bek_vault_id: str | None = None
     encryption_mechanism: str | None = None
+    expiry_basis: str | None = None
+    expiry_assumed: bool = False
+
+    @property
+    def expiry_settled(self) -> bool:
+        """True when the expiry is known for good (the point need not be read again)."""
+        return self.expiry is not None and not self.expiry_assumed
 
     def to_entity(self) -> dict[str, Any]:
         """Table properties (datetimes as ISO text)."""

@@ -2,7 +2,9 @@
 or the one resource an ARM event names (VM, ADE extension, disk, disk encryption set).
 
 Recovery points are listed each time but read (GET, for ``keyAndSecret``) only when not yet
-known; points no longer listed (expired) are forgotten. A VM's record is rewritten only when
+known, or known without a settled expiry (none recorded, or assumed because the backup policy
+could not be read: read again until it can, rewritten only when the answer differs); points no
+longer listed (expired) are forgotten. A VM's record is rewritten only when
 it changed, so a refresh over an unchanged estate writes nothing.
 """
 
@@ -60,10 +62,12 @@ def refresh_vm(
     if _uses_changed(old, record):
         out.changed.append((old, record))
     listed = set(reader.point_ids(protection))
-    known = inv.known_recovery_points(record.vm_id)
-    for point_id in sorted(listed - known):
+    recorded = {p.point_id: p for p in inv.recovery_points(record.vm_id)}
+    known = set(recorded)
+    unsettled = {pid for pid, p in recorded.items() if not p.expiry_settled}
+    for point_id in sorted((listed - known) | (listed & unsettled)):
         point = reader.read_point(protection, point_id)
-        if point is not None:
+        if point is not None and point != recorded.get(point_id):
             out.new_points.append((record.vm_id, point))
     inv.record_recovery_points(record.vm_id, [p for _vm, p in out.new_points], vm_name=record.name)
     out.forgotten_points = inv.forget_recovery_points(record.vm_id, known - listed)

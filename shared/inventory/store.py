@@ -39,6 +39,7 @@ from shared.inventory.records import (
     point_name,
     version_of,
 )
+from shared.inventory.retention import UNKNOWN_EXPIRY
 from shared.workitems import utc_now
 
 if TYPE_CHECKING:
@@ -300,7 +301,7 @@ class Inventory:
         for given in points:
             point = replace(given, point_id=point_name(given.point_id))
             ops.extend(self._point_ops(vm_id, point, name))
-            expiry = point.expiry.isoformat() if point.expiry else "9999-12-31T00:00:00+00:00"
+            expiry = (point.expiry or UNKNOWN_EXPIRY).isoformat()
             for kind, _url, vault in point.references().values():
                 if vault:
                     key = (vault, kind)
@@ -406,17 +407,25 @@ class Inventory:
         return ops
 
     def references(self, object_id_or_url: str) -> list[Reference]:
-        """Every reason an object is needed (in use, retained points) — one partition query."""
+        """Every reason an object is needed (in use, retained points) — one partition query.
+
+        A point recorded without an expiry (rows from before expiries were derived, or a
+        tracked on-demand point Azure showed none for) reads as needed until
+        :data:`~shared.inventory.retention.UNKNOWN_EXPIRY` — never as expiring now — until a
+        refresh derives it.
+        """
         refs = []
         for r in self._query(f"obj|{h(object_id(object_id_or_url))}"):
             expiry = r.get("expiry") or None
+            point_id = r.get("point_id")
+            when = datetime.fromisoformat(expiry) if expiry else None
             refs.append(
                 Reference(
                     vm_id=r["vm_id"],
                     vm_name=r.get("vm_name", ""),
                     url=r["url"],
-                    point_id=r.get("point_id"),
-                    expiry=datetime.fromisoformat(expiry) if expiry else None,
+                    point_id=point_id,
+                    expiry=UNKNOWN_EXPIRY if point_id and when is None else when,
                 )
             )
         return refs
