@@ -11,8 +11,15 @@ Choices where Azure is not documented (azure-facts §5.5, §12), also in the REA
 
 * ``recoveryPoints`` **list omits** ``keyAndSecret``; **get includes** it. Keyguard must GET
   each new point once (points never change) and cache its key/secret URLs.
-* A recovery point past ``recoveryPointProperties.expiryTime`` (emulator clock) is gone:
-  absent from the list, 404 on get.
+* A recovery point past its expiry (emulator clock) is gone: absent from the list, 404 on get.
+  Like real Azure at api-version 2026-07-01 (rs_recovery_point_get_2026), a *policy* point
+  (scenario point without ``retain_days``) shows no ``expiryTime``: its expiry is its
+  policy's longest rule (:func:`policy_keep_days`). On-demand points and scenario points
+  with ``retain_days`` carry ``expiryTime`` (older api-versions, on-demand points).
+* Backup policies: ``GET .../backupPolicies/{name}`` answers the scenario's policy, or for a
+  name an item uses but the scenario does not declare, a default V2 policy (daily at 21:00,
+  daily retention 30 days, snapshot 2 days, UTC); an unknown name → 404 with body ``{}``, as
+  recorded (rs_policy_get_404_empty_body).
 * ``keyAndSecret`` records the versions in effect when the backup job completes (read from
   the VM model / disks through ``world.compute.key_refs``); SSE+CMK (DES) VMs are not
   "encrypted" in Backup's sense (``isSourceVMEncrypted`` false, no ``keyAndSecret``).
@@ -37,6 +44,8 @@ from local.azure.recoveryservices_views import (
     key_and_secret,
     page,
     parse_filter,
+    policy_body,
+    policy_keep_days,
     rp_body,
 )
 
@@ -71,6 +80,8 @@ class RecoveryPoint:
     expiry: datetime
     os_type: str
     key_and_secret: dict[str, Any] | None
+    #: False for a policy point: real Azure (2026) shows no ``expiryTime`` for those.
+    shows_expiry: bool = True
 
 
 @dataclass
@@ -126,6 +137,7 @@ class BackupState:
         self.settings = BackupSettings()
         self.vaults: dict[str, dict[str, Any]] = {}  # lower id -> vault body
         self.items: dict[tuple[str, str], ProtectedItem] = {}  # (lower vault id, lower item)
+        self.policies: dict[tuple[str, str], dict[str, Any]] = {}  # (lower vault id, lower name)
         self.jobs: dict[str, Any] = {}  # job id -> recoveryservices_jobs.Job
         self.operations: dict[str, Any] = {}  # operation id -> recoveryservices_jobs.Operation
         self.triggered: list[dict[str, Any]] = []  # accepted triggers, for the admin API
@@ -212,12 +224,18 @@ def _load_vault(world: World, entry: dict[str, Any]) -> None:
             },
         },
     }
+    for spec in entry.get("policies") or []:
+        body = policy_body(vault_id, spec)
+        state.policies[(vault_id.lower(), body["name"].lower())] = body
     for prot in entry.get("protected") or []:
         vm = world.compute.find_vm(prot["vm"], prot.get("resource_group"))
         os_type = vm["properties"]["storageProfile"]["osDisk"].get("osType", "Linux")
         item = ProtectedItem(vault_id, vm["id"], prot.get("policy", "DefaultPolicy"), os_type)
         item.vm_size = vm["properties"].get("hardwareProfile", {}).get("vmSize", item.vm_size)
         state.items[(vault_id.lower(), item.name.lower())] = item
+        key = (vault_id.lower(), item.policy.lower())
+        if key not in state.policies:  # an item's policy always exists in Azure
+            state.policies[key] = policy_body(vault_id, {"name": item.policy})
     now = world.clock.now()
     for rp in entry.get("recovery_points") or []:
         vm = world.compute.find_vm(rp["vm"], rp.get("resource_group"))
@@ -229,13 +247,17 @@ def _load_vault(world: World, entry: dict[str, Any]) -> None:
             raise ValueError(f"scenario recovery point for unprotected VM {rp['vm']}")
         refs = world.compute.key_refs(vm["id"])
         taken = now - timedelta(days=float(rp.get("age_days", 0)))
+        policy = state.policies[(vault_id.lower(), owner.policy.lower())]
+        given = rp.get("retain_days")
+        keep = float(given) if given is not None else policy_keep_days(policy)
         owner.recovery_points.append(
             RecoveryPoint(
                 name=state.next_rp_name(taken),
                 time=taken,
-                expiry=taken + timedelta(days=float(rp.get("retain_days", 30))),
+                expiry=taken + timedelta(days=keep),
                 os_type=owner.os_type,
                 key_and_secret=key_and_secret(_with_versions(world, refs, rp)) if refs else None,
+                shows_expiry=given is not None,
             )
         )
         if owner.last_backup_time is None or taken > owner.last_backup_time:
@@ -363,6 +385,27 @@ def backup_status(world: World, request: Request) -> Response:
         if item.vm_id.lower() == vm_id.lower():
             out.update(protectionStatus="Protected", vaultId=item.vault_id, policyName=item.policy)
     return Response(200, out)
+
+
+@core.ROUTER.route(
+    "GET", VAULT + "/backupPolicies/{policy}", name="recoveryservices.protection_policies.get"
+)
+def protection_policy_get(world: World, request: Request) -> Response:
+    """``GET .../backupPolicies/{name}``; an unknown name answers 404 with ``{}`` as recorded
+    (no ARM error object)."""
+    state = settled(world)
+    vault = state.vault(request)
+    found = state.policies.get((vault["id"].lower(), param(request, "policy").lower()))
+    if found is None:
+        return Response(404, {})
+    count = sum(
+        1
+        for (vid, _), item in state.items.items()
+        if vid == vault["id"].lower() and item.policy.lower() == found["name"].lower()
+    )
+    return Response(
+        200, {**found, "properties": {**found["properties"], "protectedItemsCount": count}}
+    )
 
 
 @core.ROUTER.route("GET", ITEM + "/recoveryPoints", name="recoveryservices.recovery_points.list")

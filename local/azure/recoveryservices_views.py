@@ -115,11 +115,14 @@ def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[
         "originalStorageAccountOption": False,
         "osType": rp.os_type,
         "recoveryPointProperties": {
-            "expiryTime": iso(rp.expiry),
-            "ruleName": "",
+            **({"expiryTime": iso(rp.expiry), "ruleName": ""} if rp.shows_expiry else {}),
             "isSoftDeleted": False,
+            "immutabilityProperties": {"isImmutable": False},
         },
         "securityType": "None",
+        # api-version 2026-07-01 fields, as rs_recovery_point_get_2026 shows them
+        "isPrivateAccessEnabledOnAnyDisk": False,
+        "createdWithPolicyType": "V2",
     }
     if with_keys and rp.key_and_secret is not None:
         props["keyAndSecret"] = rp.key_and_secret
@@ -129,6 +132,63 @@ def rp_body(item: ProtectedItem, rp: RecoveryPoint, *, with_keys: bool) -> dict[
         "type": f"{ITEM_TYPE}/recoveryPoints",
         "properties": props,
     }
+
+
+#: Days a policy rule keeps a point, per ``durationType`` (months and years rounded up).
+_UNIT_DAYS = {"days": 1, "weeks": 7, "months": 31, "years": 366}
+
+
+def policy_body(vault_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An ``AzureIaasVM`` backup policy as recorded (rs_policy_get_enhanced_hourly_2026).
+
+    ``spec``: ``name`` and optionally the REST ``schedulePolicy`` / ``retentionPolicy`` blocks,
+    ``instant_days``, ``time_zone``, ``policy_type`` (``V2``, or ``V1`` for none). Defaults:
+    daily at 21:00 UTC, daily retention 30 days, snapshot 2 days.
+    """
+    name = str(spec["name"])
+    props: dict[str, Any] = {"backupManagementType": "AzureIaasVM"}
+    if spec.get("policy_type", "V2") != "V1":
+        props["policyType"] = spec.get("policy_type", "V2")
+    props["instantRPDetails"] = {}
+    props["schedulePolicy"] = spec.get("schedulePolicy") or {
+        "schedulePolicyType": "SimpleSchedulePolicyV2",
+        "scheduleRunFrequency": "Daily",
+        "dailySchedule": {"scheduleRunTimes": ["2026-01-01T21:00:00+00:00"]},
+    }
+    props["retentionPolicy"] = spec.get("retentionPolicy") or {
+        "retentionPolicyType": "LongTermRetentionPolicy",
+        "dailySchedule": {
+            "retentionTimes": ["2026-01-01T21:00:00+00:00"],
+            "retentionDuration": {"count": 30, "durationType": "Days"},
+        },
+    }
+    props["instantRpRetentionRangeInDays"] = int(spec.get("instant_days", 2))
+    props["timeZone"] = str(spec.get("time_zone", "UTC"))
+    props["protectedItemsCount"] = 0
+    return {
+        "id": f"{vault_id}/backupPolicies/{name}",
+        "name": name,
+        "type": f"{RS}/vaults/backupPolicies",
+        "properties": props,
+    }
+
+
+def policy_keep_days(policy: dict[str, Any]) -> float:
+    """How long the emulator keeps a policy point: the policy's longest rule (a simplification:
+    Azure keeps each point by the rules that match its date; Keyguard computes that itself)."""
+    props = policy["properties"]
+    retention = props.get("retentionPolicy") or {}
+    blocks = [retention] + [
+        retention.get(k) or {}
+        for k in ("dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule")
+    ]
+    days = [float(props.get("instantRpRetentionRangeInDays") or 0)]
+    for block in blocks:
+        duration = block.get("retentionDuration") or {}
+        unit = _UNIT_DAYS.get(str(duration.get("durationType", "")).lower())
+        if unit and isinstance(duration.get("count"), int):
+            days.append(float(duration["count"] * unit))
+    return max(days)
 
 
 _CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
