@@ -151,3 +151,17 @@ def list_roles(world: World, request: Request) -> Response:
         and (not kind or r.type.lower() == kind.group(1).lower())
     ]
     return Response(200, {"value": [r.to_json(scope) for r in roles]})
+
+
+@_route_all(
+    "GET",
+    "/providers/Microsoft.Authorization/denyAssignments",
+    "authorization.denyAssignments.list",
+)
+def list_deny_assignments(world: World, request: Request) -> Response:
+    """Deny assignments for a scope: none (the local Azure models no deny assignment).
+
+    Real Azure creates them only through managed applications and deployment stacks, which
+    the local Azure does not run; the listing exists so the access check's read succeeds.
+    """
+    return Response(200, {"value": []})

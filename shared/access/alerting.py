@@ -63,6 +63,21 @@ def _case(requirement: Requirement) -> str:
     )
 
 
+def _rbac_caveats(report: AccessReport) -> str:
+    """Why granted-looking data actions still count as missing (deny, condition), or ''."""
+    text = ""
+    if report.denied_by:
+        denies = sorted({i for _a, i in report.denied_by})
+        text += f" A deny assignment takes them away ({', '.join(denies)}); lift it."
+    if report.conditional_grants:
+        conditioned = sorted({i for _a, i in report.conditional_grants})
+        text += (
+            " Granted only under a role-assignment condition Keyguard cannot evaluate "
+            f"({', '.join(conditioned)}): uncertain, counted as missing."
+        )
+    return text
+
+
 def access_alerts(
     report: AccessReport,
     *,
@@ -79,6 +94,7 @@ def access_alerts(
         command = fix_command(report, role_definition_id)
         missing = report.missing_list()
         at_risk = f"; VMs at risk: {', '.join(vms)}" if vms else ""
+        why = _rbac_caveats(report)
         alerts.append(
             Alert(
                 name="BackupAccessMissing",
@@ -87,7 +103,7 @@ def access_alerts(
                 problem=(
                     f"Azure Backup (object id {report.principal_object_id}) lacks "
                     f"{', '.join(missing)} on Key Vault {report.vault_name} ({model}); it needs "
-                    f"{_case(report.requirement)} there to back up encrypted VMs{at_risk}."
+                    f"{_case(report.requirement)} there to back up encrypted VMs{at_risk}.{why}"
                 ),
                 remedy=command,
                 correlation=dict(correlation),

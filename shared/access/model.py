@@ -81,12 +81,19 @@ class VaultView:
 
 @dataclass(frozen=True)
 class RoleAssignmentView:
-    """One role assignment: who, which role, where."""
+    """One role assignment: who, which role, where, and under which condition (ABAC).
+
+    ``condition`` is the assignment's condition expression, or None when it has none. A
+    conditioned grant holds only for requests the expression allows, which Keyguard cannot
+    evaluate ahead of Backup's requests; :func:`shared.access.rbac.evaluate_rbac` reports it
+    as uncertain instead of counting it.
+    """
 
     id: str
     scope: str
     role_definition_id: str
     principal_id: str
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,25 @@ class PermissionBlock:
 
     data_actions: tuple[str, ...] = ()
     not_data_actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DenyAssignmentView:
+    """One deny assignment: the data actions it takes away, from whom, where.
+
+    ``principals`` and ``exclude_principals`` are object ids (the all-principals entry,
+    ``00000000-0000-0000-0000-000000000000``, stands for everyone). ``permissions`` are its
+    blocks: a block denies what its ``data_actions`` match unless its ``not_data_actions``
+    exempt it.
+    """
+
+    id: str
+    scope: str
+    principals: tuple[str, ...]
+    exclude_principals: tuple[str, ...] = ()
+    permissions: tuple[PermissionBlock, ...] = ()
+    do_not_apply_to_child_scopes: bool = False
+    condition: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from shared.access.model import RoleAssignmentView, RoleDefinitionView, VaultView
+from shared.access.model import (
+    DenyAssignmentView,
+    RoleAssignmentView,
+    RoleDefinitionView,
+    VaultView,
+)
 
 
 class VaultReader(Protocol):
@@ -46,6 +51,10 @@ class RoleReader(Protocol):
 
     def list_assignments(self, scope: str, principal_id: str) -> list[RoleAssignmentView]:
         """The principal's assignments at, above (and possibly below) ``scope`` — one call."""
+        ...
+
+    def list_deny_assignments(self, scope: str) -> list[DenyAssignmentView]:
+        """The deny assignments at, above (and possibly below) ``scope`` — one call."""
         ...
 
     def get_role_definition(self, role_definition_id: str) -> RoleDefinitionView:

@@ -7,6 +7,22 @@ not take it back in ``notDataActions`` (wildcards allowed too). Assignments *bel
 (on one key or secret) do not cover the vault and are ignored; so are assignments for other
 principals, should a reader return any.
 
+Management groups: a listing for the vault's scope returns the assignments inherited from
+the management groups above its subscription, at
+``/providers/Microsoft.Management/managementGroups/{group}`` (recorded:
+``authz_role_assignments_list_subscription.yaml``). Their scope is no prefix of the vault id,
+yet ARM returned them *because* they apply there, so they count.
+
+Two things take a grant away or make it unsure:
+
+* a **condition** on an assignment (ABAC) limits it to the requests its expression allows,
+  which Keyguard cannot evaluate for Backup's future reads: such a grant is reported as
+  ``conditional`` and not counted (the action stays missing, the alert says why);
+* a **deny assignment** naming the principal (or everyone) and covering a data action at or
+  above the vault takes it away whatever roles grant it: ``denied`` lists it, and it stays
+  missing (remediation cannot add past a deny; only its owner can lift it). A deny naming a
+  group is not resolved (Keyguard reads no group membership) and is ignored.
+
 Role definitions rarely change and many assignments share a few roles, so they are resolved
 through a :class:`RoleDefinitionCache` (one GET per distinct definition id per TTL).
 """
@@ -18,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shared.access.model import RoleAssignmentView, RoleDefinitionView
+from shared.access.model import DenyAssignmentView, RoleAssignmentView, RoleDefinitionView
 from shared.access.permissions import action_matches
 
 
@@ -31,13 +47,52 @@ def role_grants(role: RoleDefinitionView, operation: str) -> bool:
     return False
 
 
+#: Scope prefix of management groups (above subscriptions; no prefix of any resource id).
+MANAGEMENT_GROUP_PREFIX = "/providers/microsoft.management/managementgroups/"
+#: The object id deny assignments use for "every principal".
+EVERYONE = "00000000-0000-0000-0000-000000000000"
+
+
 def scope_covers(scope: str, resource_id: str) -> bool:
-    """Whether an assignment at ``scope`` applies to ``resource_id`` (at or above it)."""
+    """Whether an assignment at ``scope`` applies to ``resource_id`` (at or above it).
+
+    A management-group scope counts: the readers list assignments (and deny assignments) for
+    the vault's own scope, and ARM returns a management group's only when the vault's
+    subscription sits below it.
+    """
     outer = scope.strip().rstrip("/").lower()
     inner = resource_id.strip().rstrip("/").lower()
     if outer == "":  # "/" — the root scope covers everything
         return True
+    if outer.startswith(MANAGEMENT_GROUP_PREFIX):
+        return True
     return inner == outer or inner.startswith(outer + "/")
+
+
+def deny_blocks(deny: DenyAssignmentView, operation: str) -> bool:
+    """Whether ``deny`` takes the data action ``operation`` away (ignoring whom it names)."""
+    for block in deny.permissions:
+        hit = any(action_matches(p, operation) for p in block.data_actions)
+        if hit and not any(action_matches(p, operation) for p in block.not_data_actions):
+            return True
+    return False
+
+
+def deny_applies(deny: DenyAssignmentView, *, principal_id: str, vault_id: str) -> bool:
+    """Whether ``deny`` applies to ``principal_id`` on ``vault_id``.
+
+    It must name the principal or everyone, not exclude the principal, and sit at or above
+    the vault (at the vault itself when it does not apply to child scopes).
+    """
+    oid = principal_id.strip().lower()
+    named = {p.strip().lower() for p in deny.principals}
+    if oid not in named and EVERYONE not in named:
+        return False
+    if oid in {p.strip().lower() for p in deny.exclude_principals}:
+        return False
+    if deny.do_not_apply_to_child_scopes:
+        return deny.scope.strip().rstrip("/").lower() == vault_id.strip().rstrip("/").lower()
+    return scope_covers(deny.scope, vault_id)
 
 
 def definition_guid(role_definition_id: str) -> str:
@@ -85,13 +140,17 @@ class RoleDefinitionCache:
 class RbacVerdict:
     """What the principal's roles at or above the vault lack.
 
-    ``granting`` lists ``(assignment id, role name)`` of the assignments that grant at least
-    one required data action.
+    ``granting`` lists ``(assignment id, role name)`` of the unconditioned assignments that
+    grant at least one required data action. ``conditional`` lists ``(data action,
+    assignment id)`` granted only under a condition, ``denied`` ``(data action, deny
+    assignment id)`` taken away by a deny assignment; both kinds stay in ``missing``.
     """
 
     missing: tuple[str, ...]
     granting: tuple[tuple[str, str], ...]
     assignments_considered: int
+    conditional: tuple[tuple[str, str], ...] = ()
+    denied: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -106,8 +165,12 @@ def evaluate_rbac(
     principal_id: str,
     required: Iterable[str],
     resolve: Callable[[str], RoleDefinitionView],
+    denies: Iterable[DenyAssignmentView] = (),
 ) -> RbacVerdict:
     """Union the data actions of the principal's roles at or above ``vault_id``.
+
+    Conditioned assignments make their actions uncertain (``conditional``), deny
+    assignments that apply take them away (``denied``); neither counts as granted.
 
     Parameters
     ----------
@@ -122,11 +185,14 @@ def evaluate_rbac(
         The data actions Backup needs.
     resolve:
         Role definition id → definition (normally through a :class:`RoleDefinitionCache`).
+    denies:
+        The deny assignments listed for the vault's scope.
     """
     needed = tuple(required)
     oid = principal_id.strip().lower()
     covered: set[str] = set()
     granting: list[tuple[str, str]] = []
+    conditional: list[tuple[str, str]] = []
     considered = 0
     for assignment in assignments:
         if assignment.principal_id.strip().lower() != oid:
@@ -136,11 +202,20 @@ def evaluate_rbac(
         considered += 1
         role = resolve(assignment.role_definition_id)
         grants = {a for a in needed if role_grants(role, a)}
-        if grants:
-            granting.append((assignment.id, role.role_name))
-            covered |= grants
+        if not grants:
+            continue
+        if assignment.condition and assignment.condition.strip():
+            conditional.extend((a, assignment.id) for a in needed if a in grants)
+            continue
+        granting.append((assignment.id, role.role_name))
+        covered |= grants
+    applying = [d for d in denies if deny_applies(d, principal_id=oid, vault_id=vault_id)]
+    denied = [(a, d.id) for a in needed for d in applying if deny_blocks(d, a)]
+    taken = {a for a, _ in denied}
     return RbacVerdict(
-        missing=tuple(a for a in needed if a not in covered),
+        missing=tuple(a for a in needed if a not in covered or a in taken),
         granting=tuple(granting),
         assignments_considered=considered,
+        conditional=tuple(c for c in conditional if c[0] not in covered),
+        denied=tuple(denied),
     )

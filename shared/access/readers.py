@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from shared.access.model import (
     AccessPolicyView,
+    DenyAssignmentView,
     PermissionBlock,
     RoleAssignmentView,
     RoleDefinitionView,
@@ -106,6 +107,26 @@ def assignment_view(assignment: Any) -> RoleAssignmentView:
         scope=str(assignment.scope or ""),
         role_definition_id=str(assignment.role_definition_id or ""),
         principal_id=str(assignment.principal_id or ""),
+        condition=str(assignment.condition) if getattr(assignment, "condition", None) else None,
+    )
+
+
+def deny_view(deny: Any) -> DenyAssignmentView:
+    """A :class:`DenyAssignmentView` from an SDK ``DenyAssignment``."""
+    return DenyAssignmentView(
+        id=str(deny.id or ""),
+        scope=str(deny.scope or ""),
+        principals=tuple(str(p.id or "") for p in (deny.principals or ())),
+        exclude_principals=tuple(str(p.id or "") for p in (deny.exclude_principals or ())),
+        permissions=tuple(
+            PermissionBlock(
+                data_actions=tuple(p.data_actions or ()),
+                not_data_actions=tuple(p.not_data_actions or ()),
+            )
+            for p in (deny.permissions or ())
+        ),
+        do_not_apply_to_child_scopes=bool(deny.do_not_apply_to_child_scopes),
+        condition=str(deny.condition) if deny.condition else None,
     )
 
 
@@ -222,6 +243,18 @@ class SdkRoles:
                 scope=scope, filter=f"principalId eq '{principal_id}'"
             )
             return [assignment_view(a) for a in pages]
+
+    def list_deny_assignments(self, scope: str) -> list[DenyAssignmentView]:
+        """One ``deny_assignments.list_for_scope`` (at, above and below ``scope``; all pages).
+
+        Unfiltered: a ``principalId`` filter would miss the denies that name everyone.
+        """
+        client = self._azure.authorization(_subscription_of(scope))
+        with _keyguard_may(
+            "Microsoft.Authorization/denyAssignments/read (e.g. Reader)",
+            f"list deny assignments at {scope}",
+        ):
+            return [deny_view(d) for d in client.deny_assignments.list_for_scope(scope=scope)]
 
     def get_role_definition(self, role_definition_id: str) -> RoleDefinitionView:
         """One ``role_definitions.get_by_id``."""

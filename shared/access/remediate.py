@@ -93,6 +93,10 @@ class Remediator:
         return self._logged(after.with_repairs(*report.repairs, repair), repair)
 
     def _repair_rbac(self, report: AccessReport, object_types: list[str] | None) -> AccessReport:
+        if report.denied_by:  # no role assignment overrides a deny; only its owner lifts it
+            denies = sorted({i for _a, i in report.denied_by})
+            problem = f"deny assignment(s) {', '.join(denies)} take the data actions away"
+            return self._failed(report, "role_assignment", {"denied_by": denies}, problem)
         subscription = report.vault_id.split("/")[2]
         try:
             role_id, role = self._backup_role(subscription)

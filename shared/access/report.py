@@ -45,8 +45,11 @@ class AccessReport:
 
     ``missing_permissions`` (access-policy model) maps ``keys``/``secrets`` to what Backup's
     entry lacks; ``missing_data_actions`` (RBAC model) lists data actions no role at or above
-    the vault grants. ``granted_by`` says what grants access today (access-policy entry or
-    assignment ids with role names). ``protected_vms`` comes from the inventory (empty when it
+    the vault grants unconditionally (or that a deny assignment takes away). ``granted_by``
+    says what grants access today (access-policy entry or assignment ids with role names).
+    ``conditional_grants`` lists ``(data action, assignment id)`` granted only under an ABAC
+    condition (uncertain, so still missing); ``denied_by`` ``(data action, deny assignment
+    id)`` taken away by a deny assignment. ``protected_vms`` comes from the inventory (empty when it
     does not know the vault).
     """
 
@@ -59,6 +62,8 @@ class AccessReport:
     missing_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     missing_data_actions: tuple[str, ...] = ()
     granted_by: tuple[str, ...] = ()
+    conditional_grants: tuple[tuple[str, str], ...] = ()
+    denied_by: tuple[tuple[str, str], ...] = ()
     current_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     protected_vms: tuple[str, ...] = ()
     repairs: tuple[Repair, ...] = ()
@@ -104,6 +109,10 @@ class AccessReport:
             "missing_permissions": {k: list(v) for k, v in self.missing_permissions.items()},
             "missing_data_actions": list(self.missing_data_actions),
             "granted_by": list(self.granted_by),
+            "conditional_grants": [
+                {"data_action": a, "assignment_id": i} for a, i in self.conditional_grants
+            ],
+            "denied_by": [{"data_action": a, "deny_assignment_id": i} for a, i in self.denied_by],
             "vms_at_risk": list(self.vms_at_risk),
             "protected_vms": list(self.protected_vms),
             "hygiene": self.hygiene.to_dict(),

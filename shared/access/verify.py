@@ -1,8 +1,9 @@
 """Verify Azure Backup's access to one vault: one vault GET, then branch on the model.
 
 Cost per verification (the economy the issue asks for): one vault GET; for RBAC vaults one
-role-assignment list for the Backup principal (it returns inherited assignments too) and one
-GET per role definition not already in the per-process cache. Nothing else.
+role-assignment list for the Backup principal (it returns inherited assignments too, from
+management groups as well), one deny-assignment list for the vault's scope, and one GET per
+role definition not already in the per-process cache. Nothing else.
 """
 
 from __future__ import annotations
@@ -84,15 +85,19 @@ class Verifier:
 
     def _judge_rbac(self, vault: VaultView, report: AccessReport) -> AccessReport:
         assignments = self.roles.list_assignments(vault.id, self.principal_object_id)
+        denies = self.roles.list_deny_assignments(vault.id)
         verdict = evaluate_rbac(
             assignments,
             vault_id=vault.id,
             principal_id=self.principal_object_id,
             required=report.requirement.data_actions(),
             resolve=lambda rid: self.definitions.get(rid, self.roles.get_role_definition),
+            denies=denies,
         )
         return replace(
             report,
             missing_data_actions=verdict.missing,
             granted_by=tuple(f"{name} ({aid})" for aid, name in verdict.granting),
+            conditional_grants=verdict.conditional,
+            denied_by=verdict.denied,
         )

@@ -169,10 +169,11 @@ def test_call_economy_per_verification_and_cached_definitions(estate: Any, azure
     calls = routes(estate)
     assert calls.pop("keyvault.vaults.get") == 3
     assert calls.pop("authorization.roleAssignments.list") == 3
+    assert calls.pop("authorization.denyAssignments.list") == 3
     assert calls.pop("authorization.roleDefinitions.get") == 1  # one role, fetched once
     assert calls == {}
-    # Keyguard's own counter agrees: 7 ARM calls (tokens come from the identity endpoint)
-    assert ctx.azure.calls.total == 7
+    # Keyguard's own counter agrees: 10 ARM calls (tokens come from the identity endpoint)
+    assert ctx.azure.calls.total == 10
 
     estate.admin.reset_calls()
     for _ in range(100):  # a burst for one vault, were it not coalesced upstream

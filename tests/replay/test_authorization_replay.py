@@ -104,3 +104,22 @@ def test_each_role_definition_is_read_once_however_many_assignments_name_it() ->
         cache.get(a.role_definition_id, roles.get_role_definition)
     reads = Counter(s.path.rsplit("/", 1)[1] for s in transport.calls("GET", "roleDefinitions"))
     assert len(reads) == 7 and set(reads.values()) == {1}
+
+
+MG_READER = "ac63b705-f282-497d-ac71-919bf39d939d"
+
+
+def test_management_group_assignments_in_the_recorded_listing_count() -> None:
+    # the recorded principal holding Owner at the subscription and at two management groups
+    # above it, and Management Group Reader at one: ARM listed all four because all apply, so
+    # all four are considered and both roles read — before, the management-group scopes were
+    # no prefix of the vault id and three assignments were silently dropped
+    principal = next(
+        pid
+        for pid, held in _held().items()
+        if (MG_READER, "/providers/Microsoft.Management/managementGroups/custodian-test") in held
+    )
+    verdict, asked = _verdict(principal, KEY_DATA_ACTIONS)
+    assert verdict.assignments_considered == 4  # type: ignore[attr-defined]
+    assert sorted(asked) == sorted(["roleassignments", OWNER, MG_READER])
+    assert verdict.missing == KEY_DATA_ACTIONS  # type: ignore[attr-defined]  # no data actions

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.access.model import (
     AccessPolicyView,
+    DenyAssignmentView,
     PermissionBlock,
     RoleAssignmentView,
     RoleDefinitionView,
@@ -180,11 +181,16 @@ class FakeRoles:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     deny_writes: bool = False
     custom_role_deployed: bool = True
+    denies: list[DenyAssignmentView] = field(default_factory=list)
 
     def list_assignments(self, scope: str, principal_id: str) -> list[RoleAssignmentView]:
         self.calls.append(("list_for_scope", (scope, f"principalId eq '{principal_id}'")))
         # like ARM: at, above and below the scope, for that principal only
         return [a for a in self.assignments if a.principal_id == principal_id]
+
+    def list_deny_assignments(self, scope: str) -> list[DenyAssignmentView]:
+        self.calls.append(("list_deny_assignments", scope))
+        return list(self.denies)
 
     def get_role_definition(self, role_definition_id: str) -> RoleDefinitionView:
         self.calls.append(("get_role_definition", role_definition_id))

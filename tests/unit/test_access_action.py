@@ -189,8 +189,9 @@ def test_burst_of_items_costs_one_read_set_each_and_definitions_once() -> None:
         action.run(item(["key"]), ctx)
     assert vaults.count("get_vault") == 100
     assert roles.count("list_for_scope") == 100
+    assert roles.count("list_deny_assignments") == 100
     assert roles.count("get_role_definition") == 2
-    assert len(vaults.calls) + len(roles.calls) == 202
+    assert len(vaults.calls) + len(roles.calls) == 302
 
 
 def test_registered_for_verify_kind() -> None:

@@ -173,9 +173,11 @@ def test_rbac_model(
     assert report.missing_data_actions == missing
     assert report.missing_permissions == {}
     assert report.access_ok is (not missing)
-    # economy: one vault GET, one assignment list, one GET per distinct definition in scope
+    # economy: one vault GET, one assignment list, one deny list, one GET per distinct
+    # definition in scope
     assert vaults.count("get_vault") == 1
     assert roles.count("list_for_scope") == 1
+    assert roles.count("list_deny_assignments") == 1
     assert roles.calls[0] == ("list_for_scope", (VAULT_ID, f"principalId eq '{BACKUP_OID}'"))
     assert roles.count("get_role_definition") <= len({a.role_definition_id for a in assignments})
 
