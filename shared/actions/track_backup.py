@@ -7,7 +7,8 @@
 * **job stage** (``track:{vm}:job:{job}``): one job look per run, the next one after as long
   again as the job has run (:func:`shared.backups.track.next_job_poll`). Completed /
   CompletedWithWarnings → the new recovery point is read (list + one get), recorded in the
-  inventory, and PIN items follow for its key and secret versions. Failed / Cancelled →
+  inventory, and PIN items follow for its key and secret versions; none listed →
+  ``BackupNoRecoveryPoint``. Failed / Cancelled →
   a transient cause (in progress, snapshot timeout...) plans another backup of the VM
   (``:retry{n}``, at most :data:`MAX_RETRIES`, within the daily budget); Key Vault
   permissions → VERIFY_ACCESS items + ``BackupFailed``; item not found → REFRESH_INVENTORY;
@@ -116,9 +117,18 @@ def _completed(
 ) -> ActionResult:
     point = tracking.newest_point(client, vm, not_before=job.start)
     summary: dict[str, Any] = {"job": job.status, "job_id": item.params["job_id"]}
-    if point is None:
+    if point is None:  # a completed job always leaves a point: its absence needs a human
         log.warning("backup.no_point", work_key=item.key, job_id=item.params["job_id"])
-        return ActionResult(summary={**summary, "recovery_point": None})
+        alert = notices.no_recovery_point(
+            vm,
+            status=job.status,
+            job_id=str(item.params["job_id"]),
+            job_start=job.start.isoformat() if job.start else None,
+            reasons=item.reasons,
+        )
+        return ActionResult(
+            summary={**summary, "recovery_point": None, "alerted": True}, alerts=(alert,)
+        )
     record = tracking.point_record(point)
     _record_in_inventory(ctx, vm, record)
     follow_ups = _pins(record, item.reasons)

@@ -6,6 +6,8 @@
   Keyguard waits for the next UTC day.
 * ``Keyguard.BackupFailed`` — a backup job failed for a reason a retry cannot fix (or the
   retries are spent): Azure's error code, message and recommendations.
+* ``Keyguard.BackupNoRecoveryPoint`` — a backup job completed but the VM lists no recovery
+  point taken since the job started: the keys the VM uses now may be in no backup.
 """
 
 from __future__ import annotations
@@ -92,6 +94,28 @@ def backup_failed(
             "recommendations": recommendations,
             "attempts": attempts,
         },
+    )
+
+
+def no_recovery_point(
+    vm: ProtectedVm, *, status: str, job_id: str, job_start: str | None, reasons: Sequence[str]
+) -> Alert:
+    """A backup job that completed without a new recovery point (nothing pins its keys)."""
+    return Alert(
+        name="BackupNoRecoveryPoint",
+        severity="high",
+        resource_ids=(vm.vm_id, *([vm.rs_vault_id] if vm.rs_vault_id else [])),
+        problem=(
+            f"The on-demand backup of VM {vm.name} ended {status} (job {job_id}), but the VM "
+            f"lists no recovery point taken since the job started ({job_start or 'unknown'}): "
+            "no backup is known to hold the keys and secrets it uses now."
+        ),
+        remedy=(
+            f"Look at job {job_id} and the VM's recovery points in the vault; back the VM up "
+            "again (az backup protection backup-now) if no new point appears."
+        ),
+        correlation={"event_ids": list(reasons), "job_id": job_id},
+        details={"status": status, "job_id": job_id, "job_start": job_start},
     )
 
 
