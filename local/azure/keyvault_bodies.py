@@ -4,10 +4,19 @@ Shapes follow the published 7.5 examples and recorded 7.5 traffic: ``attributes`
 seconds with ``recoveryLevel``/``recoverableDays`` (keys add ``exportable``/``hsmPlatform``),
 list items without key material or values, ``tags`` only once set, pages of at most 25 with
 an absolute ``nextLink`` on the vault's own URI.
+
+Paging as recorded (kv_key_list_versions_paged, kv_deleted_keys_list_empty_pages): the
+``nextLink`` names the port explicitly (real: ``:443``; here the listener's port), carries
+``api-version``, an opaque ``$skiptoken`` (base64 JSON ``{"NextMarker", "TargetLocation"}``)
+and ``maxresults`` only when the request gave it; a listing may end with an empty page that
+still has a ``nextLink`` (``trailing_empty``), whose target is ``{"value": [], "nextLink":
+null}``.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from local.azure.core import Request, Response
@@ -72,22 +81,64 @@ def deleted_body(
 
 
 def page(
-    state: KeyVaultState, vault: Vault, request: Request, items: list[dict[str, Any]]
+    state: KeyVaultState,
+    vault: Vault,
+    request: Request,
+    items: list[dict[str, Any]],
+    *,
+    trailing_empty: bool = False,
 ) -> Response:
+    """One page of ``items`` (``trailing_empty``: end with an empty page that has a nextLink)."""
     try:
-        size = max(1, min(25, int(request.query.get("maxresults") or 25)))
-        start = max(0, int(request.query.get("$skiptoken") or 0))
+        given = request.query.get("maxresults")
+        size = max(1, min(25, int(given or 25)))
+        token = request.query.get("$skiptoken")
+        start = _skip_from(token) if token else 0
     except ValueError as exc:
         raise KvError(400, "BadParameter", f"Invalid paging parameter: {exc}") from None
-    body: dict[str, Any] = {"value": items[start : start + size], "nextLink": None}
-    if start + size < len(items):
-        base = state.vault_uri(vault.name).rstrip("/")
+    end = start + size
+    body: dict[str, Any] = {"value": items[start:end], "nextLink": None}
+    following: int | None = None
+    if end < len(items):
+        following = end
+    elif trailing_empty and start < len(items):
+        following = len(items)  # after the last items: an empty page ...
+    elif trailing_empty and start == len(items):
+        following = len(items) + 1  # ... that still links on, to the final null page
+    if following is not None:
+        base = _with_port(state.vault_uri(vault.name).rstrip("/"))
         version = request.query.get("api-version", "7.5")
-        body["nextLink"] = (
-            f"{base}{request.path}?api-version={version}"
-            f"&$skiptoken={start + size}&maxresults={size}"
-        )
+        link = f"{base}{request.path}?api-version={version}&$skiptoken={_skip_token(following)}"
+        body["nextLink"] = link + (f"&maxresults={size}" if given else "")
     return Response(200, body)
+
+
+def _skip_token(offset: int) -> str:
+    """An opaque continuation token shaped like Key Vault's (base64 of a JSON marker)."""
+    marker = base64.b64encode(f"{offset:06d}!keyguard-local".encode()).decode()
+    raw = json.dumps({"NextMarker": f"2!{len(marker)}!{marker}", "TargetLocation": 0})
+    return base64.b64encode(raw.replace(" ", "").encode()).decode().rstrip("=")
+
+
+def _skip_from(token: str) -> int:
+    """The offset a :func:`_skip_token` names; ``ValueError`` for anything else."""
+    try:
+        raw = json.loads(base64.b64decode(token + "=" * (-len(token) % 4)))
+        marker = base64.b64decode(str(raw["NextMarker"]).split("!", 2)[2]).decode()
+        return max(0, int(marker.split("!", 1)[0]))
+    except (KeyError, IndexError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable $skiptoken ({type(exc).__name__})") from None
+    except ValueError as exc:
+        raise ValueError(f"unreadable $skiptoken: {exc}") from None
+
+
+def _with_port(uri: str) -> str:
+    """``uri`` with its port spelled out, as Key Vault's nextLink does (``:443``)."""
+    scheme, rest = uri.split("://", 1)
+    host, _, path = rest.partition("/")
+    if ":" not in host:
+        host += ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{host}" + (f"/{path}" if path else "")
 
 
 def disabled_error(kind: Kind) -> KvError:

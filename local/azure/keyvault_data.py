@@ -11,6 +11,12 @@ Every request is authorised as Key Vault does (:mod:`local.azure.keyvault_access
 vault's access policies, or — on an RBAC vault — role assignments whose dataActions cover the
 operation. Getting a disabled version is a 403 ``KeyDisabled``/``SecretDisabled``; expired
 versions stay readable. State: ``world.kv`` (:mod:`local.azure.keyvault_state`).
+
+As recorded real traffic shows: listing the versions of a missing or soft-deleted name is 200
+``{"value": [], "nextLink": null}``; versions are listed by version id, not creation time; a
+just-deleted object is 404 in ``deleted*/`` for ``DELETED_VISIBLE_AFTER_SECONDS`` (emulator
+clock); a deleted secret whose current version is disabled answers 403 ``SecretDisabled``;
+deleted listings end with an empty page that has a ``nextLink``.
 """
 
 from __future__ import annotations
@@ -69,10 +75,14 @@ def list_objects(world: World, request: Request) -> Response:
 
 
 def list_versions(world: World, request: Request) -> Response:
+    """Every version, by version id; a missing or deleted name lists none (200, not 404)."""
     state, vault, kind = _ctx(world, request, "list")
-    obj = state.live(vault.name, kind, request.params["name"])
+    obj = vault.objects(kind).get(request.params["name"].lower())
+    if obj is None or obj.deleted_on is not None:
+        return page(state, vault, request, [])
+    ordered = sorted(obj.versions, key=lambda v: v.id)
     return page(
-        state, vault, request, [item(state, vault, obj, v, versioned=True) for v in obj.versions]
+        state, vault, request, [item(state, vault, obj, v, versioned=True) for v in ordered]
     )
 
 
@@ -189,7 +199,7 @@ def delete(world: World, request: Request) -> Response:
 
 def _deleted_obj(state: KeyVaultState, vault: Vault, kind: Kind, name: str) -> KvObject:
     obj = vault.objects(kind).get(name.lower())
-    if obj is None or obj.deleted_on is None:
+    if obj is None or not obj.deleted_visible(state.now()):
         label = "Key" if kind == "key" else "Secret"
         raise KvError(404, f"{label}NotFound", f"Deleted {label} not found: {name}")
     return obj
@@ -198,6 +208,8 @@ def _deleted_obj(state: KeyVaultState, vault: Vault, kind: Kind, name: str) -> K
 def get_deleted(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "getdeleted")
     obj = _deleted_obj(state, vault, kind, request.params["name"])
+    if kind == "secret" and not obj.current.enabled:
+        raise disabled_error(kind)  # as recorded (2021): 403 SecretDisabled; keys unrecorded
     body = bundle(state, vault, obj, obj.current)
     body.pop("value", None)
     return Response(200, deleted_body(state, vault, obj, body))
@@ -205,12 +217,13 @@ def get_deleted(world: World, request: Request) -> Response:
 
 def list_deleted(world: World, request: Request) -> Response:
     state, vault, kind = _ctx(world, request, "listdeleted")
-    found = [o for o in vault.objects(kind).values() if o.deleted_on is not None]
+    now = state.now()
+    found = [o for o in vault.objects(kind).values() if o.deleted_visible(now)]
     items = [
         deleted_body(state, vault, o, item(state, vault, o, o.current, versioned=False))
         for o in found
     ]
-    return page(state, vault, request, items)
+    return page(state, vault, request, items, trailing_empty=True)
 
 
 def recover(world: World, request: Request) -> Response:

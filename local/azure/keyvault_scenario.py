@@ -169,4 +169,4 @@ def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, 
             **raw["rotation_policy"],
         }
     if raw.get("deleted"):
-        state.soft_delete(vault.name, kind, raw["name"])
+        state.soft_delete(vault.name, kind, raw["name"], visible_now=True)

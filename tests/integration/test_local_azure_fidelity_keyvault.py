@@ -212,7 +212,8 @@ def test_get_key_versions_first_page(fid: Fid) -> None:
     published = _body("keyvault-data/GetKeyVersions-example.json")
     versions = [
         {"id": "7c9dc6775d0e4177827c4f98f482fc12", "created": 1493937851},
-        {"created": 1493937999},
+        # the id the example's opaque $skiptoken names as the next marker (listing is by id)
+        {"id": "a08abae818324219b44381d28de1fe0c", "created": 1493937999},
     ]
     fid.load([_myvault(keys=[{"name": "listkeyversionstest", "versions": versions}])])
     pair = fid.kv_pair("myvault", "key")

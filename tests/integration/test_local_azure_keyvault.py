@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from local.azure.keyvault_state import version_id
+from local.azure.keyvault_state import DELETED_VISIBLE_AFTER_SECONDS, version_id
 from tests.integration import kv_support as kvs
 
 
@@ -48,12 +48,14 @@ def _inner(exc: HttpResponseError) -> str | None:
 # -- keys -------------------------------------------------------------------------------------
 
 
-def test_versions_are_deterministic_listed_in_order_and_paged(kv: Any) -> None:
+def test_versions_are_deterministic_listed_by_version_id_and_paged(kv: Any) -> None:
     expected = [version_id("kv-ap", "key", "kek", i) for i in range(3)]
     listed = list(kv.keys.list_properties_of_key_versions("kek", max_page_size=1))
-    assert [p.version for p in listed] == expected
-    assert [p.enabled for p in listed] == [True, False, True]
-    assert listed[0].tags == {"gen": "1"}
+    # real Key Vault lists versions by version id, not creation time (kv_key_list_versions_paged)
+    assert [p.version for p in listed] == sorted(expected)
+    by_id = {p.version: p for p in listed}
+    assert [by_id[v].enabled for v in expected] == [True, False, True]
+    assert by_id[expected[0]].tags == {"gen": "1"}
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in expected)
     names = [p.name for p in kv.keys.list_properties_of_keys()]
     assert names == ["kek"]
@@ -112,6 +114,8 @@ def test_backup_delete_purge_restore_keeps_every_version(kv: Any) -> None:
     deleted = kv.keys.begin_delete_key("kek").result()
     assert deleted.recovery_id == f"{kv.azure.vault_uri('kv-ap')}deletedkeys/kek"
     assert deleted.scheduled_purge_date is not None
+    assert list(kv.keys.list_deleted_keys()) == []  # not visible as deleted at once
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     assert [d.name for d in kv.keys.list_deleted_keys()] == ["kek"]
     with pytest.raises(ResourceNotFoundError):
         kv.keys.get_key("kek")
@@ -128,6 +132,9 @@ def test_delete_then_recover(kv: Any) -> None:
     kv.keys.begin_delete_key("kek").result()
     with pytest.raises(ResourceExistsError):  # name in use while deleted-but-recoverable
         kv.keys.create_rsa_key("kek")
+    with pytest.raises(ResourceNotFoundError):  # the just-deleted window: 404 from deletedkeys/
+        kv.keys.get_deleted_key("kek")
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     recovered = kv.keys.begin_recover_deleted_key("kek").result()
     assert recovered.name == "kek"
     assert kv.keys.get_key("kek").properties.version == version_id("kv-ap", "key", "kek", 2)
@@ -168,9 +175,9 @@ def test_secrets_set_get_update_list_and_event(kv: Any) -> None:
     made = kv.secrets.set_secret("bek", "three", content_type="text/plain", tags={"a": "b"})
     assert made.properties.version == version_id("kv-ap", "secret", "bek", 2)
     versions = list(kv.secrets.list_properties_of_secret_versions("bek"))
-    assert [v.version for v in versions] == [
+    assert [v.version for v in versions] == sorted(
         version_id("kv-ap", "secret", "bek", i) for i in range(3)
-    ]
+    )
     props = kv.secrets.update_secret_properties("bek", first, enabled=False)
     assert props.enabled is False
     with pytest.raises(HttpResponseError) as caught:
@@ -187,12 +194,14 @@ def test_secrets_set_get_update_list_and_event(kv: Any) -> None:
 def test_secret_backup_restore_and_recover(kv: Any) -> None:
     blob = kv.secrets.backup_secret("bek")
     kv.secrets.begin_delete_secret("bek").result()
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     assert kv.secrets.get_deleted_secret("bek").name == "bek"
     kv.secrets.purge_deleted_secret("bek")
     restored = kv.secrets.restore_secret_backup(blob)
     assert restored.version == version_id("kv-ap", "secret", "bek", 1)
     assert kv.secrets.get_secret("bek").value == "two"
     kv.secrets.begin_delete_secret("bek").result()
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     kv.secrets.begin_recover_deleted_secret("bek").result()
     assert kv.secrets.get_secret("bek").value == "two"
 
@@ -221,6 +230,7 @@ SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 def test_purge_refused_with_purge_protection(kv: Any) -> None:
     _assign(kv, KV_ADMIN, kvs.vault_id("kv-rbac"))
     kv.rbac_keys.begin_delete_key("kek").result()
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     with pytest.raises(HttpResponseError) as caught:
         kv.rbac_keys.purge_deleted_key("kek")
     assert caught.value.status_code == 403
@@ -305,6 +315,7 @@ def test_admin_rotate_disable_delete_purge(kv: Any) -> None:
     events_before = len(kv.admin.events())
     kv.admin.post("/keyvault/vaults/kv-ap/secrets/bek/delete")
     assert len(kv.admin.events()) == events_before  # Key Vault emits nothing on delete
+    kv.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     assert kv.secrets.get_deleted_secret("bek").name == "bek"
     kv.admin.post("/keyvault/vaults/kv-ap/secrets/bek/purge")
     with pytest.raises(ResourceNotFoundError):

@@ -9,6 +9,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from local.azure.keyvault_state import DELETED_VISIBLE_AFTER_SECONDS
 from shared.config import get_settings
 from shared.report import (
     AT_RISK,
@@ -31,6 +32,8 @@ def test_disabled_old_kek_makes_the_points_needing_it_not_restorable(
     old = versions(local_azure, "kv-prod-ade", "keys", "kek-app")[1]["id"]
     local_azure.admin.post(f"/keyvault/vaults/kv-prod-ade/keys/kek-app/{old}/disable", {})
     local_azure.admin.post("/keyvault/vaults/kv-prod-ade/secrets/bek-vm-db/delete", {})
+    # past Key Vault's just-deleted window (the object is not yet visible as deleted)
+    local_azure.admin.advance_clock(DELETED_VISIBLE_AFTER_SECONDS)
     report = build_report(rt)  # empty inventory: refreshed from the RS vault first
     by_name = {vm.name: vm for vm in report.vms}
     assert sorted(by_name) == ["vm-cmk", "vm-db", "vm-web"]
