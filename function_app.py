@@ -24,8 +24,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.function_name(names.FN_KEYVAULT_EVENTS)
 @app.event_grid_trigger(arg_name="event")
-def keyvault_event(event: func.EventGridEvent) -> None:
-    """Key Vault system-topic events (new versions, expiry, access policy changes)."""
+def keyvault_event(event: str) -> None:
+    """Key Vault system-topic events (new versions, expiry, access policy changes); bound as
+    ``str`` so the event's JSON text reaches Keyguard's parser (see ``handlers.events``)."""
     from handlers import events
 
     events.handle(event)
@@ -33,8 +34,9 @@ def keyvault_event(event: func.EventGridEvent) -> None:
 
 @app.function_name(names.FN_ARM_EVENTS)
 @app.event_grid_trigger(arg_name="event")
-def arm_event(event: func.EventGridEvent) -> None:
-    """Subscription system-topic events (VM, disk, DES, vault and role assignment writes)."""
+def arm_event(event: str) -> None:
+    """Subscription system-topic events (VM, disk, DES, vault and role assignment writes);
+    bound as ``str``, like ``keyvault_event``."""
     from handlers import events
 
     events.handle(event)

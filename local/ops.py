@@ -7,6 +7,7 @@ locally or a real storage account::
     python -m local.ops replay --all [--reason permanent]
     python -m local.ops replay --id <dead-letter id> [--id ...]
     python -m local.ops replay --blobs
+    python -m local.ops quarantine [--reason malformed] [--event-id ID] [--full]
     python -m local.ops report [--json] [--refresh]     # the restorability report
 
 Prints JSON; exits 2 on a usage error, 1 when storage failed.
@@ -34,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--id", action="append", default=[], dest="ids", help="a dead-letter id")
     rep.add_argument("--reason", help="only dead letters with this reason")
     rep.add_argument("--blobs", action="store_true", help="ingest Event Grid dead-letter blobs")
+    quarantine = commands.add_parser("quarantine", help="list quarantined events")
+    quarantine.add_argument("--reason", help="only records with this reason")
+    quarantine.add_argument("--event-id", help="only records of this event id")
+    quarantine.add_argument("--full", action="store_true", help="whole payloads (else 2,000)")
     report = commands.add_parser("report", help="the restorability report (table or JSON)")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--refresh", action="store_true", help="re-read Azure first")
@@ -62,6 +67,41 @@ def _dead_letters(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+PAYLOAD_PREVIEW = 2000
+
+
+def _quarantine(args: argparse.Namespace) -> dict[str, Any]:
+    """Quarantined events, oldest first, with their payload as it arrived."""
+    from shared.runtime import get_runtime
+
+    records = sorted(
+        get_runtime().quarantine.list(), key=lambda r: (str(r.get("RecordedAt")), r["RowKey"])
+    )
+    listed = []
+    for r in records:
+        if args.reason and r.get("Reason") != args.reason:
+            continue
+        if args.event_id and r.get("EventId") != args.event_id:
+            continue
+        payload = r.get("Payload") or ""
+        listed.append(
+            {
+                "id": r["RowKey"],
+                "reason": r.get("Reason"),
+                "detail": r.get("Detail"),
+                "event_id": r.get("EventId") or None,
+                "event_type": r.get("EventType") or None,
+                "topic": r.get("Topic") or None,
+                "subject": r.get("Subject") or None,
+                "recorded_at": r.get("RecordedAt"),
+                "payload_encoding": r.get("PayloadEncoding", "json"),
+                "payload": payload if args.full else payload[:PAYLOAD_PREVIEW],
+                "payload_chars": len(payload),
+            }
+        )
+    return {"quarantine": listed}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ops command; the process exit code."""
     parser = _parser()
@@ -76,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "dead-letters":
             result = _dead_letters(args)
+        elif args.command == "quarantine":
+            result = _quarantine(args)
         else:
             if args.all and args.ids:
                 parser.error("give --all or --id, not both")

@@ -6,7 +6,15 @@ scenario, creates Keyguard's queues/tables/containers, starts the local Function
 settings an Azure deployment gets, with other values), and subscribes the host's Event Grid
 webhooks to the local Azure's Key Vault and subscription topics, as ``infra/`` does in Azure.
 
+Both subscriptions dead-letter to Keyguard's ``names.EVENTGRID_DEADLETTER_CONTAINER`` in
+Azurite, as ``infra/`` configures ``deadLetterDestination`` in Azure, so an event Event Grid
+gives up on is a blob that ``python -m local.ops replay --blobs`` ingests.
+
 The demo and the end-to-end tests use it; ``stop()`` (or ``with``) tears everything down.
+
+``./dev stack --scenario FILE`` (``python -m local.stack``) starts the stack with a scenario
+of one's own and leaves it running: it prints the endpoints, the function key and the app
+settings (the same ones ``python -m local.ops`` needs), then waits for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -118,11 +126,13 @@ class Stack(StopsOnExit):
             host = LocalHost.start(
                 "function_app", env=env, in_process=in_process, host_json=host_json
             )
+            dead_letters = _dead_letter_destination(azurite.connection_string)
             azure.admin.subscribe(
                 "keyguard-keyvault",
                 host.webhook_url(names.FN_KEYVAULT_EVENTS),
                 "keyvault",
                 included_event_types=list(KEYVAULT_EVENT_TYPES),
+                dead_letter_destination=dead_letters,
             )
             azure.admin.subscribe(
                 "keyguard-arm",
@@ -137,6 +147,7 @@ class Stack(StopsOnExit):
                         "values": sorted(ARM_OPERATIONS),
                     }
                 ],
+                dead_letter_destination=dead_letters,
             )
         except BaseException:
             for part in (host, azure, azurite):
@@ -144,6 +155,10 @@ class Stack(StopsOnExit):
                     part.stop()
             raise
         return cls(azurite, azure, host, env, host_json)
+
+    def dead_letter_destination(self) -> dict[str, str]:
+        """Where this stack's Event Grid subscriptions dead-letter (Azurite's container)."""
+        return _dead_letter_destination(self.azurite.connection_string)
 
     def restart_host(self, *, kill: bool = False) -> list[dict[str, Any]]:
         """Stop (or SIGKILL) the host and start a new one on the same port, so the Event
@@ -220,3 +235,84 @@ class Stack(StopsOnExit):
                 self.azure.stop()
             finally:
                 self.azurite.stop()
+
+
+def _dead_letter_destination(connection_string: str) -> dict[str, str]:
+    """Azurite's dead-letter container (Azurite's published development key, no secret)."""
+    return {
+        "connection_string": connection_string,
+        "container": names.EVENTGRID_DEADLETTER_CONTAINER,
+    }
+
+
+def describe(stack: Stack, scenario: str) -> dict[str, Any]:
+    """What someone driving a running stack needs: endpoints, keys, settings."""
+    return {
+        "scenario": scenario,
+        "host": {
+            "base_url": stack.host.base_url,
+            "function_key": stack.host.function_key,
+            "webhooks": {
+                name: stack.host.webhook_url(name)
+                for name in (names.FN_KEYVAULT_EVENTS, names.FN_ARM_EVENTS)
+            },
+            "report": f"{stack.host.base_url}/api/report?code={stack.host.function_key}",
+        },
+        "local_azure": {
+            "arm_url": stack.azure.arm_url,
+            "ca_bundle": str(stack.azure.ca_path),
+            "admin": f"{stack.azure.arm_url}/_admin",
+        },
+        "azurite": {"connection_string": stack.azurite.connection_string},
+        "app_settings": dict(stack.env),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``./dev stack [--scenario FILE] [--remediation] [--json]``: start, print, wait."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(prog="./dev stack", description=main.__doc__)
+    parser.add_argument("--scenario", default=str(DEMO_SCENARIO), help="scenario YAML/JSON")
+    parser.add_argument("--remediation", action="store_true", help="KEYGUARD_REMEDIATION=true")
+    parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
+    args = parser.parse_args(argv)
+    scenario = Path(args.scenario)
+    if not scenario.is_file():
+        parser.error(f"no scenario file {scenario}")
+    settings = {"KEYGUARD_REMEDIATION": "true"} if args.remediation else {}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with Stack.start(scenario, settings=settings) as stack:
+        info = describe(stack, str(scenario))
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            _print_text(info)
+        stop.wait()
+    return 0
+
+
+def _print_text(info: dict[str, Any]) -> None:
+    host, azure = info["host"], info["local_azure"]
+    lines = [
+        f"Keyguard offline stack running (scenario {info['scenario']}); Ctrl-C stops it.",
+        f"  Functions host   {host['base_url']}   function key {host['function_key']}",
+        *(f"  webhook          {name}: {url}" for name, url in host["webhooks"].items()),
+        f"  report           {host['report']}",
+        f"  local Azure      {azure['arm_url']}   (CA bundle {azure['ca_bundle']})",
+        f"  admin API        {azure['admin']}",
+        f"  Azurite          {info['azurite']['connection_string']}",
+        "  app settings (export them to run python -m local.ops against this stack):",
+        *(f"    {name}={value}" for name, value in sorted(info["app_settings"].items())),
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -2,8 +2,9 @@
 
 Every alert names the resources, what is wrong and what to do (``remedy``, e.g. the exact
 ``az`` command). :class:`AlertPublisher` sends each alert once per
-``settings.alert_dedupe_minutes`` — identical alerts (same type, resources and problem) in
-that window are suppressed by a conditional insert in ``names.ALERTS_TABLE``, which is also
+``settings.alert_dedupe_minutes`` — alerts about the same problem (same type, resources and
+identity fields, whatever their text says: :attr:`Alert.dedupe_key`) in that window are
+suppressed by a conditional insert in ``names.ALERTS_TABLE``, which is also
 the record of what was raised. A publish that fails is not lost: it becomes a
 ``PUBLISH_ALERT`` work item, retried through the work queue (``shared.actions.publish_alert``).
 Without a configured topic, alerts are logged and recorded only.
@@ -37,6 +38,17 @@ SOURCE: Final = "/keyguard/alerts"
 DEDUPE_PARTITION: Final = "dedupe"
 
 
+#: Correlation/detail fields that are part of a problem's identity: one dead letter, one
+#: failed backup job, one exhausted day are each their own problem for the same resources.
+IDENTITY_FIELDS: Final = ("dead_letter_id", "job_id", "day")
+
+
+def normalise_resource_id(resource_id: str) -> str:
+    """A resource id or URL as one spelling: lower case, no trailing ``/``, no ``:443``."""
+    text = resource_id.strip().lower().rstrip("/")
+    return text.replace(":443/", "/") if text.startswith("https://") else text
+
+
 @dataclass(frozen=True)
 class Alert:
     """One ops alert. ``name`` is the type without prefix, e.g. ``"BackupAccessMissing"``."""
@@ -67,9 +79,18 @@ class Alert:
 
     @property
     def dedupe_key(self) -> str:
-        """SHA-256 over type, sorted lower-cased resources and problem: identical alerts."""
-        resources = sorted(r.lower() for r in self.resource_ids)
-        text = json.dumps([self.type, resources, self.problem], separators=(",", ":"))
+        """SHA-256 over the problem's identity: type, normalised resource ids (objects and
+        versions are resource ids: version URLs) and the identity fields of
+        :data:`IDENTITY_FIELDS` — never the prose, which lists changing context (one more
+        recovery point) or a name as an event spelled it."""
+        resources = sorted({normalise_resource_id(r) for r in self.resource_ids})
+        identity = {
+            name: str(source[name])
+            for source in (self.correlation, self.details)
+            for name in IDENTITY_FIELDS
+            if source.get(name) not in (None, "")
+        }
+        text = json.dumps([self.type, resources, identity], separators=(",", ":"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:

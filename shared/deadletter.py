@@ -6,16 +6,20 @@
   the attempt history and the correlation (event ids, work key), so an operator can read
   what happened and replay it (``shared.replay``).
 * :class:`QuarantineStore` (``names.QUARANTINE_TABLE``) — events intake could not use
-  (unparseable, out of scope …), kept with their payload for inspection.
+  (unparseable, out of scope …), kept with the payload as it arrived (the text Keyguard was
+  given, not a re-serialisation) for inspection.
 
 Record ids are derived from content (the work key, or a hash of the raw body), so recording
 the same failure twice — a redelivered message — overwrites one record instead of adding
-another. Table string properties hold at most 32 K characters, so long texts are split over
-numbered properties and joined on read.
+another. A quarantine id hashes the event id *and* the payload: a redelivery of the same
+bytes lands on its own record, while a second, different event that reuses an id keeps a
+record of its own (the first one's evidence stays). Table string properties hold at most
+32 K characters, so long texts are split over numbered properties and joined on read.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -232,6 +236,19 @@ def _to_dead_letter(entity: Mapping[str, Any]) -> DeadLetter:
     )
 
 
+def _payload_text(payload: object) -> tuple[str, str]:
+    """(text to store, its encoding): text as it arrived; bytes as UTF-8, else base64;
+    anything else (an event the caller only has decoded) as canonical JSON."""
+    if isinstance(payload, str):
+        return payload, "text"
+    if isinstance(payload, bytes | bytearray):
+        try:
+            return bytes(payload).decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            return base64.b64encode(bytes(payload)).decode("ascii"), "base64"
+    return json.dumps(payload, default=str, sort_keys=True), "json"
+
+
 class QuarantineStore:
     """Events intake could not use, kept with their payload (``names.QUARANTINE_TABLE``)."""
 
@@ -260,8 +277,10 @@ class QuarantineStore:
         from azure.core.exceptions import AzureError
         from azure.data.tables import UpdateMode
 
-        text = json.dumps(payload, default=str, sort_keys=True)
-        record_id = "e" + _digest(event_id) if event_id else "p" + _digest(text)
+        text, encoding = _payload_text(payload)
+        record_id = (
+            "e" + _digest(event_id)[:20] + _digest(text)[:20] if event_id else "p" + _digest(text)
+        )
         entity: dict[str, Any] = {
             "PartitionKey": QUARANTINE_PARTITION,
             "RowKey": record_id,
@@ -272,6 +291,7 @@ class QuarantineStore:
             "Topic": (topic or "")[:4000],
             "Subject": (subject or "")[:4000],
             "RecordedAt": self._now(),
+            "PayloadEncoding": encoding,
         }
         _put_text(entity, "Payload", text)
         try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from shared.errors import EventParseError
 from shared.events.models import Event, UnknownEvent
@@ -127,8 +127,13 @@ def deps_from_runtime(rt: Runtime) -> IntakeDeps:
     )
 
 
-def ingest(raw: Mapping[str, Any], deps: IntakeDeps) -> IntakeResult:
+def ingest(
+    raw: Mapping[str, Any], deps: IntakeDeps, *, arrived: str | bytes | None = None
+) -> IntakeResult:
     """Take one published event object through the whole intake.
+
+    ``arrived`` is the text the event came as, when Keyguard saw it (the handler's raw
+    binding): a quarantine record keeps those bytes, not a re-serialisation of ``raw``.
 
     Raises
     ------
@@ -139,8 +144,8 @@ def ingest(raw: Mapping[str, Any], deps: IntakeDeps) -> IntakeResult:
     try:
         event = parse_event(raw)
     except EventParseError as exc:
-        return _malformed(raw, exc, deps)
-    return ingest_parsed(event, deps)
+        return _malformed(raw, exc, deps, arrived=arrived)
+    return ingest_parsed(event, deps, arrived=arrived)
 
 
 def ingest_body(
@@ -148,17 +153,28 @@ def ingest_body(
 ) -> list[IntakeResult]:
     """Take a whole delivery (one object or a batch) through the intake, event by event.
 
-    A body that is not JSON or not an event array is quarantined whole as ``malformed``.
+    Each event is accepted or quarantined on its own: one bad event never sinks its batch.
+    A body that is not JSON, not UTF-8, nested too deep or not an event array is quarantined
+    whole as ``malformed`` with the bytes that arrived. When the text holds one event, its
+    quarantine record keeps that text as it arrived.
     """
     try:
         objects = split_batch(body)
     except EventParseError as exc:
-        payload = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return [_malformed(payload, exc, deps)]
-    return [ingest(obj, deps) for obj in objects]
+        head = body if isinstance(body, Mapping) else {}
+        return [_malformed(head, exc, deps, arrived=body)]
+    single = len(objects) == 1 and _is_text(body)
+    text = cast("str | bytes", body) if single else None
+    return [ingest(obj, deps, arrived=text) for obj in objects]
 
 
-def ingest_parsed(event: Event, deps: IntakeDeps) -> IntakeResult:
+def _is_text(body: object) -> bool:
+    return isinstance(body, str | bytes | bytearray)
+
+
+def ingest_parsed(
+    event: Event, deps: IntakeDeps, *, arrived: str | bytes | None = None
+) -> IntakeResult:
     """The intake after parsing (the Functions handlers parse the trigger object first)."""
     fields = {"event_id": event.id, "event_type": event.event_type}
     if isinstance(event, UnknownEvent):
@@ -176,7 +192,7 @@ def ingest_parsed(event: Event, deps: IntakeDeps) -> IntakeResult:
             event_type=event.event_type,
             topic=event.topic,
             subject=event.subject,
-            payload=dict(event.raw),
+            payload=arrived if arrived is not None else dict(event.raw),
         )
         deps.counters.increment("events.out_of_scope")
         return IntakeResult(Outcome.OUT_OF_SCOPE, event.id, event.event_type, detail=exc.reason)
@@ -198,8 +214,11 @@ def ingest_parsed(event: Event, deps: IntakeDeps) -> IntakeResult:
     return IntakeResult(Outcome.ACCEPTED, event.id, event.event_type, items=plan.items)
 
 
-def _malformed(payload: object, exc: EventParseError, deps: IntakeDeps) -> IntakeResult:
-    head = payload if isinstance(payload, Mapping) else {}
+def _malformed(
+    raw: object, exc: EventParseError, deps: IntakeDeps, *, arrived: object = None
+) -> IntakeResult:
+    head = raw if isinstance(raw, Mapping) else {}
+    payload = arrived if arrived is not None else raw
     event_id = _str_or_none(head.get("id"))
     event_type = _str_or_none(head.get("eventType", head.get("type")))
     log.warning("intake.malformed", event_id=event_id, event_type=event_type, problem=str(exc))

@@ -33,6 +33,7 @@ from local.azure.eventgrid_delivery import (
     Subscription,
     next_delay,
     outcome_of,
+    write_dead_letter,
 )
 
 DEFAULT_SPEEDUP = 100.0
@@ -115,6 +116,7 @@ class EventGridState:
             }
         )
         self.dead_letters.append({"subscription": delivery.subscription.name, "event": event})
+        write_dead_letter(delivery.subscription, event, speedup=self.speedup)  # if configured
 
     def idle(self) -> bool:
         """True when nothing is queued or in flight."""

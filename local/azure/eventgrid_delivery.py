@@ -7,6 +7,15 @@ spent; 400, 401, 403 and 413 are not retried. Events that cannot be delivered ar
 dead-lettered with ``deadLetterReason``, ``deliveryAttempts``, ``lastDeliveryOutcome``,
 ``lastHttpStatusCode``, ``publishTime`` and ``lastDeliveryAttemptTime`` (see azure-facts §3).
 
+A subscription with a ``dead_letter_destination`` (``{"connection_string", "container"}``:
+the storage account, as ``deadLetterDestination`` names a blob container in Azure) gets each
+dead letter written there as Azure does: a blob holding a JSON array with the one event, under
+``{TOPIC}/{SUBSCRIPTION}/{yyyy}/{MM}/{dd}/{HH}/{uuid}.json`` (topic and subscription names
+upper-cased; that layout is what users report, the docs do not state it). Azure writes about
+five minutes after the last attempt and retries an unavailable account for four hours; here
+the write starts at once on its own thread and is retried for a while (scaled), so a slow or
+absent account never holds up deliveries. ``replay --blobs`` reads these blobs.
+
 The emulator keeps that behaviour but divides every delay by a *speedup* factor so tests
 observe retries within fractions of a second. Deliveries run on a few worker threads that
 never hold ``world.lock`` while talking to a webhook: the webhook (Keyguard) calls back into
@@ -15,6 +24,7 @@ the emulator while handling an event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
@@ -62,6 +72,9 @@ class Subscription:
     headers: dict[str, str] = field(default_factory=dict)
     #: ARM form: ``[{"operatorType": "StringIn", "key": "data.operationName", "values": []}]``
     advanced_filters: list[dict[str, Any]] = field(default_factory=list)
+    #: where dead letters go: ``{"connection_string": ..., "container": ...}`` (None: kept in
+    #: memory only, as ``GET /_admin/eventgrid/deadletters`` lists them; Azure drops them)
+    dead_letter_destination: dict[str, str] | None = None
 
     def matches(self, event: dict[str, Any], topic_kind: str) -> bool:
         """Event Grid's filters: topic kind (and topic), event types, subject prefix/suffix,
@@ -235,6 +248,94 @@ def push(
         context=context,
     )
     return status, error
+
+
+#: How long (unscaled seconds) a dead-letter write is retried: Azure keeps trying for 4 h.
+DEAD_LETTER_RETRY_SECONDS = 4 * 3600.0
+#: blob writes not yet finished, for :func:`wait_dead_letters`
+_writes: list[threading.Thread] = []
+_writes_lock = threading.Lock()
+#: what became of each write: ``{"blob", "subscription", "eventId", "error"}``
+dead_letter_writes: list[dict[str, Any]] = []
+
+
+def dead_letter_blob_name(topic: str, subscription: str, when: float, event_id: str) -> str:
+    """``{TOPIC}/{SUBSCRIPTION}/{yyyy}/{MM}/{dd}/{HH}/{uuid}.json`` (upper-cased names)."""
+    stamp = time.strftime("%Y/%m/%d/%H", time.gmtime(when))
+    topic_name = (topic.rstrip("/").rsplit("/", 1)[-1] or "TOPIC").upper()
+    unique = uuid.uuid5(uuid.NAMESPACE_URL, f"{event_id}/{uuid.uuid4()}")
+    return f"{topic_name}/{subscription.upper()}/{stamp}/{unique}.json"
+
+
+def write_dead_letter(sub: Subscription, event: dict[str, Any], *, speedup: float) -> None:
+    """Write ``event`` (with its dead-letter fields) to ``sub``'s destination, if it has one,
+    on a thread of its own (never under the Event Grid lock's time)."""
+    destination = sub.dead_letter_destination
+    if not destination:
+        return
+    name = dead_letter_blob_name(str(event.get("topic", "")), sub.name, time.time(), event["id"])
+    body = json.dumps([event]).encode()
+    thread = threading.Thread(
+        target=_upload,
+        args=(destination, name, body, sub.name, str(event["id"]), speedup),
+        name=f"eventgrid-deadletter-{event['id']}",
+        daemon=True,
+    )
+    with _writes_lock:
+        _writes.append(thread)
+    thread.start()
+
+
+def _upload(
+    destination: dict[str, str],
+    name: str,
+    body: bytes,
+    subscription: str,
+    event_id: str,
+    speedup: float,
+) -> None:
+    from azure.core.exceptions import AzureError, ResourceExistsError
+    from azure.storage.blob import BlobServiceClient
+
+    deadline = time.monotonic() + DEAD_LETTER_RETRY_SECONDS / speedup
+    error: str | None = None
+    delay = 0.2
+    while True:
+        try:
+            service = BlobServiceClient.from_connection_string(destination["connection_string"])
+            container = service.get_container_client(destination["container"])
+            with contextlib.suppress(ResourceExistsError):
+                container.create_container()
+            container.upload_blob(name, body, overwrite=False)
+            error = None
+            break
+        except (AzureError, KeyError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if time.monotonic() + delay > deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    with _writes_lock:
+        dead_letter_writes.append(
+            {"blob": name, "subscription": subscription, "eventId": event_id, "error": error}
+        )
+        current = threading.current_thread()
+        if current in _writes:
+            _writes.remove(current)
+
+
+def wait_dead_letters(timeout: float = 30.0) -> None:
+    """Wait until every dead-letter write started so far has finished (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _writes_lock:
+            pending = list(_writes)
+        if not pending:
+            return
+        for thread in pending:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            return
 
 
 class Deliverer:

@@ -29,6 +29,7 @@ import threading
 from local.host.config import load_local_settings
 from local.host.eventgrid import CLOUDEVENT_MODES
 from local.host.runtime import HostRuntime
+from shared.logs import JsonFormatter
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -81,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     # itself (Keyguard's shared.logs does) and should not see them twice.
     host_log = logging.getLogger("keyguard.localhost")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter())  # JSON lines throughout, like Keyguard's own
     host_log.addHandler(handler)
     host_log.setLevel(level)
     host_log.propagate = False
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
+    logging.captureWarnings(True)  # Python warnings as log records (JSON), not bare stderr
     announce = sys.stdout
     sys.stdout = sys.stderr  # the app's prints must not corrupt the announcement line
     stop = threading.Event()
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_storage=not args.no_prepare_storage,
     )
     app_handler = logging.StreamHandler(sys.stderr)  # app records nobody else handled
-    app_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    app_handler.setFormatter(JsonFormatter())
     app_handler.addFilter(_not_handled_below_root)
     logging.getLogger().addHandler(app_handler)
     logging.getLogger().setLevel(level)

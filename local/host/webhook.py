@@ -1,9 +1,11 @@
 """The local host's HTTP front door on 127.0.0.1: Event Grid webhook and HTTP functions.
 
 * ``POST /runtime/webhooks/EventGrid?functionName=NAME`` — deliveries (see
-  :mod:`local.host.eventgrid`): 200 when every invocation succeeded, 500 naming the failed
-  event when the function raised (Event Grid then redelivers), 404 for an unknown function,
-  400 for a malformed delivery. ``OPTIONS`` on the same URL answers the CloudEvents
+  :mod:`local.host.eventgrid`): every event of the body is invoked; 200 when every
+  invocation succeeded, 500 naming the failed events when one raised (Event Grid then
+  redelivers the whole body), 500 for a body the real host cannot read either (not JSON,
+  nested deeper than 64), 404 for an unknown function, 400 for a missing or unknown
+  ``aeg-event-type``. ``OPTIONS`` on the same URL answers the CloudEvents
   abuse-protection handshake. Like ``func start``, the local webhook does not ask for the
   ``eventgrid_extension`` system key.
 * ``/api/{route}`` — HTTP-triggered functions (see :mod:`local.host.routes`).
@@ -62,6 +64,11 @@ class FrontDoor(ThreadingHTTPServer):
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
         return int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a request that raised as one structured record (not socketserver's bare
+        traceback on stderr): host logs are JSON throughout."""
+        log.error("request from %s failed", client_address[0], exc_info=True)
 
     def start(self) -> None:
         """Serve on a background thread."""
@@ -187,14 +194,23 @@ class _Handler(BaseHTTPRequestHandler):
         if delivery.validation_code is not None:
             self._send(200, {"validationResponse": delivery.validation_code})
             return
-        for event in delivery.events:
+        raw = eventgrid.raw_binding(spec.user_function, str(spec.trigger["name"]))
+        failures = []
+        for event in delivery.events:  # every event is invoked, as the host does
             try:
-                argument = eventgrid.trigger_input(event, cloudevents=self.server.cloudevents)
+                argument = eventgrid.trigger_input(
+                    event, cloudevents=self.server.cloudevents, raw=raw
+                )
                 self.server.invoker.invoke(spec, argument)
             except Exception as exc:
-                what = f"{type(exc).__name__}: {exc}"
-                self._send(500, {"error": f"{spec.name} failed on event {event.get('id')}: {what}"})
-                return
+                event_id = event.get("id") if isinstance(event, dict) else None
+                failures.append(
+                    f"{spec.name} failed on event {event_id}: {type(exc).__name__}: {exc}"
+                )
+        if failures:
+            log.warning("eventgrid delivery failed: %s", "; ".join(failures))
+            self._send(500, {"error": "; ".join(failures)})
+            return
         self._send(200)
 
     def _http_function(self, path: str, query: dict[str, str]) -> None:

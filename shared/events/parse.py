@@ -13,8 +13,12 @@ tests/fixtures/azure/INDEX.md), so the parser is tolerant where it can afford to
   are JSON-in-strings (``_claim_names``) are decoded.
 
 It is strict about what decisions depend on, raising :class:`~shared.errors.EventParseError`
-with a message naming the problem: non-JSON; a batch that is not a list of objects; an event
-without ``id`` or type; an event time that is not ISO 8601; a Key Vault event whose topic is
+with a message naming the problem: non-JSON; JSON nested deeper than :data:`MAX_JSON_DEPTH`
+(the Functions host's own reader stops there too); text holding U+FFFD (what the host makes
+of bytes that were not UTF-8: a name Keyguard cannot read); a batch that is not a list of
+objects; an event without ``id`` or type; a Key Vault or ARM event without ``data`` (or with
+``data: null``) — never read as ``{}``, which would take the object name from the subject and
+run real work for it; an event time that is not ISO 8601; a Key Vault event whose topic is
 not a vault ARM id or that names no object; an ARM event without topic, resource or operation.
 Nothing else escapes: any input yields a typed event or ``EventParseError`` (property-tested).
 """
@@ -25,7 +29,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from shared.errors import EventParseError
 from shared.events.catalog import (
@@ -40,6 +44,11 @@ from shared.events.values import as_object, decode_claims, epoch, norm_keys, tex
 
 if TYPE_CHECKING:
     import azure.functions as func
+
+#: Deepest JSON nesting Keyguard reads: Newtonsoft's default ``MaxDepth`` (64), at which the
+#: Functions host's Event Grid extension stops too; real events nest fewer than 10 levels.
+MAX_JSON_DEPTH: Final = 64
+_REPLACEMENT: Final = "\ufffd"
 
 OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 TENANT_CLAIM = "http://schemas.microsoft.com/identity/claims/tenantid"
@@ -63,6 +72,7 @@ def parse_event(obj: Mapping[str, Any]) -> Event:
     """
     if not isinstance(obj, Mapping):
         raise EventParseError(f"an event must be a JSON object, not {type(obj).__name__}")
+    _check_structure(obj)
     env = norm_keys(obj)
     cloud = "specversion" in env or ("eventtype" not in env and "type" in env)
     type_key, topic_key, time_key = ("type", "source", "time") if cloud else _EG_KEYS
@@ -99,6 +109,9 @@ def split_batch(body: bytes | bytearray | str | list[Any] | Mapping[str, Any]) -
         except UnicodeDecodeError as exc:
             raise EventParseError(f"body is not UTF-8: {exc}") from exc
     if isinstance(body, str):
+        depth = json_depth(body)
+        if depth > MAX_JSON_DEPTH:
+            raise EventParseError(f"body is nested {depth} deep, deeper than {MAX_JSON_DEPTH}")
         try:
             body = json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -115,6 +128,56 @@ def split_batch(body: bytes | bytearray | str | list[Any] | Mapping[str, Any]) -
     raise EventParseError(
         f"a delivery must be an event object or an array of them, not {type(body).__name__}"
     )
+
+
+def json_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of JSON ``text``, by one pass without recursion.
+
+    Brackets inside strings do not count; the text need not be valid JSON (the depth of what
+    is there is measured, so a caller can refuse before ``json.loads`` recurses).
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_structure(obj: Mapping[str, Any]) -> None:
+    """Refuse an event nested deeper than :data:`MAX_JSON_DEPTH` or holding U+FFFD (one
+    iterative walk: a decoded object may be deeper than Python's recursion limit)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _REPLACEMENT in value:
+                raise EventParseError(
+                    "event text holds U+FFFD: the delivery was not valid UTF-8 "
+                    f"(near {value[:60]!r})"
+                )
+            continue
+        if isinstance(value, Mapping):
+            children: list[Any] = [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            children = list(value)
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise EventParseError(f"event is nested deeper than {MAX_JSON_DEPTH}")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def parse_batch(body: bytes | bytearray | str | list[Any] | Mapping[str, Any]) -> list[Event]:
@@ -269,7 +332,8 @@ def _keyvault(
 def _data(head: _Head, env: dict[str, Any]) -> dict[str, Any]:
     value = env.get("data")
     if value is None:
-        return {}
+        what = "null" if "data" in env else "absent"
+        raise head.fail(f"has no data ({what}): an event without data is malformed")
     data = as_object(value)
     if data is None:
         raise head.fail(f"data is {type(value).__name__}, not an object")

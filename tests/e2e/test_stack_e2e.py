@@ -106,7 +106,8 @@ def test_out_of_scope_event_is_quarantined_without_work(stack: Stack) -> None:
     assert not [k for k in _ledger_keys(stack) if "evil" in k]
 
 
-def test_malformed_webhook_body_is_refused_with_400(stack: Stack) -> None:
+def test_malformed_webhook_body_is_refused_before_any_function_runs(stack: Stack) -> None:
+    """As the real host (JToken.Parse uncaught → ExceptionMiddleware): 500, no invocation."""
     request = urllib.request.Request(
         stack.host.webhook_url(names.FN_KEYVAULT_EVENTS),
         data=b"{not json",
@@ -115,7 +116,7 @@ def test_malformed_webhook_body_is_refused_with_400(stack: Stack) -> None:
     )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=30)
-    assert err.value.code == 400
+    assert err.value.code == 500
     assert b"JSON" in err.value.read()
 
 

@@ -33,7 +33,9 @@ def test_alert_type_and_dedupe_key() -> None:
         "Backup cannot read keys", "/subscriptions/s/vaults/a", "/subscriptions/S/vaults/b"
     )
     assert a.dedupe_key == same.dedupe_key  # resource order and case do not matter
-    assert a.dedupe_key != alert("another problem").dedupe_key
+    # the problem's identity, not its prose (issue 16): the text may list changing context
+    assert a.dedupe_key == alert("another wording").dedupe_key
+    assert a.dedupe_key != alert("p", "/subscriptions/s/vaults/c").dedupe_key
     assert Alert.from_dict(a.to_dict()) == a
 
 
@@ -62,9 +64,10 @@ def test_identical_alerts_within_the_window_are_sent_once() -> None:
     rt.alerts.publish([alert(), alert()])
     clock.advance(59 * 60)
     rt.alerts.publish([alert()])
-    rt.alerts.publish([alert("different problem")])
+    rt.alerts.publish([alert("same problem, other words")])
+    rt.alerts.publish([alert("another vault", "/subscriptions/s/vaults/c")])
     assert len(publisher.sent) == 2
-    assert rt.counters.get("alerts.suppressed") == 2
+    assert rt.counters.get("alerts.suppressed") == 3
     clock.advance(2 * 60)
     rt.alerts.publish([alert()])
     assert len(publisher.sent) == 3

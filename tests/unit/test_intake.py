@@ -184,7 +184,7 @@ def test_batch_body_isolates_a_bad_event(stores: FakeStores, deps: IntakeDeps) -
 def test_body_that_is_not_json_is_quarantined_whole(stores: FakeStores, deps: IntakeDeps) -> None:
     (result,) = ingest_body(b"<html>oops</html>", deps)
     assert result.outcome is Outcome.MALFORMED and result.event_id is None
-    assert stores.quarantined[0]["payload"] == "<html>oops</html>"
+    assert stores.quarantined[0]["payload"] == b"<html>oops</html>"  # the bytes that arrived
 
 
 def test_logs_carry_event_id_type_and_work_keys(

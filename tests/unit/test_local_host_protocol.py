@@ -29,7 +29,9 @@ def test_the_repository_host_json_is_what_the_app_needs() -> None:
     assert config.queues.batch_size == 16
     assert config.queues.threshold == 8
     assert config.queues.max_polling_interval == 2
-    assert config.queues.message_encoding == "base64"
+    # Keyguard decodes queue bodies itself (shared.workqueue.decode_body), so a body that is
+    # not base64 reaches its worker and is dead-lettered instead of failing in the host
+    assert config.queues.message_encoding == "none"
     raw = json.loads(REPO_HOST_JSON.read_text())
     assert raw["extensionBundle"] == {
         "id": "Microsoft.Azure.Functions.ExtensionBundle",
@@ -112,12 +114,25 @@ def test_delivery_parsing() -> None:
         == "abc"
     )
     assert parse_delivery("application/json", "SubscriptionDeletion", b"").events == ()
-    with pytest.raises(DeliveryError, match="lacks specversion"):
-        parse_delivery(
-            "application/cloudevents+json", None, b'{"id": "1", "source": "s", "type": "t"}'
-        )
+    # as the real host: no field checks (each event is the function's to judge) ...
+    lacking = b'{"id": "1", "source": "s", "type": "t"}'
+    assert parse_delivery("application/cloudevents+json", None, lacking).events == (
+        {"id": "1", "source": "s", "type": "t"},
+    )
+    assert parse_delivery("application/json", "Notification", b'[{"id": "x"}, 5]').events == (
+        {"id": "x"},
+        5,
+    )
+    # ... a body it cannot read is the host's 500 (JToken.Parse, uncaught), before any function
+    for unreadable in (b"nope", b"[" * 65 + b"]" * 65, b'"a string"'):
+        with pytest.raises(DeliveryError) as caught:
+            parse_delivery("application/json", "Notification", unreadable)
+        assert caught.value.status == 500
+    # ... bytes that are not UTF-8 become U+FFFD, as .NET decodes them
+    (event,) = parse_delivery("application/json", "Notification", b'[{"id": "k\xff"}]').events
+    assert event == {"id": "k\ufffd"}
     with pytest.raises(DeliveryError) as caught:
-        parse_delivery("application/json", "Notification", b"nope")
+        parse_delivery("application/json", None, b"[]")
     assert caught.value.status == 400
 
 
