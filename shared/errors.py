@@ -114,5 +114,24 @@ class RetentionPolicyError(KeyguardError):
     needed with a far expiry and records why (``shared.inventory.retention``)."""
 
 
+class RecoveryPointUnreadableError(PermanentError):
+    """A recovery point's body cannot be read as Keyguard needs it (``keyAndSecret`` not an
+    object, a key URL that is a number, an unparseable time...). An error for that one point:
+    the inventory quarantines it with its payload, alerts (``Keyguard.RecoveryPointUnreadable``)
+    and carries on with the rest; the report calls it "unknown".
+
+    ``field`` is the JSON path at fault (``properties.keyAndSecret.kekDetails``); ``payload``
+    the point as Azure gave it, for the quarantine record.
+    """
+
+    code = "RecoveryPointUnreadable"
+
+    def __init__(self, field: str, problem: str, *, payload: object = None) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+        self.payload = payload
+
+
 class StorageError(KeyguardError):
     """Keyguard's own storage (queues, tables, blobs) failed; the caller must not ack work."""

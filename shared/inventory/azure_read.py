@@ -22,6 +22,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import RetentionPolicyError
+from shared.inventory.point_body import (
+    point_expiry_time,
+    point_keys,
+    point_properties,
+    point_tiers,
+    point_time,
+)
 from shared.inventory.records import RecoveryPointRecord, VmRecord
 from shared.inventory.retention import (
     Expiry,
@@ -57,14 +64,6 @@ def _dig(data: Any, *path: str) -> Any:
             return None
         data = data.get(part)
     return data
-
-
-def _dt(text: Any) -> datetime | None:
-    if isinstance(text, datetime):
-        return text
-    if not text:
-        return None
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -271,7 +270,14 @@ class AzureInventoryReader:
         return [str(rp.name) for rp in points if rp.name]
 
     def read_point(self, p: ProtectedVm, point_id: str) -> RecoveryPointRecord | None:
-        """One point with its ``keyAndSecret`` (one GET); None when it is gone."""
+        """One point with its ``keyAndSecret`` (one GET); None when it is gone.
+
+        Raises
+        ------
+        RecoveryPointUnreadableError
+            The body cannot be read as Keyguard needs it (:mod:`shared.inventory.point_body`):
+            an error for this point only, with the payload for its quarantine record.
+        """
         from azure.core.exceptions import ResourceNotFoundError
 
         ref = ArmId.parse(p.vault_id)
@@ -282,19 +288,20 @@ class AzureInventoryReader:
             )
         except ResourceNotFoundError:
             return None
-        props = _json(rp.properties)
-        ks = props.get("keyAndSecret") or {}
-        taken = _dt(props.get("recoveryPointTime"))
-        expiry = self._expiry(p, point_id, props, taken)
+        body = _json(rp)
+        props = point_properties(body)
+        keys = point_keys(props, body)
+        taken = point_time(props, "recoveryPointTime", "properties", body)
+        expiry = self._expiry(p, point_id, props, taken, body)
         return RecoveryPointRecord(
             point_id=point_id,
             time=taken,
             expiry=expiry.at,
-            kek_key_url=_dig(ks, "kekDetails", "keyUrl"),
-            kek_vault_id=_dig(ks, "kekDetails", "keyVaultId"),
-            bek_secret_url=_dig(ks, "bekDetails", "secretUrl"),
-            bek_vault_id=_dig(ks, "bekDetails", "secretVaultId"),
-            encryption_mechanism=ks.get("encryptionMechanism"),
+            kek_key_url=keys.kek_key_url,
+            kek_vault_id=keys.kek_vault_id,
+            bek_secret_url=keys.bek_secret_url,
+            bek_vault_id=keys.bek_vault_id,
+            encryption_mechanism=keys.encryption_mechanism,
             expiry_basis=expiry.basis,
             expiry_assumed=expiry.assumed,
         )
@@ -302,10 +309,15 @@ class AzureInventoryReader:
     # -- retention --------------------------------------------------------------------------
 
     def _expiry(
-        self, p: ProtectedVm, point_id: str, props: Mapping[str, Any], taken: datetime | None
+        self,
+        p: ProtectedVm,
+        point_id: str,
+        props: Mapping[str, Any],
+        taken: datetime | None,
+        body: Mapping[str, Any],
     ) -> Expiry:
         """The point's own ``expiryTime``, else the one its policy's retention gives."""
-        given = _dt(_dig(props, "recoveryPointProperties", "expiryTime"))
+        given = point_expiry_time(props, body)
         if given is not None:
             return recorded_expiry(given)
         policy_id = self.policy_of(p)
@@ -321,7 +333,7 @@ class AzureInventoryReader:
                 reason=why,
             )
             return assumed_expiry(policy_id, why)
-        tiers = [str(t.get("type") or "") for t in props.get("recoveryPointTierDetails") or []]
+        tiers = point_tiers(props, body)
         return point_expiry(retention, taken, tiers)
 
     def policy_of(self, p: ProtectedVm) -> str | None:
