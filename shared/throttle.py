@@ -18,8 +18,13 @@ Azure throttles at two levels (azure-facts §7) and tells every caller how much 
 (host, subscription, operation type, scope): scope ``arm`` for ARM's own headers, else the
 request's resource type (``microsoft.recoveryservices/vaults/backupjobs``), so Recovery
 Services' budgets stay apart from Compute's and from each other's (the recording shows
-backupJobs at 149 while backupOperations had 299, three seconds apart). Before a call, every
-budget that applies to it (ARM's and its resource type's) is estimated — the last remaining
+backupJobs at 149 while backupOperations had 299, three seconds apart). Compute's named
+policies are the exception: Compute documents the count as that of "the throttling policy
+covering the resource bucket or operation group" of the request, and the recordings show one
+policy (``LowCostGet3Min``) reported by VM, disk and DES GETs alike, so they are keyed by the
+provider namespace the label names (``microsoft.compute``) and a VM read that drains a policy
+paces the disk read after it. Before a call, every budget that applies to it (ARM's, its
+resource type's and its provider's) is estimated — the last remaining
 count, minus the calls made since, plus the refill since — and the **lowest** decides: below
 its low-water mark the call waits long enough for the refill to bring it back, so a bucket
 drains to its refill rate instead of hitting zero. A 429's ``Retry-After`` is left to
@@ -100,6 +105,12 @@ def subject(name: str) -> Iterator[None]:
         _SUBJECT.reset(token)
 
 
+def _scopes(url: str) -> tuple[str, str, str]:
+    """The budget scopes a call spends: ARM's, its resource type's and its provider's."""
+    rtype = resource_type(url)
+    return "arm", rtype, rtype.split("/", 1)[0]
+
+
 def resource_type(url: str) -> str:
     """The resource type a URL addresses, lower-cased: the last ``/providers/{namespace}``
     and the type segments after it (``microsoft.recoveryservices/vaults/backupjobs``);
@@ -121,7 +132,7 @@ def resource_type(url: str) -> str:
 class Budget:
     """One remaining count a response reported, and how its bucket is assumed to refill."""
 
-    scope: str  # "arm" or a resource type
+    scope: str  # "arm", a resource type, or a provider namespace (Compute's named policies)
     name: str  # the header (or Compute policy) it came from
     remaining: int
     size: float
@@ -186,9 +197,11 @@ def budgets_in(method: str, url: str, headers: Any) -> list[Budget]:
                 if not label or remaining is None:
                     continue
                 size = max(RP_MIN_SIZE, remaining + 1.0)
+                # the policy's provider ("Microsoft.Compute/..."): shared by its resource types
+                scope = label.split("/", 1)[0].lower() if "/" in label else rtype
                 out.append(
                     Budget(
-                        rtype, label.lower(), remaining, size, size / _window_seconds(label), False
+                        scope, label.lower(), remaining, size, size / _window_seconds(label), False
                     )
                 )
             continue
@@ -261,7 +274,7 @@ class ArmPacer:
         the refill needs to bring the lowest estimate back to its low-water mark.
         """
         key = self._bucket(method, url)
-        scopes = ("arm", resource_type(url))
+        scopes = _scopes(url)
         now = self._monotonic()
         wait = 0.0
         with self._lock:
@@ -319,7 +332,7 @@ class ArmPacer:
     def budgets(self, method: str, url: str) -> list[tuple[Budget, int]]:
         """The budgets last seen that apply to this call, with the calls made since each."""
         key = self._bucket(method, url)
-        scopes = ("arm", resource_type(url))
+        scopes = _scopes(url)
         with self._lock:
             return [
                 (s.budget, s.spent)

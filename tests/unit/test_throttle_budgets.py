@@ -56,7 +56,8 @@ def test_every_rate_limit_header_is_a_budget() -> None:
     }
     assert by_name["subscription-reads"].refill_per_second == 25.0
     assert by_name["subscription-global-reads"].refill_per_second == 375.0
-    assert by_name["microsoft.compute/getvm3min"].scope == "microsoft.compute/virtualmachines"
+    # a named Compute policy covers an operation group across resource types: its provider
+    assert by_name["microsoft.compute/getvm3min"].scope == "microsoft.compute"
     assert abs(by_name["microsoft.compute/getvm3min"].refill_per_second - 198 / 180) < 1e-9
 
 
