@@ -90,7 +90,7 @@ param enablePurgeProtection string = 'false'
   'true'
   'false'
 ])
-@description('KEYGUARD_DRY_RUN: Plan and report backups but trigger none.')
+@description('KEYGUARD_DRY_RUN: Plan and report, write nothing to Azure: no backup trigger, pin tag write, re-enable, recover, access repair, purge-protection switch or escrow blob.')
 param dryRun string = 'false'
 
 @allowed([

@@ -80,7 +80,12 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "false",
         "Switch purge protection on for vaults holding needed versions (irreversible).",
     ),
-    _S("KEYGUARD_DRY_RUN", "false", "Plan and report backups but trigger none."),
+    _S(
+        "KEYGUARD_DRY_RUN",
+        "false",
+        "Plan and report, write nothing to Azure: no backup trigger, pin tag write, re-enable, "
+        "recover, access repair, purge-protection switch or escrow blob.",
+    ),
     _S("KEYGUARD_ESCROW", "false", "Write backup_key/backup_secret blobs of needed objects."),
     # alerts
     _S("KEYGUARD_ALERT_TOPIC_ENDPOINT", "", "Event Grid custom topic endpoint for alerts."),
@@ -251,6 +256,21 @@ class Settings:
     managed_identity_client_id: str | None = None
     #: Role definition GUID or id for Backup's RBAC repair; None = the Keyguard custom role.
     backup_role_definition_id: str | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        """``KEYGUARD_DRY_RUN``: plan and report everything, write nothing to Azure."""
+        return self.backup.dry_run
+
+    @property
+    def may_remediate(self) -> bool:
+        """Repairs (access, re-enable, recover) are switched on and this is no dry run."""
+        return self.remediation and not self.dry_run
+
+    @property
+    def may_enable_purge_protection(self) -> bool:
+        """Purge protection may be switched on: its own switch, and no dry run."""
+        return self.enable_purge_protection and not self.dry_run
 
     def vault_in_scope(self, vault_id: str) -> bool:
         """True when a Key Vault ARM id is one Keyguard may act on."""

@@ -14,6 +14,11 @@ With ``KEYGUARD_ESCROW`` the pass then escrows the object's backup blob. An escr
 ``Keyguard.EscrowFailed``, a log line and ``escrow_error`` in the step's ledger summary — and
 never in place of the pin's outcome and alerts: the step still completes with them.
 
+``KEYGUARD_DRY_RUN`` writes nothing: the pass reads as usual, re-enables and recovers
+nothing (as with remediation off: the alerts carry the commands), its tag writes go to a
+:class:`DryRunStore` that records them (``would_write`` in the summary) instead of sending
+them, and no escrow blob is written. The pinning modules need no switch of their own.
+
 The vault's data-plane URI comes from ``AzureClients.vault_uri`` (remembered per process; else
 the inventory, learned from the URLs VMs use; else one ARM GET of the vault); the event's URL
 host is never trusted.
@@ -21,6 +26,7 @@ host is never trusted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared import names
@@ -31,6 +37,7 @@ from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
+    from shared.pinning.decide import VersionState
     from shared.pinning.execute import ObjectRef, PinOutcome
     from shared.pinning.keyvault import ObjectStore
 
@@ -38,6 +45,37 @@ log = get_logger(__name__)
 
 #: Wait before pinning an object recovered but not listed yet (Key Vault's visibility lag).
 RELIST_DELAY_SECONDS = 30.0
+
+
+class DryRunStore:
+    """An ``ObjectStore`` for a dry run: reads go through, writes are recorded, never sent."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self._inner = inner
+        self.object_type = inner.object_type
+        self.would_write: list[dict[str, Any]] = []
+
+    def list_versions(self, name: str) -> list[VersionState] | None:
+        """The real listing."""
+        return self._inner.list_versions(name)
+
+    def is_deleted(self, name: str) -> bool:
+        """The real answer."""
+        return self._inner.is_deleted(name)
+
+    def update(self, name: str, version: str, tags: Mapping[str, str], enable: bool) -> None:
+        """Recorded only."""
+        self.would_write.append(
+            {"write": "update", "version": version, "tags": dict(tags), "enable": enable}
+        )
+
+    def recover(self, name: str) -> None:
+        """Recorded only."""
+        self.would_write.append({"write": "recover", "name": name})
+
+    def backup(self, name: str) -> bytes:
+        """Refused: a dry run writes no escrow blob, so it reads none either."""
+        raise PermanentError("dry run: no escrow backup is read", code="DryRun")
 
 
 class PinAction:
@@ -67,19 +105,25 @@ class PinAction:
             vault_id, ctx.azure.vault_uri(vault_id, inventory.vault_uri), object_type, name
         )
         refs = inventory.references(object_id(obj.url()))
-        store = SdkObjectStore(ctx.azure, obj.vault_uri, object_type)
+        store: ObjectStore = SdkObjectStore(ctx.azure, obj.vault_uri, object_type)
+        dry = DryRunStore(store) if ctx.settings.dry_run else None
+        if dry is not None:
+            store = dry
         now = ctx.now()
         outcome = pin_object(
             obj,
             store,
             refs,
             now=now,
-            remediation=ctx.settings.remediation,
+            remediation=ctx.settings.may_remediate,
             correlation={"work_key": item.key, "reasons": list(item.reasons)},
             # attempt records are stamped with the wall clock: compare with the same clock
             absent_for_seconds=absent_for_seconds(item.history, utc_now()),
         )
         summary: dict[str, Any] = {"object": obj.url(), **outcome.summary()}
+        if dry is not None:
+            summary.update(dry_run=True, writes=0, would_write=dry.would_write)
+            log.info("pin.dry_run", work_key=item.key, would_write=len(dry.would_write))
         if outcome.relist:
             # recovered but not listed yet: pin on the next run (the alerts go out now)
             log.info("pin.relist", work_key=item.key, state=outcome.state)
@@ -91,7 +135,9 @@ class PinAction:
             )
         alerts = list(outcome.alerts)
         escrowable = outcome.state in ("listed", "recovered") and not outcome.plan.too_many_versions
-        if ctx.settings.escrow and outcome.needed and escrowable:
+        if ctx.settings.escrow and outcome.needed and escrowable and dry is not None:
+            summary["escrow"] = "dry_run"
+        elif ctx.settings.escrow and outcome.needed and escrowable:
             failure = _escrow(ctx, item, store, obj, outcome, summary)
             if failure is not None:
                 alerts.append(failure)

@@ -114,8 +114,8 @@ class VerifyAccessAction:
         report = verifier.verify(vault.id, object_types)
         remediator = Remediator(
             policy=RemediationPolicy(
-                remediation=settings.remediation,
-                enable_purge_protection=settings.enable_purge_protection,
+                remediation=settings.may_remediate,  # a dry run repairs nothing
+                enable_purge_protection=settings.may_enable_purge_protection,
                 tenant_id=settings.tenant_id,
                 role_definition_id=settings.backup_role_definition_id,
             ),
