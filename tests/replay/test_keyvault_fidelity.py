@@ -34,7 +34,9 @@ KEY_DELETE = "kv_key_delete_then_get_deleted.yaml"
 KEY_RECOVER = "kv_key_recover_deleted.yaml"
 SECRET_DISABLED_DELETE = "kv_secret_disabled_update_delete_get_deleted.yaml"
 SECRET_GET_DISABLED = "kv_secret_get_disabled_403.yaml"
+DELETED_SECRETS = "kv_deleted_secrets_list_one_item.yaml"
 RECORDINGS = (
+    DELETED_SECRETS,
     KEY_EMPTY,
     SECRET_EMPTY,
     PAGED,
@@ -217,3 +219,18 @@ def test_get_of_a_disabled_secret_is_403_secret_disabled(azure: Any) -> None:
     answer = send_to_local(azure, recorded, vault=VAULT)
     _same(recorded, answer)
     assert answer.body == recorded.body
+
+
+def test_deleted_secret_listing_is_one_page_with_a_null_next_link(azure: Any) -> None:
+    recorded = interaction(DELETED_SECRETS)
+    (item,) = recorded.body["value"]
+    name = item["id"].rsplit("/", 1)[1]
+    version = {"content_type": "text/plain", "tags": {"foo": "updated tag"}, "expires": 2527401600}
+    azure.admin.load_scenario(
+        _vault(secrets=[{"name": name, "deleted": True, "versions": [version]}])
+    )
+    answer = send_to_local(azure, recorded, vault=VAULT)
+    _same(recorded, answer)
+    assert answer.body["nextLink"] is None and len(answer.body["value"]) == 1
+    assert "value" not in answer.body["value"][0]  # no secret value in a listing
+    assert answer.body["value"][0]["id"].endswith(f"/secrets/{name}")  # id without version
