@@ -136,9 +136,10 @@ param backupRetentionDays string = '30'
 @allowed([
   'AzurePublic'
   'AzureUSGovernment'
+  'AzureChinaCloud'
   'Custom'
 ])
-@description('KEYGUARD_CLOUD: AzurePublic, AzureUSGovernment or Custom.')
+@description('KEYGUARD_CLOUD: AzurePublic, AzureUSGovernment, AzureChinaCloud or Custom.')
 param cloud string = 'AzurePublic'
 
 @description('KEYGUARD_ARM_ENDPOINT: ARM endpoint override (Custom cloud).')

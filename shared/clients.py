@@ -190,6 +190,10 @@ class AzureClients:
         if uri:
             return uri
         uri = known(vault_id) if known is not None else None
+        if uri and not self._in_keyvault_domain(uri):
+            # learned from a URL a VM carries: outside the cloud's Key Vault domain it is not
+            # a vault Keyguard should send its data-plane calls to; ARM says where it is
+            uri = None
         if not uri:
             ref = VaultRef.parse(vault_id)
             vault = self.keyvault_mgmt(ref.subscription_id).vaults.get(ref.resource_group, ref.name)
@@ -198,6 +202,15 @@ class AzureClients:
                 raise PermanentError(f"vault {vault_id} has no vaultUri", code="NoVaultUri")
         self.remember_vault_uri(vault_id, str(uri))
         return str(uri)
+
+    def _in_keyvault_domain(self, uri: str) -> bool:
+        """Whether ``uri`` is an https URL under the cloud's Key Vault suffix (any, if None)."""
+        suffix = self._settings.cloud.keyvault_suffix
+        if suffix is None:
+            return True
+        parsed = urlparse(uri)
+        host = (parsed.hostname or "").lower()
+        return parsed.scheme == "https" and host.endswith("." + suffix.lower())
 
     def remember_vault_uri(self, vault_id: str, uri: str) -> None:
         """Record a vault URI read elsewhere (the access check reads the vault anyway)."""

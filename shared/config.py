@@ -110,7 +110,11 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S("KEYGUARD_BACKUP_DAILY_BUDGET", "4", "On-demand backups per VM per day (1-9)."),
     _S("KEYGUARD_BACKUP_RETENTION_DAYS", "30", "Expiry of on-demand recovery points."),
     # cloud profile
-    _S("KEYGUARD_CLOUD", "AzurePublic", "AzurePublic, AzureUSGovernment or Custom."),
+    _S(
+        "KEYGUARD_CLOUD",
+        "AzurePublic",
+        "AzurePublic, AzureUSGovernment, AzureChinaCloud or Custom.",
+    ),
     _S("KEYGUARD_ARM_ENDPOINT", "", "ARM endpoint override (Custom cloud)."),
     _S("KEYGUARD_ARM_AUDIENCE", "", "ARM token audience override (Custom cloud)."),
     _S(
@@ -168,7 +172,13 @@ class CloudProfile:
     keyvault_verify_challenge: bool = True
     ca_bundle: str | None = None
     lro_poll_seconds: float = 30.0
-    backup_management_app_id: str = BACKUP_MANAGEMENT_APP_ID_PUBLIC
+    #: Backup Management Service's first-party application id in this cloud (None: not
+    #: documented — Azure China, facts §4.1 — or a Custom cloud); alerts name it for the
+    #: object-id lookup, the principal check refuses it.
+    backup_management_app_id: str | None = BACKUP_MANAGEMENT_APP_ID_PUBLIC
+    #: Key Vault's DNS suffix (``vault.azure.net``); None for a Custom cloud. A vault URI
+    #: learned from the inventory outside it is not used (``AzureClients.vault_uri``).
+    keyvault_suffix: str | None = "vault.azure.net"
 
     @property
     def arm_scope(self) -> str:
@@ -189,6 +199,18 @@ KNOWN_CLOUDS: Final[dict[str, CloudProfile]] = {
         arm_audience="https://management.usgovcloudapi.net",
         storage_suffix="core.usgovcloudapi.net",
         backup_management_app_id=BACKUP_MANAGEMENT_APP_ID_USGOV,
+        keyvault_suffix="vault.usgovcloudapi.net",
+    ),
+    # Azure China (21Vianet): ARM as azure-mgmt-core's get_arm_endpoints(AzureChinaCloud);
+    # Key Vault and storage suffixes as the Azure CLI's AzureChinaCloud profile. Backup's
+    # application id there is not documented (facts §4.1), so none is assumed.
+    "AzureChinaCloud": CloudProfile(
+        name="AzureChinaCloud",
+        arm_endpoint="https://management.chinacloudapi.cn",
+        arm_audience="https://management.chinacloudapi.cn",
+        storage_suffix="core.chinacloudapi.cn",
+        backup_management_app_id=None,
+        keyvault_suffix="vault.azure.cn",
     ),
 }
 
@@ -550,6 +572,8 @@ def _cloud(reader: _Reader) -> CloudProfile:
             arm_endpoint=arm,
             arm_audience=audience or KNOWN_CLOUDS["AzurePublic"].arm_audience,
             storage_suffix=suffix or KNOWN_CLOUDS["AzurePublic"].storage_suffix,
+            backup_management_app_id=None,
+            keyvault_suffix=None,
         )
     else:
         choices = ", ".join([*KNOWN_CLOUDS, "Custom"])
@@ -564,6 +588,7 @@ def _cloud(reader: _Reader) -> CloudProfile:
         ca_bundle=ca_bundle,
         lro_poll_seconds=reader.number("KEYGUARD_LRO_POLL_SECONDS", low=0.01, high=600),
         backup_management_app_id=base.backup_management_app_id,
+        keyvault_suffix=base.keyvault_suffix,
     )
 
 

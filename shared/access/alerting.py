@@ -83,8 +83,14 @@ def access_alerts(
     *,
     role_definition_id: str | None,
     correlation: Mapping[str, Any],
+    backup_app_id: str | None = None,
 ) -> tuple[Alert, ...]:
-    """Every alert ``report`` calls for (empty when all is well)."""
+    """Every alert ``report`` calls for (empty when all is well).
+
+    ``backup_app_id`` is Backup's application id in the configured cloud (public and US
+    Government differ): the BackupAccessMissing problem tells the operator to check the object
+    id it names with ``az ad sp show --id {backup_app_id}``; None (undocumented) adds nothing.
+    """
     from shared.alerts import Alert
 
     alerts: list[Alert] = []
@@ -92,6 +98,12 @@ def access_alerts(
     model = "RBAC" if report.permission_model == "rbac" else "access policies"
     if not report.access_ok:
         command = fix_command(report, role_definition_id)
+        lookup = (
+            f" Check Backup's object id in this tenant: az ad sp show --id {backup_app_id} "
+            "--query id -o tsv"
+            if backup_app_id
+            else ""
+        )
         missing = report.missing_list()
         at_risk = f"; VMs at risk: {', '.join(vms)}" if vms else ""
         why = _rbac_caveats(report)
@@ -104,6 +116,7 @@ def access_alerts(
                     f"Azure Backup (object id {report.principal_object_id}) lacks "
                     f"{', '.join(missing)} on Key Vault {report.vault_name} ({model}); it needs "
                     f"{_case(report.requirement)} there to back up encrypted VMs{at_risk}.{why}"
+                    f"{lookup}"
                 ),
                 remedy=command,
                 correlation=dict(correlation),
@@ -111,6 +124,7 @@ def access_alerts(
                     **report.to_dict(),
                     "missing": missing,
                     "command": command,
+                    "backup_app_id": backup_app_id,
                 },
             )
         )

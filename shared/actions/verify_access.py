@@ -128,6 +128,7 @@ class VerifyAccessAction:
             report,
             role_definition_id=settings.backup_role_definition_id,
             correlation={"work_key": item.key, "reasons": list(item.reasons)},
+            backup_app_id=settings.cloud.backup_management_app_id,
         )
         log.info(
             "access.verified",
