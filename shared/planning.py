@@ -1,9 +1,11 @@
 """Planning: each in-scope event becomes the work items DESIGN.md's event table asks for.
 
 Planning is pure (event + settings → items): no I/O, so the intake stays fast and the same
-event always plans the same keys (idempotency). Buckets: verify / pin / inventory use the
-event time floored to ``settings.coalesce_seconds``; backups use
-``settings.backup.window_minutes``. Every item's ``reasons`` is ``(event.id,)``.
+event at one moment plans the same keys (idempotency). Buckets are the event's **arrival**
+time (``now``, the intake's clock) floored to ``settings.coalesce_seconds`` (verify / pin /
+inventory) or ``settings.backup.window_minutes`` (backups) — never the event's own
+``eventTime``, which whoever posts the event chooses: invented times must not mint new
+coalescing windows (issue 13 item 2). Every item's ``reasons`` is ``(event.id,)``.
 
 Item contracts (``params``) for the actions that consume them:
 
@@ -25,7 +27,10 @@ referenced versions stay usable and alerts when one is at risk).
 the backup issue's action resolves the protected VMs using this object through the
 inventory and fans out one ``backup:{vm_id}:{window}`` item per VM; ``vault_id``,
 ``object_type``, ``object_name``, ``version``, ``window`` (the backup window bucket, reused
-for the per-VM keys). Key: ``backup:resolve:{vault}:{type}:{name}:{window}``.
+for the per-VM keys). Key: ``backup:resolve:{vault}:{type}:{name}:{version}`` — one fan-out
+per (object, version), however many events name it and whatever their times; an event
+without a version falls back to ``...:{name}:{window}``. The fan-out reads the version from
+Key Vault before it plans anything (``shared.backups.rotation``).
 
 ``REFRESH_INVENTORY`` (ARM writes) — target: the written resource's ARM id (the event has no
 body: the action re-reads it). ``resource_type``, ``operation``, ``correlation_id``,
@@ -45,7 +50,7 @@ from shared import scope
 from shared.events import catalog
 from shared.events.catalog import ArmEffect, ObjectType
 from shared.events.models import ArmEvent, KeyVaultEvent
-from shared.workitems import WorkItem, WorkKind, window_bucket, work_key
+from shared.workitems import WorkItem, WorkKind, utc_now, window_bucket, work_key
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -68,11 +73,18 @@ class Plan:
     ignored: str | None = None
 
 
-def plan_event(event: KeyVaultEvent | ArmEvent, settings: Settings) -> Plan:
-    """The work items for one in-scope event (call :func:`shared.scope.check_scope` first)."""
+def plan_event(
+    event: KeyVaultEvent | ArmEvent, settings: Settings, *, now: datetime | None = None
+) -> Plan:
+    """The work items for one in-scope event (call :func:`shared.scope.check_scope` first).
+
+    ``now`` is the event's arrival (default: the current time); it, not ``event.time``,
+    picks the coalescing buckets.
+    """
+    arrived = now or utc_now()
     if isinstance(event, KeyVaultEvent):
-        return _plan_keyvault(event, settings)
-    return _plan_arm(event, settings)
+        return _plan_keyvault(event, settings, arrived)
+    return _plan_arm(event, settings, arrived)
 
 
 # --- item builders (also used by the sweep) -----------------------------------------------
@@ -147,9 +159,9 @@ def _bucket(when: datetime, settings: Settings) -> str:
 # --- Key Vault ----------------------------------------------------------------------------
 
 
-def _plan_keyvault(event: KeyVaultEvent, settings: Settings) -> Plan:
+def _plan_keyvault(event: KeyVaultEvent, settings: Settings, arrived: datetime) -> Plan:
     reasons = (event.id,)
-    bucket = _bucket(event.time, settings)
+    bucket = _bucket(arrived, settings)
     if event.event_type == catalog.VAULT_ACCESS_POLICY_CHANGED:
         return Plan((verify_item(event.vault_id, bucket=bucket, reasons=reasons),))
     if event.object_type in (None, ObjectType.CERTIFICATE) or event.object_name is None:
@@ -172,19 +184,30 @@ def _plan_keyvault(event: KeyVaultEvent, settings: Settings) -> Plan:
         event.vault_id, bucket=bucket, reasons=reasons, object_types=[event.object_type.value]
     )
     return Plan(
-        (verify, pin, _backup_impact(event, event.object_type, event.object_name, settings))
+        (
+            verify,
+            pin,
+            _backup_impact(event, event.object_type, event.object_name, settings, arrived),
+        )
     )
 
 
 def _backup_impact(
-    event: KeyVaultEvent, object_type: ObjectType, object_name: str, settings: Settings
+    event: KeyVaultEvent,
+    object_type: ObjectType,
+    object_name: str,
+    settings: Settings,
+    arrived: datetime,
 ) -> WorkItem:
-    window = window_bucket(event.time, settings.backup.window_minutes * 60)
+    window = window_bucket(arrived, settings.backup.window_minutes * 60)
+    # One fan-out per (object, version): events naming one version coalesce whatever their
+    # eventTime; the per-VM items use the window of the fan-out's arrival.
+    coalesce_on = f"v-{event.version}" if event.version else window
     return WorkItem(
         kind=WorkKind.BACKUP,
         target=event.object_id or event.vault_id,
         key=work_key(
-            WorkKind.BACKUP, "resolve", event.vault_id, object_type.value, object_name, window
+            WorkKind.BACKUP, "resolve", event.vault_id, object_type.value, object_name, coalesce_on
         ),
         reasons=(event.id,),
         params={
@@ -201,14 +224,14 @@ def _backup_impact(
 # --- Azure Resource Manager ---------------------------------------------------------------
 
 
-def _plan_arm(event: ArmEvent, settings: Settings) -> Plan:
+def _plan_arm(event: ArmEvent, settings: Settings, arrived: datetime) -> Plan:
     if event.event_type not in catalog.ARM_SUCCESS_TYPES:
         return Plan(ignored=IGNORED_NOT_SUCCESS)
     operation = catalog.arm_operation(event.operation_name)
     if operation is None:
         return Plan(ignored=IGNORED_OPERATION)
     reasons = (event.id,)
-    bucket = _bucket(event.time, settings)
+    bucket = _bucket(arrived, settings)
     if operation.effect is ArmEffect.REFRESH_INVENTORY:
         parent_vm = None
         if operation.confirm_ade_extension:

@@ -11,7 +11,9 @@ and against itself (an event whose parts disagree is forged or broken):
   data-plane URI from ARM by vault id and never trust the event's host.
 * ARM events: the topic is a configured subscription (or a resource group in one), the
   resource is under the topic, and ``data.subscriptionId`` / ``data.tenantId``, when present,
-  agree with it and with the configured tenant.
+  agree with it and with the configured tenant; for an operation Keyguard acts on, the
+  resource's type is the operation's (a ``virtualMachines/write`` naming a Recovery Services
+  vault would otherwise refresh, and back up, that whole vault).
 
 A refusal raises :class:`ScopeRefusal` (an :class:`~shared.errors.OutOfScopeError`) whose
 ``reason`` is one of the ``REASON_*`` codes; the intake records it in quarantine.
@@ -40,6 +42,7 @@ REASON_SUBSCRIPTION_NOT_IN_SCOPE: Final = "subscription_not_in_scope"
 REASON_RESOURCE_OUTSIDE_TOPIC: Final = "resource_outside_topic"
 REASON_SUBSCRIPTION_MISMATCH: Final = "subscription_mismatch"
 REASON_TENANT_MISMATCH: Final = "tenant_mismatch"
+REASON_RESOURCE_TYPE_MISMATCH: Final = "resource_type_mismatch"
 
 _ROLE_ASSIGNMENTS: Final = "/providers/microsoft.authorization/roleassignments/"
 
@@ -117,9 +120,34 @@ def _check_arm(event: ArmEvent, settings: Settings) -> None:
         raise ScopeRefusal(
             REASON_TENANT_MISMATCH, f"data.tenantId {event.tenant_id!r} is not the configured"
         )
+    from shared.events.catalog import ArmEffect, arm_operation
+
+    operation = arm_operation(event.operation_name)
+    written = resource_type_of(event.resource_uri) or ""
+    expected = operation.resource_type.lower() if operation is not None else ""
+    if operation is not None and operation.effect is not ArmEffect.REFRESH_INVENTORY:
+        expected = "/".join(expected.split("/")[:2])  # a vault or role assignment, or below
+        written = "/".join(written.split("/")[:2])
+    if operation is not None and written != expected:
+        raise ScopeRefusal(
+            REASON_RESOURCE_TYPE_MISMATCH,
+            f"operation {operation.name} names a resource of type {written or 'none'}",
+        )
 
 
 # --- helpers shared with planning and the sweep -------------------------------------------
+
+
+def resource_type_of(resource_id: str) -> str | None:
+    """The lower-cased ARM type of a resource id (``microsoft.compute/virtualmachines/
+    extensions``), read after its last ``/providers/``; None when it names no resource."""
+    head, sep, tail = resource_id.strip().rstrip("/").lower().rpartition("/providers/")
+    if not sep or not head:
+        return None
+    parts = tail.split("/")
+    if len(parts) < 3 or len(parts) % 2 == 0:
+        return None
+    return "/".join([parts[0], *parts[1::2]])
 
 
 def subscription_of(resource_id: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ SETTINGS = settings_for()
 VAULT = VAULT_ID.lower()
 #: 10:00:05 floored to 60 s / to 15 min; keys are lower-cased by work_key.
 BUCKET = "20261120t100000z"
+#: When the intake received the fixtures' events: buckets are taken from it, never from the
+#: event's own eventTime (issue 13 item 2).
+ARRIVED = datetime(2026, 11, 20, 10, 0, 5, tzinfo=UTC)
 WINDOW = "20261120T100000Z"
 VM = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/"
@@ -32,8 +36,10 @@ def _event(name: str, **changes: Any) -> KeyVaultEvent | ArmEvent:
     return event
 
 
-def _plan(name: str, settings: Any = SETTINGS, **changes: Any) -> planning.Plan:
-    return planning.plan_event(_event(name, **changes), settings)
+def _plan(
+    name: str, settings: Any = SETTINGS, *, now: datetime = ARRIVED, **changes: Any
+) -> planning.Plan:
+    return planning.plan_event(_event(name, **changes), settings, now=now)
 
 
 def _kinds(plan: planning.Plan) -> list[WorkKind]:
@@ -57,7 +63,7 @@ def test_key_new_version_plans_verify_pin_and_backup_impact() -> None:
         backup.target
         == "https://kv-prod.vault.azure.net/keys/kek-prod/0af1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
     )
-    assert backup.key == f"backup:resolve:{VAULT}:key:kek-prod:{WINDOW.lower()}"
+    assert backup.key == f"backup:resolve:{VAULT}:key:kek-prod:v-0af1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
     assert backup.params["resolve"] == planning.RESOLVE_VMS_USING_OBJECT
     assert backup.params["vault_id"] == VAULT_ID and backup.params["window"] == WINDOW
     for item in plan.items:
@@ -77,7 +83,7 @@ def test_backup_without_object_url_targets_the_vault() -> None:
     del raw["data"]["Id"]
     event = parse_event(raw)
     assert isinstance(event, KeyVaultEvent)
-    backup = planning.plan_event(event, SETTINGS).items[2]
+    backup = planning.plan_event(event, SETTINGS, now=ARRIVED).items[2]
     assert backup.target == VAULT_ID and backup.params["object_name"] == "kek-prod"
 
 
@@ -108,33 +114,56 @@ def test_certificate_events_are_ignored() -> None:
     assert plan.items == () and plan.ignored == planning.IGNORED_CERTIFICATE
 
 
-def test_events_in_one_window_coalesce_and_later_ones_do_not() -> None:
+def test_events_coalesce_by_arrival_never_by_their_own_event_time() -> None:
+    """Invented eventTimes (one per 15-minute window) mint no new keys: the buckets are the
+    arrival time's; a later arrival makes new verify/pin keys, and the backup fan-out is one
+    per (object, version) whatever the time (issue 13 item 2, forged rotation events)."""
     first = _plan("keyvault_key_new_version_created.eventgrid.json", id="a")
-    same = _plan(
-        "keyvault_key_new_version_created.eventgrid.json", id="b", eventTime="2026-11-20T10:00:59Z"
-    )
+    forged = [
+        _plan(
+            "keyvault_key_new_version_created.eventgrid.json",
+            id=f"f{hour}",
+            eventTime=f"2026-11-20T{hour:02d}:17:00Z",
+        )
+        for hour in range(11, 19)
+    ]
+    assert all([i.key for i in f.items] == [i.key for i in first.items] for f in forged)
     later = _plan(
-        "keyvault_key_new_version_created.eventgrid.json", id="c", eventTime="2026-11-20T10:01:00Z"
+        "keyvault_key_new_version_created.eventgrid.json",
+        id="c",
+        now=datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC),
     )
-    assert [i.key for i in first.items] == [i.key for i in same.items]
     keys_later = [i.key for i in later.items]
     assert keys_later[0] != first.items[0].key and keys_later[1] != first.items[1].key
-    assert keys_later[2] == first.items[2].key  # same 15-minute backup window
+    assert keys_later[2] == first.items[2].key  # same version: one fan-out
+    assert later.items[2].params["window"] == "20261120T120000Z"
+    assert first.items[2].key.endswith(":key:kek-prod:v-0af1c2d3e4f5a6b7c8d9e0f1a2b3c4d5")
     assert later.items[0].reasons == ("c",)
 
 
+def test_a_new_version_is_a_new_fan_out_and_no_version_falls_back_to_the_window() -> None:
+    first = _plan("keyvault_key_new_version_created.eventgrid.json")
+    raw = copy.deepcopy(load_event("keyvault_key_new_version_created.eventgrid.json"))
+    raw["data"]["Version"] = "1" * 32
+    raw["data"]["Id"] = raw["data"]["Id"].rsplit("/", 1)[0] + "/" + "1" * 32
+    other = planning.plan_event(parse_event(raw), SETTINGS, now=ARRIVED)  # type: ignore[arg-type]
+    assert other.items[2].key != first.items[2].key
+    del raw["data"]["Version"]
+    raw["data"]["Id"] = raw["data"]["Id"].rsplit("/", 1)[0]
+    bare = planning.plan_event(parse_event(raw), SETTINGS, now=ARRIVED)  # type: ignore[arg-type]
+    assert bare.items[2].key.endswith(":kek-prod:20261120t100000z")
+
+
 def test_buckets_follow_the_settings() -> None:
-    event = _event(
-        "keyvault_key_new_version_created.eventgrid.json", eventTime="2026-11-20T10:20:05Z"
-    )
-    verify, pin, backup = planning.plan_event(event, SETTINGS).items
+    event = _event("keyvault_key_new_version_created.eventgrid.json")
+    at = datetime(2026, 11, 20, 10, 20, 5, tzinfo=UTC)
+    verify, pin, backup = planning.plan_event(event, SETTINGS, now=at).items
     assert verify.key.endswith(":20261120t102000z:key") and pin.key.endswith(":20261120t102000z")
     assert backup.params["window"] == "20261120T101500Z"
     hourly = settings_for(coalesce_seconds=3600, window_minutes=60)
-    verify, pin, backup = planning.plan_event(event, hourly).items
+    verify, pin, backup = planning.plan_event(event, hourly, now=at).items
     assert verify.key.endswith(":20261120t100000z:key") and pin.key.endswith(":20261120t100000z")
     assert backup.params["window"] == "20261120T100000Z"
-    assert backup.key.endswith(":20261120t100000z")
 
 
 @pytest.mark.parametrize(
@@ -164,7 +193,7 @@ def test_compute_writes_refresh_the_inventory(
 ) -> None:
     event = _event(name)
     assert isinstance(event, ArmEvent)
-    (item,) = planning.plan_event(event, SETTINGS).items
+    (item,) = planning.plan_event(event, SETTINGS, now=ARRIVED).items
     assert item.kind is WorkKind.REFRESH_INVENTORY
     assert item.target == (target or event.resource_uri)
     assert item.key == f"inventory:{item.target.lower()}:{BUCKET}"
@@ -198,7 +227,7 @@ def test_role_assignment_at_subscription_verifies_every_configured_vault_under_i
     settings = settings_for(vaults=f"{VAULT_ID},{second}")
     raw = copy.deepcopy(load_event("arm_role_assignment_delete_rg.eventgrid.json"))
     raw["data"]["resourceUri"] = raw["data"]["resourceUri"].replace("/resourceGroups/rg-keys", "")
-    plan = planning.plan_event(parse_event(raw), settings)  # type: ignore[arg-type]
+    plan = planning.plan_event(parse_event(raw), settings, now=ARRIVED)  # type: ignore[arg-type]
     assert sorted(i.target for i in plan.items) == sorted([VAULT, second.lower()])
     plan_rg = _plan("arm_role_assignment_delete_rg.eventgrid.json", settings)
     assert [i.target for i in plan_rg.items] == [VAULT]
@@ -227,14 +256,14 @@ def test_role_assignment_at_container_scope_in_all_vaults_mode_is_a_scope_item()
 def test_role_assignments_elsewhere_are_ignored(resource_uri: str) -> None:
     raw = copy.deepcopy(load_event("arm_role_assignment_write_vault.eventgrid.json"))
     raw["data"]["resourceUri"] = resource_uri
-    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    plan = planning.plan_event(parse_event(raw), SETTINGS, now=ARRIVED)  # type: ignore[arg-type]
     assert plan.items == () and plan.ignored == planning.IGNORED_ROLE_SCOPE
 
 
 def test_write_to_an_unconfigured_vault_is_ignored() -> None:
     raw = copy.deepcopy(load_event("arm_vault_write.eventgrid.json"))
     raw["data"]["resourceUri"] = VAULT_ID.replace("kv-prod", "kv-other")
-    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    plan = planning.plan_event(parse_event(raw), SETTINGS, now=ARRIVED)  # type: ignore[arg-type]
     assert plan.ignored == planning.IGNORED_VAULT_NOT_IN_SCOPE
 
 
@@ -254,7 +283,7 @@ def test_arm_failures_and_cancels_cause_no_work(event_type: str) -> None:
 def test_arm_operations_we_do_not_act_on_are_ignored() -> None:
     raw = copy.deepcopy(load_event("arm_vm_write.eventgrid.json"))
     raw["data"]["operationName"] = "Microsoft.Compute/virtualMachines/delete"
-    plan = planning.plan_event(parse_event(raw), SETTINGS)  # type: ignore[arg-type]
+    plan = planning.plan_event(parse_event(raw), SETTINGS, now=ARRIVED)  # type: ignore[arg-type]
     assert plan.ignored == planning.IGNORED_OPERATION
 
 
