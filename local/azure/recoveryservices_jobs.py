@@ -147,10 +147,17 @@ def _tasks(job: Job, now: datetime, status: str) -> list[dict[str, Any]]:
     return tasks
 
 
-def job_body(world: World, job: Job) -> dict[str, Any]:
-    """A job as recorded real traffic shows it (rs_job_get_backup_*_2023): ``actionsInfo``,
-    per-task times, ``Backup Size`` only once finished, ``endTime`` only once finished, and
-    **no** ``isUserTriggered`` (real Azure omits it at every recorded api-version)."""
+#: From this api-version on, ``actionsInfo`` holds the action's name, not its number: 2021-10-01
+#: and 2023-01-01 recordings show ``[1]``, the 2024-04-01 job list ``["Cancellable"]``
+#: (rs_jobs_list_time_filter_failed_job). Where between them it changed is not recorded.
+ACTION_NAMES_FROM = "2024-04-01"
+
+
+def job_body(world: World, job: Job, api_version: str = "") -> dict[str, Any]:
+    """A job as recorded real traffic shows it (rs_job_get_backup_*_2023): ``actionsInfo``
+    (a number, or its name from :data:`ACTION_NAMES_FROM`), per-task times, ``Backup Size``
+    only once finished, ``endTime`` only once finished, and **no** ``isUserTriggered`` (real
+    Azure omits it at every recorded api-version)."""
     now = world.clock.now()
     status = job.status(now)
     done = status != "InProgress"
@@ -168,7 +175,7 @@ def job_body(world: World, job: Job) -> dict[str, Any]:
         bag["Backup Size"] = f"{job.backup_size_mb} MB"
     props: dict[str, Any] = {
         "jobType": "AzureIaaSVMJob",
-        "actionsInfo": [1],
+        "actionsInfo": ["Cancellable"] if api_version >= ACTION_NAMES_FROM else [1],
         "containerName": job.item.container.split(";", 1)[1],
         "duration": _duration(elapsed.total_seconds()),
         "virtualMachineVersion": "Compute",
@@ -371,6 +378,9 @@ def jobs_list(world: World, request: Request) -> Response:
     lo = _filter_time(flt["starttime"]) if "starttime" in flt else None
     hi = _filter_time(flt["endtime"]) if "endtime" in flt else None
     now = world.clock.now()
+    # an empty clause restricts nothing: PowerShell sends "operation eq ''" and real Azure
+    # answers its Backup jobs (rs_jobs_list_time_filter_failed_job.yaml)
+    flt = {k: v for k, v in flt.items() if v != ""}
     jobs = []
     for job in sorted(state.jobs.values(), key=lambda j: j.start, reverse=True):
         checks = (
@@ -382,7 +392,7 @@ def jobs_list(world: World, request: Request) -> Response:
             flt.get("status", job.status(now)).lower() == job.status(now).lower(),
         )
         if all(checks):
-            jobs.append(job_body(world, job))
+            jobs.append(job_body(world, job, request.query.get("api-version", "")))
     return Response(200, page(world, request, jobs))
 
 
@@ -396,7 +406,7 @@ def job_get(world: World, request: Request) -> Response:
         raise AzureHttpError(
             404, "BMSUserErrorJobNotFound", f"Job {param(request, 'job')} was not found."
         )
-    return Response(200, job_body(world, job))
+    return Response(200, job_body(world, job, request.query.get("api-version", "")))
 
 
 # --------------------------------------------------------------------------- admin

@@ -80,6 +80,7 @@ def item_body(world: World, item: ProtectedItem) -> dict[str, Any]:
         "policyName": item.policy,
         "policyType": "V2",
         "isArchiveEnabled": False,
+        "sourceSideScanning": 0,  # an integer, as the 2024-04-01 list shows it
         "extendedInfo": {"recoveryPointCount": len(points), "policyInconsistent": False},
         # api-version 2026-07-01 fields, as rs_protected_item_get_2026 shows them
         "healthDetails": [
