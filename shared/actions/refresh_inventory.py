@@ -12,13 +12,23 @@ disk encryption set (planning's ``inventory_item``). ``params["follow_up"]`` (de
 * ``verify`` — the Key Vaults those objects live in;
 * ``backup`` — one on-demand backup per VM whose keys changed (no recovery point exists yet
   under the new key), the backup issue's ``backup:{vm_id}:{window}`` item. Never for a sweep.
+
+One odd record never blinds a vault (``shared.inventory.refresh``): an unreadable point is
+quarantined (``KeyguardQuarantine``) and alerted (``Keyguard.RecoveryPointUnreadable``), a VM
+answering a permanent error is alerted (``Keyguard.VmUnreadable``), a VM hitting a transient
+error gets its own inventory item (retried through the queue), and the rest is pinned. When a
+vault's refresh fails as a whole (its item listing refused or throttled), the pins and checks
+of everything the inventory already knows are enqueued before the error is raised: a failed
+refresh never stops the sweep's pins.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shared import names
 from shared.actions.base import ActionContext, ActionResult
+from shared.errors import LeaseLostError
 from shared.logs import get_logger
 from shared.planning import pin_item, verify_item
 from shared.workitems import RERUN_SEPARATOR, WorkItem, WorkKind, window_bucket
@@ -91,50 +101,35 @@ class RefreshInventoryAction:
 
     def run(self, item: WorkItem, ctx: ActionContext) -> ActionResult:
         """Refresh the inventory for ``item.target`` and plan the follow-ups."""
+        from shared.deadletter import QuarantineStore
         from shared.inventory import inventory_for
         from shared.inventory.azure_read import AzureInventoryReader
         from shared.inventory.refresh import refresh_resource
+        from shared.inventory.unreadable import PointQuarantine, unreadable_alerts
 
         inventory = inventory_for(ctx)
-        outcome = refresh_resource(
-            inventory,
-            AzureInventoryReader(ctx.azure),
-            item.target,
-            vm_id=item.params.get("vm_id"),
-            confirm_ade_extension=bool(item.params.get("confirm_ade_extension")),
-        )
         follow = set(item.params.get("follow_up") or DEFAULT_FOLLOW_UP)
         is_vault = "/microsoft.recoveryservices/vaults/" in item.target.lower() + "/"
-        if is_vault:
-            objects = {
-                (o.vault_id, o.object_type, o.name)
-                for o in inventory.objects()
-                if o.vault_id and o.object_type in ("key", "secret")
-            }
-        else:
-            objects = _objects_of_change(inventory, outcome)
-        objects = {o for o in objects if ctx.settings.vault_in_scope(o[0])}
-        # Own bucket suffix: a pin the event planned in the same bucket may have run before
-        # the inventory knew the change; this one must run after it.
+        quarantine = QuarantineStore(ctx.storage.table(names.QUARANTINE_TABLE), now=ctx.now)
+        try:
+            outcome = refresh_resource(
+                inventory,
+                AzureInventoryReader(ctx.azure),
+                item.target,
+                vm_id=item.params.get("vm_id"),
+                confirm_ade_extension=bool(item.params.get("confirm_ade_extension")),
+                quarantine=PointQuarantine(quarantine),
+            )
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            if is_vault:
+                self._pin_what_is_known(item, ctx, inventory, follow, exc)
+            raise
+        objects = _known_objects(inventory) if is_vault else _objects_of_change(inventory, outcome)
+        follow_ups = _follow_ups(item, ctx, objects, follow)
         bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
-        follow_ups: list[WorkItem] = []
-        if "verify" in follow:
-            for vault in sorted({o[0] for o in objects}):
-                follow_ups.append(verify_item(vault, bucket=bucket, reasons=reasons))
-        if "pin" in follow:
-            from shared.events.catalog import ObjectType
-
-            for vault, kind, name in sorted(objects):
-                follow_ups.append(
-                    pin_item(
-                        vault,
-                        ObjectType(kind),
-                        name,
-                        bucket=bucket,
-                        reasons=reasons,
-                        trigger="inventory",
-                    )
-                )
+        follow_ups.extend(_retry_items(outcome, bucket, reasons))
         if "backup" in follow and not is_vault:
             follow_ups.extend(_backup_items(outcome.changed, ctx, reasons))
         summary: dict[str, Any] = {
@@ -143,10 +138,94 @@ class RefreshInventoryAction:
             "new_points": len(outcome.new_points),
             "forgotten_points": outcome.forgotten_points,
             "skipped": outcome.skipped,
+            "unreadable": [
+                {"vm_id": u.vm_id, "point_id": u.point_id, "code": u.code}
+                for u in outcome.unreadable
+            ],
+            "retry": sorted(outcome.retry),
             "follow_ups": len(follow_ups),
         }
         log.info("inventory.refreshed", work_key=item.key, **summary)
-        return ActionResult(summary=summary, follow_ups=tuple(follow_ups))
+        return ActionResult(
+            summary=summary,
+            follow_ups=tuple(follow_ups),
+            alerts=unreadable_alerts(outcome.unreadable),
+        )
+
+    @staticmethod
+    def _pin_what_is_known(
+        item: WorkItem, ctx: ActionContext, inventory: Inventory, follow: set[str], exc: Exception
+    ) -> None:
+        """The vault could not be refreshed: enqueue the pins and checks of what the
+        inventory already knows (the error is raised after: the refresh is retried)."""
+        from shared.workqueue import WorkQueue
+
+        items = _follow_ups(item, ctx, _known_objects(inventory), follow)
+        if items:
+            queue = WorkQueue(ctx.storage.queue(names.WORK_QUEUE), ctx.settings.retry, now=ctx.now)
+            queue.enqueue_many(items)
+        log.warning(
+            "inventory.refresh_failed_known_pinned",
+            work_key=item.key,
+            follow_ups=len(items),
+            error=f"{type(exc).__name__}: {str(exc)[:300]}",
+        )
+
+
+def _known_objects(inventory: Inventory) -> set[tuple[str, str, str]]:
+    """(vault id, key|secret, name) of every object the inventory knows."""
+    return {
+        (o.vault_id, o.object_type, o.name)
+        for o in inventory.objects()
+        if o.vault_id and o.object_type in ("key", "secret")
+    }
+
+
+def _retry_items(outcome: RefreshOutcome, bucket: str, reasons: tuple[str, ...]) -> list[WorkItem]:
+    """One inventory item per VM a transient error stopped (retried through the queue)."""
+    from shared.planning import inventory_item
+
+    params: dict[str, Any] = {
+        "resource_type": "Microsoft.Compute/virtualMachines",
+        "operation": "retry",
+        "correlation_id": None,
+        "confirm_ade_extension": False,
+        "vm_id": None,
+        "follow_up": ["verify", "pin"],
+    }
+    return [
+        inventory_item(vm_id, bucket=bucket, reasons=reasons, params=params)
+        for vm_id in sorted(outcome.retry)
+    ]
+
+
+def _follow_ups(
+    item: WorkItem, ctx: ActionContext, found: set[tuple[str, str, str]], follow: set[str]
+) -> list[WorkItem]:
+    """The verify and pin items for ``found`` objects (in scope only)."""
+    objects = {o for o in found if ctx.settings.vault_in_scope(o[0])}
+    # Own bucket suffix: a pin the event planned in the same bucket may have run before
+    # the inventory knew the change; this one must run after it.
+    bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
+    follow_ups: list[WorkItem] = []
+    if "verify" in follow:
+        for vault in sorted({o[0] for o in objects}):
+            follow_ups.append(verify_item(vault, bucket=bucket, reasons=reasons))
+    if "pin" in follow:
+        from shared.events.catalog import ObjectType
+
+        for vault, kind, name in sorted(objects):
+            follow_ups.append(
+                pin_item(
+                    vault,
+                    ObjectType(kind),
+                    name,
+                    bucket=bucket,
+                    reasons=reasons,
+                    trigger="inventory",
+                )
+            )
+    return follow_ups
 
 
 REFRESH_INVENTORY = RefreshInventoryAction()

@@ -135,6 +135,43 @@ class RecoveryPointRecord:
 
 
 @dataclass(frozen=True)
+class UnreadableRecord:
+    """Something a refresh could not read: one recovery point (``point_id``, quarantined with
+    its payload under ``quarantine_id``), or a VM's points altogether (``point_id`` None: a
+    permanent error such as a 403 on its listing). Kept until a later refresh reads it, so
+    the report says "unknown" for it instead of "restorable" or nothing.
+    """
+
+    vm_id: str
+    vm_name: str
+    code: str
+    reason: str
+    point_id: str | None = None
+    rsv_id: str | None = None
+    quarantine_id: str | None = None
+    recorded_at: datetime | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        """Table properties (None left out; the time as ISO text)."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
+            elif value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> UnreadableRecord:
+        """The record stored by :meth:`to_entity`."""
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in entity.items() if k in names}
+        if isinstance(data.get("recorded_at"), str):
+            data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class ObjectUrl:
     """A Key Vault object URL split into its parts."""
 

@@ -6,19 +6,43 @@ known, or known without a settled expiry (none recorded, or assumed because the 
 could not be read: read again until it can, rewritten only when the answer differs); points no
 longer listed (expired) are forgotten. A VM's record is rewritten only when
 it changed, so a refresh over an unchanged estate writes nothing.
+
+Failures are isolated per VM and per point, so one odd record never blinds a vault:
+
+* a point whose body cannot be read (:class:`~shared.errors.RecoveryPointUnreadableError`)
+  is quarantined with its payload (``quarantine``), marked in the inventory and reported in
+  ``unreadable``; a permanent error on one point's GET is marked the same way (no payload);
+* a permanent error on a VM (its GET, or a 403 on its point listing) marks the VM; what the
+  inventory knew of it stays (so it stays pinned);
+* a transient error on a VM or point (throttling, 5xx) is reported in ``retry`` — the caller
+  refreshes that VM again through the work queue — and the others carry on.
+
+Keyguard's own storage failing (``StorageError``) and a lost lease still stop the refresh.
+Marks are cleared when a later refresh reads past them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shared.errors import (
+    LeaseLostError,
+    PermanentError,
+    RecoveryPointUnreadableError,
+    StorageError,
+    TransientError,
+)
 from shared.inventory.azure_read import ArmId, AzureInventoryReader, ProtectedVm
-from shared.inventory.records import RecoveryPointRecord, VmRecord
+from shared.inventory.records import RecoveryPointRecord, UnreadableRecord, VmRecord
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from shared.inventory.store import Inventory
+
+#: Records an unreadable point with its payload; returns the quarantine record id.
+Quarantine = Callable[[ProtectedVm, str, RecoveryPointUnreadableError], str]
 
 log = get_logger(__name__)
 
@@ -34,6 +58,10 @@ class RefreshOutcome:
     forgotten_points: int = 0
     removed: list[str] = field(default_factory=list)
     skipped: str | None = None
+    #: Marks made by this refresh (a point quarantined, a VM unreadable): one alert each.
+    unreadable: list[UnreadableRecord] = field(default_factory=list)
+    #: VMs to read again later (a transient error on the VM or one of its points), by id.
+    retry: dict[str, TransientError] = field(default_factory=dict)
 
     def add(self, other: RefreshOutcome) -> None:
         self.vms += other.vms
@@ -41,47 +69,156 @@ class RefreshOutcome:
         self.new_points += other.new_points
         self.forgotten_points += other.forgotten_points
         self.removed += other.removed
+        self.unreadable += other.unreadable
+        self.retry.update(other.retry)
 
 
 def _uses_changed(old: VmRecord | None, new: VmRecord) -> bool:
     return old is None or old.uses() != new.uses()
 
 
+def _vm_name(vm_id: str) -> str:
+    return vm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _isolated(exc: Exception) -> TransientError | PermanentError:
+    """What one VM's or point's failure is (raised on: Keyguard's storage, a lost lease)."""
+    from shared.retry import classify
+
+    if isinstance(exc, StorageError | LeaseLostError):
+        raise exc
+    return classify(exc)
+
+
 def refresh_vm(
-    inv: Inventory, reader: AzureInventoryReader, protection: ProtectedVm
+    inv: Inventory,
+    reader: AzureInventoryReader,
+    protection: ProtectedVm,
+    *,
+    quarantine: Quarantine | None = None,
 ) -> RefreshOutcome:
-    """Re-read one protected VM and its recovery points into the inventory."""
+    """Re-read one protected VM and its recovery points into the inventory; a failure of
+    this VM or one of its points is isolated (module docstring), never raised."""
     out = RefreshOutcome()
+    marks = {m.point_id: m for m in inv.unreadable(protection.vm_id)}
+    try:
+        _read_vm(inv, reader, protection, quarantine, marks, out)
+    except Exception as exc:
+        error = _isolated(exc)
+        if isinstance(error, TransientError):
+            log.warning(
+                "inventory.vm_retry", vm_id=protection.vm_id, code=error.code, error=str(error)
+            )
+            out.retry[protection.vm_id] = error
+            return out
+        mark = UnreadableRecord(
+            vm_id=protection.vm_id,
+            vm_name=_vm_name(protection.vm_id),
+            code=error.code,
+            reason=str(error)[:1000],
+            rsv_id=protection.vault_id,
+            recorded_at=inv.now(),
+        )
+        inv.mark_unreadable(mark)
+        out.unreadable.append(mark)
+        log.error(
+            "inventory.vm_unreadable",
+            vm_id=protection.vm_id,
+            rsv_id=protection.vault_id,
+            code=error.code,
+            error=mark.reason,
+        )
+    return out
+
+
+def _read_vm(
+    inv: Inventory,
+    reader: AzureInventoryReader,
+    protection: ProtectedVm,
+    quarantine: Quarantine | None,
+    marks: dict[str | None, UnreadableRecord],
+    out: RefreshOutcome,
+) -> None:
     old = inv.get_vm(protection.vm_id)
     record = reader.read_vm(protection.vm_id, protection)
     if record is None:
         out.skipped = "vm_not_found"
-        return out
+        return
     inv.upsert_vm(record)
     out.vms.append(record)
     if _uses_changed(old, record):
         out.changed.append((old, record))
     listed = set(reader.point_ids(protection))
+    cleared = [m for pid, m in marks.items() if pid is None or pid not in listed]
     recorded = {p.point_id: p for p in inv.recovery_points(record.vm_id)}
     known = set(recorded)
     unsettled = {pid for pid, p in recorded.items() if not p.expiry_settled}
     for point_id in sorted((listed - known) | (listed & unsettled)):
-        point = reader.read_point(protection, point_id)
+        try:
+            point = reader.read_point(protection, point_id)
+        except Exception as exc:
+            error = _isolated(exc)
+            if isinstance(error, TransientError):
+                log.warning("inventory.point_retry", vm_id=record.vm_id, point_id=point_id)
+                out.retry[record.vm_id] = error
+                continue
+            out.unreadable.append(_point_unreadable(inv, protection, point_id, error, quarantine))
+            continue
+        if point_id in marks:
+            cleared.append(marks[point_id])
         if point is not None and point != recorded.get(point_id):
             out.new_points.append((record.vm_id, point))
     inv.record_recovery_points(record.vm_id, [p for _vm, p in out.new_points], vm_name=record.name)
     out.forgotten_points = inv.forget_recovery_points(record.vm_id, known - listed)
-    return out
+    inv.clear_unreadable(cleared)
+
+
+def _point_unreadable(
+    inv: Inventory,
+    protection: ProtectedVm,
+    point_id: str,
+    error: PermanentError,
+    quarantine: Quarantine | None,
+) -> UnreadableRecord:
+    """Quarantine (when the body is at fault and a quarantine is given) and mark one point."""
+    quarantine_id = None
+    if isinstance(error, RecoveryPointUnreadableError) and quarantine is not None:
+        quarantine_id = quarantine(protection, point_id, error)
+    mark = UnreadableRecord(
+        vm_id=protection.vm_id,
+        vm_name=_vm_name(protection.vm_id),
+        code=error.code,
+        reason=str(error)[:1000],
+        point_id=point_id,
+        rsv_id=protection.vault_id,
+        quarantine_id=quarantine_id,
+        recorded_at=inv.now(),
+    )
+    inv.mark_unreadable(mark)
+    log.error(
+        "inventory.point_unreadable",
+        vm_id=protection.vm_id,
+        point_id=point_id,
+        code=error.code,
+        error=mark.reason,
+        quarantine_id=quarantine_id,
+    )
+    return mark
 
 
 def refresh_recovery_vault(
-    inv: Inventory, reader: AzureInventoryReader, rsv_id: str
+    inv: Inventory,
+    reader: AzureInventoryReader,
+    rsv_id: str,
+    *,
+    quarantine: Quarantine | None = None,
 ) -> RefreshOutcome:
-    """Re-read every VM protected in a Recovery Services vault."""
+    """Re-read every VM protected in a Recovery Services vault (one VM's failure is
+    isolated; the vault's item listing failing raises)."""
     out = RefreshOutcome()
     protected = reader.protected_vms(rsv_id)
     for protection in protected:
-        out.add(refresh_vm(inv, reader, protection))
+        out.add(refresh_vm(inv, reader, protection, quarantine=quarantine))
     listed = {p.vm_id.lower() for p in protected}
     for vm in inv.all_vms():
         if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
@@ -94,6 +231,8 @@ def refresh_recovery_vault(
         changed=len(out.changed),
         new_points=len(out.new_points),
         forgotten=out.forgotten_points,
+        unreadable=len(out.unreadable),
+        retry=len(out.retry),
     )
     return out
 
@@ -115,6 +254,7 @@ def refresh_resource(
     *,
     vm_id: str | None = None,
     confirm_ade_extension: bool = False,
+    quarantine: Quarantine | None = None,
 ) -> RefreshOutcome:
     """Re-read what one written resource changes: the VM(s) it belongs to.
 
@@ -125,7 +265,7 @@ def refresh_resource(
     """
     rtype = "/".join(resource_id.rstrip("/").split("/")[6:8]).lower()
     if rtype == "microsoft.recoveryservices/vaults":
-        return refresh_recovery_vault(inv, reader, resource_id)
+        return refresh_recovery_vault(inv, reader, resource_id, quarantine=quarantine)
     if confirm_ade_extension and not reader.is_ade_extension(resource_id):
         return RefreshOutcome(skipped="not_ade_extension")
     targets: list[str]
@@ -142,7 +282,7 @@ def refresh_resource(
         if protection is None:
             out.skipped = "not_protected"
             continue
-        out.add(refresh_vm(inv, reader, protection))
+        out.add(refresh_vm(inv, reader, protection, quarantine=quarantine))
     if not targets:
         out.skipped = "no_vm"
     return out

@@ -12,6 +12,9 @@ Layout (``names.INVENTORY_TABLE``; ids are hashed into keys because ARM ids and 
     PK "kv|" + h(vault_id)  RK "{type}|use|" + h(vm)    the VM uses a key/secret there now
                             RK "{type}|rp|" + h(vm)     its points need one until ``expiry``
     PK "vaults"             RK h(vault_id)              the vault's data-plane URI
+    PK "unread"             RK h(vm_id) + "|vm"         the VM's points could not be read
+                            RK h(vm_id) + "|rp|" + point
+                                                        a point quarantined (unreadable)
 
 So "who needs key K" — VMs using it and points taken with it — is ONE partition query
 (``obj|h(K)``), and so is "what do protected VMs need from vault V" (``kv|h(V)``).
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import StorageError
 from shared.inventory.records import (
     RecoveryPointRecord,
+    UnreadableRecord,
     VmRecord,
     object_id,
     parse_object_url,
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 VM_PARTITION = "vm"
 OBJECTS_PARTITION = "objects"
 VAULTS_PARTITION = "vaults"
+#: What a refresh could not read (normally empty: the report reads it whole, once).
+UNREAD_PARTITION = "unread"
 #: Table batch transactions hold at most 100 operations.
 BATCH = 100
 #: How long :meth:`Inventory.knows_vms` trusts its last answer.
@@ -99,6 +105,10 @@ class Inventory:
     def __init__(self, table: TableClient, *, now: Callable[[], datetime] = utc_now) -> None:
         self._table = table
         self._now = now
+
+    def now(self) -> datetime:
+        """The inventory's clock (UTC, aware)."""
+        return self._now()
 
     # -- low level --------------------------------------------------------------------------
 
@@ -375,6 +385,46 @@ class Inventory:
                 ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": suffix}))
         self._submit(ops)
         return len(wanted)
+
+    # -- what could not be read --------------------------------------------------------------
+
+    @staticmethod
+    def _unread_key(vm_id: str, point_id: str | None) -> str:
+        return f"{h(vm_id)}|vm" if point_id is None else f"{h(vm_id)}|rp|{_row(point_id)}"
+
+    def mark_unreadable(self, record: UnreadableRecord) -> None:
+        """Remember that a VM's points, or one point, could not be read (replaces the last
+        mark for it)."""
+        if record.point_id is not None:
+            record = replace(record, point_id=point_name(record.point_id))
+        row = {
+            "PartitionKey": UNREAD_PARTITION,
+            "RowKey": self._unread_key(record.vm_id, record.point_id),
+            **record.to_entity(),
+        }
+        self._submit([("upsert", row)])
+
+    def unreadable(self, vm_id: str | None = None) -> list[UnreadableRecord]:
+        """The marks of one VM (a prefix query), or of every VM (one partition query)."""
+        prefix = f"{h(vm_id)}|" if vm_id is not None else None
+        rows = self._query(UNREAD_PARTITION, prefix=prefix)
+        return [UnreadableRecord.from_entity(r) for r in rows]
+
+    def clear_unreadable(self, records: Iterable[UnreadableRecord]) -> None:
+        """Drop marks a refresh has read past (the VM's points listed, the point read, or the
+        point no longer retained)."""
+        ops: list[tuple[str, dict[str, Any]]] = [
+            (
+                "delete",
+                {
+                    "PartitionKey": UNREAD_PARTITION,
+                    "RowKey": self._unread_key(r.vm_id, r.point_id),
+                },
+            )
+            for r in records
+        ]
+        if ops:
+            self._submit(ops)
 
     # -- objects and vaults -----------------------------------------------------------------
 

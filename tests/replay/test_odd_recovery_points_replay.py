@@ -20,23 +20,27 @@ still plans the pins of what the inventory knows; the report says "unknown" for 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from shared import names
 from shared.errors import RecoveryPointUnreadableError
 from shared.inventory.azure_read import AzureInventoryReader
 from tests.replay.harness import replay_clients
-from tests.replay.recordings import Interaction
+from tests.replay.recordings import Interaction, interaction
 from tests.replay.test_recovery_point_expiry_replay import (
+    ARM,
     BEK_SECRET,
     BEK_VAULT,
     OLD_VERSION,
     POINT,
     POINT_NAME,
     TAKEN,
+    VM,
     _point_with_keys,
     _protection,
 )
@@ -156,3 +160,202 @@ def test_a_well_formed_point_still_reads_as_before() -> None:
     azure, _ = replay_clients([_odd(with_kek)])
     point = AzureInventoryReader(azure).read_point(_protection(), POINT_NAME)
     assert point is not None and point.kek_key_url == KEK_URL and point.bek_secret_url == BEK_URL
+
+
+# -- a vault refresh: the odd point and the refused VM are isolated, the rest is pinned --------
+
+LISTING = interaction("rs_protected_items_list_protected_and_irpending.yaml")
+ITEMS = LISTING.body["value"]
+RSV_ID = ITEMS[0]["id"].split("/backupFabrics/")[0]
+VM_A, VM_B = (i["properties"]["virtualMachineId"] for i in ITEMS)
+ODD_POINT, GOOD_POINT = "1141447822740001", "1141447822740002"
+NOW_ACTION = datetime(2026, 9, 20, 12, 0, tzinfo=UTC)
+
+
+def _enc(arm_id: str) -> str:
+    return arm_id.replace(";", "%3B")
+
+
+def _vm_at(vm_id: str) -> Interaction:
+    """The recorded single-pass ADE VM GET, served as ``vm_id`` (id and name CHANGED)."""
+    body = copy.deepcopy(VM.body)
+    body["id"], body["name"] = vm_id, vm_id.rsplit("/", 1)[1]
+    return replace(VM, uri=f"{ARM}{vm_id}?$expand=instanceView&api-version=2024-07-01", body=body)
+
+
+def _points_of(item: dict[str, Any], *points: Interaction) -> list[Interaction]:
+    """The point listing (``{"value": [...]}``, not recorded at 2026) and each point's GET,
+    served under the recorded item's id."""
+    base = f"{ARM}{_enc(item['id'])}/recoveryPoints"
+    gets = []
+    listed = []
+    for point in points:
+        body = copy.deepcopy(point.body)
+        body["id"] = f"{item['id']}/recoveryPoints/{body['name']}"
+        gets.append(replace(point, uri=f"{base}/{body['name']}?api-version=2026-07-01", body=body))
+        summary = copy.deepcopy(body)
+        if isinstance(summary.get("properties"), dict):
+            summary["properties"].pop("keyAndSecret", None)
+        listed.append(summary)
+    page = replace(POINT, uri=f"{base}?api-version=2026-07-01", body={"value": listed})
+    return [page, *gets]
+
+
+def _refused(item: dict[str, Any]) -> Interaction:
+    """403 on the item's point listing: SYNTHESIZED (no Recovery Services 403 was found
+    recorded); ARM's documented error shape, as Azure answers a missing Backup Reader role."""
+    return replace(
+        POINT,
+        uri=f"{ARM}{_enc(item['id'])}/recoveryPoints?api-version=2026-07-01",
+        status=403,
+        body={
+            "error": {
+                "code": "AuthorizationFailed",
+                "message": "The client does not have authorization to perform action "
+                "'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/"
+                "protectedItems/recoveryPoints/read' over scope ...",
+            }
+        },
+    )
+
+
+def _estate(*, refuse_b: bool = True, odd: bool = True) -> list[Interaction]:
+    """The recorded two-VM listing; VM A has an odd point (when ``odd``) and a good one,
+    VM B's points answer 403 (when ``refuse_b``) or one good point."""
+
+    def with_kek(props: dict[str, Any]) -> None:
+        props["keyAndSecret"]["kekDetails"] = {"keyUrl": KEK_URL, "keyVaultId": KEK_VAULT}
+
+    good_a = _odd(with_kek, name=GOOD_POINT)
+    points_a = [good_a]
+    if odd:
+        points_a.insert(0, _odd(_set("keyAndSecret", "opaque"), name=ODD_POINT))
+    answers = [LISTING, _vm_at(VM_A), _vm_at(VM_B), *_points_of(ITEMS[0], *points_a)]
+    if refuse_b:
+        answers.append(_refused(ITEMS[1]))
+    else:
+        answers.extend(_points_of(ITEMS[1], _odd(with_kek, name=GOOD_POINT)))
+    return answers
+
+
+def _sweep_item() -> Any:
+    from shared.planning import FOLLOW_UP, inventory_item
+
+    params = {
+        "resource_type": "Microsoft.RecoveryServices/vaults",
+        "operation": "sweep",
+        "correlation_id": None,
+        "confirm_ade_extension": False,
+        "vm_id": None,
+        "follow_up": list(FOLLOW_UP),
+    }
+    return inventory_item(RSV_ID, bucket="20260920T120000Z", reasons=("sweep:t",), params=params)
+
+
+def _context(storage_env: Any, answers: list[Interaction]) -> Any:
+    from shared.actions.base import ActionContext
+    from tests.replay.harness import replay_settings
+
+    settings = replay_settings()
+    azure, _ = replay_clients(answers, settings=settings)
+    return ActionContext(settings, azure, storage_env.clients, lambda: NOW_ACTION)
+
+
+def _pins(items: Any) -> set[tuple[str, str]]:
+    return {
+        (i.params["object_type"], i.params["object_name"]) for i in items if i.kind.value == "pin"
+    }
+
+
+@pytest.mark.integration
+def test_one_odd_point_and_one_refused_vm_do_not_stop_the_vault(storage_env: Any) -> None:
+    from shared.actions.refresh_inventory import REFRESH_INVENTORY
+    from shared.deadletter import QuarantineStore
+    from shared.inventory import inventory_for
+
+    ctx = _context(storage_env, _estate())
+    result = REFRESH_INVENTORY.run(_sweep_item(), ctx)  # before: AttributeError, dead-lettered
+
+    inventory = inventory_for(ctx)
+    assert [p.point_id for p in inventory.recovery_points(VM_A)] == [GOOD_POINT]
+    # the good point's KEK and BEK, and the BEK both VMs use now, are pinned
+    assert _pins(result.follow_ups) == {("key", "kek"), ("secret", BEK_SECRET.rsplit("/", 1)[1])}
+    marks = {(m.vm_id, m.point_id): m for m in inventory.unreadable()}
+    assert set(marks) == {(VM_A, ODD_POINT), (VM_B, None)}
+    assert marks[(VM_B, None)].code == "AuthorizationFailed"
+    assert marks[(VM_A, ODD_POINT)].code == "RecoveryPointUnreadable"
+
+    # the odd point is quarantined with its payload, as Azure gave it
+    (record,) = QuarantineStore(storage_env.clients.table(names.QUARANTINE_TABLE)).list()
+    assert record["Reason"] == "recovery_point_unreadable"
+    assert record["EventId"].endswith(f"/recoveryPoints/{ODD_POINT}")
+    assert record["Subject"] == VM_A
+    assert json.loads(record["Payload"])["properties"]["keyAndSecret"] == "opaque"
+    assert marks[(VM_A, ODD_POINT)].quarantine_id == record["RowKey"]
+
+    # one alert naming the VM and the point; one naming the refused VM
+    by_name = {a.name: a for a in result.alerts}
+    assert set(by_name) == {"RecoveryPointUnreadable", "VmUnreadable"}
+    point_alert = by_name["RecoveryPointUnreadable"]
+    assert "hiaga-adhoc-vm" in point_alert.problem and ODD_POINT in point_alert.problem
+    assert "keyAndSecret" in point_alert.problem
+    assert point_alert.details["quarantine_id"] == record["RowKey"]
+    assert by_name["VmUnreadable"].resource_ids == (VM_B,)
+    assert "AuthorizationFailed" in by_name["VmUnreadable"].problem
+
+
+@pytest.mark.integration
+def test_marks_clear_when_a_later_refresh_reads_past_them(storage_env: Any) -> None:
+    from shared.actions.refresh_inventory import REFRESH_INVENTORY
+    from shared.inventory import inventory_for
+
+    REFRESH_INVENTORY.run(_sweep_item(), _context(storage_env, _estate()))
+    ctx = _context(storage_env, _estate(refuse_b=False, odd=False))
+    again = REFRESH_INVENTORY.run(_sweep_item(), ctx)
+    assert again.alerts == ()
+    inventory = inventory_for(ctx)
+    assert inventory.unreadable() == []
+    assert [p.point_id for p in inventory.recovery_points(VM_B)] == [GOOD_POINT]
+
+
+@pytest.mark.integration
+def test_a_throttled_vm_gets_its_own_refresh_and_the_rest_is_pinned(storage_env: Any) -> None:
+    """A 429 on one VM's points (Retry-After, as recorded for the trigger) is transient:
+    that VM gets its own inventory item (retried through the queue), nothing is marked."""
+    from shared.actions.refresh_inventory import REFRESH_INVENTORY
+
+    throttled = replace(
+        _refused(ITEMS[1]),
+        status=429,
+        headers={**POINT.headers, "retry-after": "7"},
+        body={"error": {"code": "TooManyRequests", "message": "throttled"}},
+    )
+    answers = [a for a in _estate(refuse_b=False, odd=False) if a.path != throttled.path] + [
+        throttled
+    ]
+    ctx = _context(storage_env, answers)
+    result = REFRESH_INVENTORY.run(_sweep_item(), ctx)
+    retries = [i for i in result.follow_ups if i.kind.value == "inventory"]
+    assert [i.target for i in retries] == [VM_B] and retries[0].params["follow_up"] == [
+        "verify",
+        "pin",
+    ]
+    assert result.summary["retry"] == [VM_B] and result.alerts == ()
+    assert ("key", "kek") in _pins(result.follow_ups)
+
+
+@pytest.mark.integration
+def test_a_failed_vault_refresh_still_pins_what_the_inventory_knows(storage_env: Any) -> None:
+    """The vault's item listing refused (403) on the next sweep: the refresh fails (and is
+    dead-lettered by the worker), but the pins of what the first sweep learned are queued."""
+    from shared.actions.refresh_inventory import REFRESH_INVENTORY
+    from shared.workitems import WorkItem
+
+    REFRESH_INVENTORY.run(_sweep_item(), _context(storage_env, _estate(refuse_b=False, odd=False)))
+    refused = replace(_refused(ITEMS[0]), uri=LISTING.uri)
+    queue = storage_env.clients.queue(names.WORK_QUEUE)
+    with pytest.raises(Exception, match="AuthorizationFailed"):
+        REFRESH_INVENTORY.run(_sweep_item(), _context(storage_env, [refused]))
+    queued = [WorkItem.from_json(m.content) for m in queue.receive_messages(messages_per_page=32)]
+    assert _pins(queued) == {("key", "kek"), ("secret", BEK_SECRET.rsplit("/", 1)[1])}
+    assert {i.kind.value for i in queued} == {"pin", "verify"}
