@@ -357,6 +357,8 @@ def _put(world: World, request: Request, kind: str) -> Response:
         "type": KINDS[kind][1],
         "properties": props,
     }
+    if kind == "des":
+        _des_service_fields(world, stored, existing)
     if kind == "des" and props.get("rotationToLatestKeyVersionEnabled"):
         rotate_to_latest(world, stored)
     if kind == "vms":
@@ -365,6 +367,20 @@ def _put(world: World, request: Request, kind: str) -> Response:
     # VMs answer a create with 201; disks and DES with 200 (their specs list 200/202 only)
     created = existing is None and kind == "vms"
     return Response(201 if created else 200, _render(world, kind, stored, request))
+
+
+def _des_service_fields(
+    world: World, stored: dict[str, Any], existing: dict[str, Any] | None
+) -> None:
+    """What Compute fills in on a DES PUT (compute_des_put_202_then_operation_succeeded):
+    a system-assigned identity's ``principalId``/``tenantId`` (kept across PUTs) and the
+    default ``encryptionType``."""
+    identity = stored.get("identity")
+    if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
+        before = (existing or {}).get("identity") or {}
+        identity.setdefault("principalId", before.get("principalId") or str(uuid.uuid4()))
+        identity.setdefault("tenantId", before.get("tenantId") or world.tenant_id)
+    stored["properties"].setdefault("encryptionType", "EncryptionAtRestWithCustomerKey")
 
 
 def _patch(world: World, request: Request, kind: str) -> Response:

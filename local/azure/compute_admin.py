@@ -97,13 +97,43 @@ def ade_extension_settings(world: World, settings: dict[str, Any], sequence: str
     }
 
 
+#: When scenario disks say they were created (and last changed owner): a fixed moment.
+DISK_CREATED = "2025-01-01T00:00:00.0000000+00:00"
+
+
 def _disk(sub: str, rg: str, name: str, location: str, os_type: str | None) -> dict[str, Any]:
+    """A managed disk with the properties a real disk GET shows
+    (compute_disk_get_platform_key_ratelimit_headers.yaml)."""
+    size_gb = 30 if os_type else 128
+    creation: dict[str, Any] = {"createOption": "FromImage" if os_type else "Empty"}
+    if os_type:
+        image = IMAGES.get(os_type, IMAGES["Linux"])
+        creation["imageReference"] = {
+            "id": f"/Subscriptions/{sub}/Providers/Microsoft.Compute/Locations/{location}"
+            f"/Publishers/{image['publisher']}/ArtifactTypes/VMImage/Offers/{image['offer']}"
+            f"/Skus/{image['sku']}/Versions/{image['exactVersion']}"
+        }
     props: dict[str, Any] = {
-        "creationData": {"createOption": "FromImage" if os_type else "Empty"},
-        "diskSizeGB": 30 if os_type else 128,
+        "hyperVGeneration": "V2",
+        "supportsHibernation": True,
+        "supportedCapabilities": {
+            "diskControllerTypes": "SCSI, NVMe",
+            "acceleratedNetwork": True,
+            "architecture": "x64",
+        },
+        "creationData": creation,
+        "diskSizeGB": size_gb,
+        "diskIOPSReadWrite": 500,
+        "diskMBpsReadWrite": 60,
         "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+        "networkAccessPolicy": "AllowAll",
+        "publicNetworkAccess": "Enabled",
+        "timeCreated": DISK_CREATED,
         "provisioningState": "Succeeded",
         "diskState": "Attached",
+        # capitalised, as Compute sends it
+        "LastOwnershipUpdateTime": DISK_CREATED,
+        "diskSizeBytes": size_gb * 1024**3,
         "uniqueId": str(uuid.uuid4()),
     }
     if os_type:
@@ -113,7 +143,7 @@ def _disk(sub: str, rg: str, name: str, location: str, os_type: str | None) -> d
         "name": name,
         "type": "Microsoft.Compute/disks",
         "location": location,
-        "sku": {"name": "Premium_LRS"},
+        "sku": {"name": "Premium_LRS", "tier": "Premium"},
         "properties": props,
     }
 
@@ -212,7 +242,8 @@ def _load_vm(world: World, entry: dict[str, Any]) -> None:
         "diskSizeGB": 30,
     }
     data_disks = [
-        {**ref, "lun": i, "caching": "None", "diskSizeGB": 128} for i, ref in enumerate(refs[1:])
+        {**ref, "lun": i, "caching": "None", "diskSizeGB": 128, "toBeDetached": False}
+        for i, ref in enumerate(refs[1:])
     ]
     windows = os_type == "Windows"
     os_config = "windowsConfiguration" if windows else "linuxConfiguration"
