@@ -4,7 +4,7 @@ Two recorded publishes: a CloudEvents batch accepted (200, empty body) and a pub
 token's principal lacks the data-sender role (401 ``Unauthorized`` with ``details[]``). The
 local topic is put in each state (the role revoked through the admin API for the second) and
 sent the same request. A third, an Event Grid-schema batch accepted (200, no body), checks that
-the topic takes that schema too (the local host's ARM and Key Vault topics deliver it).
+the topic takes that schema too (Keyguard itself publishes CloudEvents only).
 """
 
 from __future__ import annotations
