@@ -13,8 +13,11 @@ and BEK version → their status in Key Vault now:
   backup data or escrow can bring it back.
 
 Verdict per point: ``restorable`` (every version enabled or expired), ``at risk`` (something
-deleted but recoverable), ``not restorable`` (a version disabled or missing). Per VM: the
-worst of its points, or ``no recovery points``. Cost: one version listing per object (plus
+deleted but recoverable), ``not restorable`` (a version disabled or missing), ``unknown`` (the
+point could not be read: quarantined, see ``note``). Per VM: the worst of its points, or ``no
+recovery points``; ``unknown`` at least when its points could not be read (a permanent error
+such as a 403: the points known from before are still listed) — never "restorable" or
+silence for what Keyguard could not read. Cost: one version listing per object (plus
 one ``get_deleted_*`` per missing object), whatever the number of points.
 """
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.inventory.records import parse_object_url
+from shared.inventory.records import UnreadableRecord, VmRecord, parse_object_url
 
 if TYPE_CHECKING:
     from shared.inventory import Inventory
@@ -35,8 +38,8 @@ if TYPE_CHECKING:
 ENABLED, EXPIRED, DISABLED = "enabled", "expired but usable", "disabled"
 DELETED, MISSING = "deleted but recoverable", "missing"
 RESTORABLE, AT_RISK, NOT_RESTORABLE = "restorable", "at risk", "not restorable"
-NO_POINTS = "no recovery points"
-_RANK = {RESTORABLE: 0, NO_POINTS: 1, AT_RISK: 2, NOT_RESTORABLE: 3}
+NO_POINTS, UNKNOWN = "no recovery points", "unknown"
+_RANK = {RESTORABLE: 0, NO_POINTS: 1, UNKNOWN: 2, AT_RISK: 3, NOT_RESTORABLE: 4}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class PointReport:
     expiry: datetime | None
     versions: tuple[VersionStatus, ...]
     verdict: str
+    #: Why the verdict is ``unknown`` (what could not be read).
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class VmReport:
     encryption: str
     points: tuple[PointReport, ...]
     verdict: str
+    #: Why the VM is ``unknown`` (its points could not be read).
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,12 +105,14 @@ class Report:
                     "name": vm.name,
                     "encryption": vm.encryption,
                     "verdict": vm.verdict,
+                    "note": vm.note,
                     "recovery_points": [
                         {
                             "id": p.point_id,
                             "time": when(p.time),
                             "expiry": when(p.expiry),
                             "verdict": p.verdict,
+                            "note": p.note,
                             "versions": [
                                 {"type": v.object_type, "url": v.url, "status": v.status}
                                 for v in p.versions
@@ -130,13 +139,15 @@ class Report:
         for vm in self.vms:
             lines.append("")
             lines.append(f"{vm.name} ({vm.encryption}): {vm.verdict.upper()}")
+            if vm.note:
+                lines.append(f"  {vm.note}")
             if not vm.points:
                 continue
             lines.append(header)
             for p in vm.points:
                 taken = p.time.strftime("%Y-%m-%d %H:%M") if p.time else "?"
                 expires = p.expiry.strftime("%Y-%m-%d") if p.expiry else "?"
-                keys = "; ".join(v.label for v in p.versions) or "no ADE keys"
+                keys = p.note or "; ".join(v.label for v in p.versions) or "no ADE keys"
                 lines.append(f"  {p.point_id:<16} {taken:<17} {expires:<11} {p.verdict:<15} {keys}")
         lines.append("")
         lines.append("Summary: " + ", ".join(f"{k}: {v}" for k, v in self.summary().items()))
@@ -205,8 +216,18 @@ def build_report(rt: Runtime, *, refresh: bool | None = None) -> Report:
         _refresh(rt, inventory)
         vms = inventory.all_vms()
     oracle = VersionOracle(rt, now)
+    marks: dict[str, list[UnreadableRecord]] = {}
+    for mark in inventory.unreadable():
+        marks.setdefault(mark.vm_id.lower(), []).append(mark)
+    known = {vm.vm_id.lower() for vm in vms}
+    unread_vms = [
+        VmRecord(m[0].vm_id, m[0].vm_name, "", "", "", encryption="none")
+        for key, m in marks.items()
+        if key not in known
+    ]
     reports = []
-    for vm in sorted(vms, key=lambda v: (v.name.lower(), v.vm_id.lower())):
+    for vm in sorted([*vms, *unread_vms], key=lambda v: (v.name.lower(), v.vm_id.lower())):
+        vm_marks = marks.get(vm.vm_id.lower(), [])
         points = []
         for point in inventory.recovery_points(vm.vm_id):
             if point.expiry is not None and point.expiry <= now:
@@ -218,15 +239,34 @@ def build_report(rt: Runtime, *, refresh: bool | None = None) -> Report:
             )
             verdict = _verdict([v.status for v in versions])
             points.append(PointReport(point.point_id, point.time, point.expiry, versions, verdict))
-        verdict = max((p.verdict for p in points), key=_RANK.__getitem__, default=NO_POINTS)
-        reports.append(VmReport(vm.vm_id, vm.name, vm.encryption, tuple(points), verdict))
+        points.extend(
+            PointReport(m.point_id, None, None, (), UNKNOWN, note=_note("unreadable", m))
+            for m in vm_marks
+            if m.point_id is not None
+        )
+        verdicts = [p.verdict for p in points]
+        vm_mark = next((m for m in vm_marks if m.point_id is None), None)
+        if vm_mark is not None:
+            verdicts.append(UNKNOWN)
+        verdict = max(verdicts, key=_RANK.__getitem__, default=NO_POINTS)
+        encryption = vm.encryption if vm.vm_id.lower() in known else UNKNOWN
+        note = _note("recovery points unreadable", vm_mark) if vm_mark else None
+        reports.append(VmReport(vm.vm_id, vm.name, encryption, tuple(points), verdict, note))
     return Report(generated=now, vms=tuple(reports))
 
 
+def _note(what: str, mark: UnreadableRecord) -> str:
+    return f"{what} ({mark.code}: {mark.reason[:200]})"
+
+
 def _refresh(rt: Runtime, inventory: Inventory) -> None:
+    from shared import names
+    from shared.deadletter import QuarantineStore
     from shared.inventory.azure_read import AzureInventoryReader
     from shared.inventory.refresh import refresh_recovery_vault
+    from shared.inventory.unreadable import PointQuarantine
 
     reader = AzureInventoryReader(rt.azure)
+    quarantine = PointQuarantine(QuarantineStore(rt.storage.table(names.QUARANTINE_TABLE)))
     for rsv in rt.settings.recovery_vaults:
-        refresh_recovery_vault(inventory, reader, rsv)
+        refresh_recovery_vault(inventory, reader, rsv, quarantine=quarantine)
