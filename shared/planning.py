@@ -37,7 +37,8 @@ body: the action re-reads it). ``resource_type``, ``operation``, ``correlation_i
 ``confirm_ade_extension`` (re-read the extension; act only if publisher is
 ``Microsoft.Azure.Security`` and type ``AzureDiskEncryption*``), ``vm_id`` (the parent VM of an
 extension, else None), ``follow_up``: ``["verify", "pin", "backup"]`` — once the inventory
-knows the vault/key in use, plan those for the VM(s).
+knows the vault/key in use, plan those for the VM(s); ``window``: the backup window of the
+arrival, for the per-VM backup items.
 """
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ def _plan_arm(event: ArmEvent, settings: Settings, arrived: datetime) -> Plan:
             "confirm_ade_extension": operation.confirm_ade_extension,
             "vm_id": parent_vm,
             "follow_up": list(FOLLOW_UP),
+            # the backup window of the arrival: a backup this write causes shares its key
+            # with the fan-out of the same change's Key Vault event
+            "window": window_bucket(arrived, settings.backup.window_minutes * 60),
         }
         item = inventory_item(event.resource_uri, bucket=bucket, reasons=reasons, params=params)
         return Plan((item,))

@@ -2,12 +2,18 @@
 
 Two item shapes share the kind (``shared.planning`` docstring; :mod:`shared.backups.items`):
 
-* **resolve** (``params["resolve"] == "vms_using_object"``, planned from a Key Vault event):
-  find the VMs using the object (:func:`shared.backups.impact.default_resolver`), alert
-  ``EncryptedVmUnprotected`` for encrypted VMs Backup does not protect, read today's jobs
-  once per Recovery Services vault, and plan one ``backup:{vm}:{window}`` item per protected
-  VM carrying its job snapshot. Items of one window share keys, so a burst of events — or
-  a KEK and a BEK rotated together — backs each VM up once.
+* **resolve** (``params["resolve"] == "vms_using_object"``, planned from a Key Vault event,
+  one per (object, version)): read the object's versions from Key Vault and stop unless the
+  event's version is listed and enabled (an invented version plans nothing; with
+  ``KEYGUARD_VAULTS=*`` the vault must be in its subscription's vault listing); find the
+  VMs that use the object with what they use now (:func:`shared.backups.impact.
+  default_resolver`, a fresh read); alert ``EncryptedVmUnprotected`` for encrypted VMs Backup
+  does not protect; per protected VM decide (:func:`shared.backups.rotation.decide`): back
+  up only a VM that uses the new version and whose latest recovery point does not, raise
+  ``RotationNotAdopted`` for an ADE VM still on an older KEK version (no backup: it would
+  hold the same keys); read today's jobs once per Recovery Services vault and plan one
+  ``backup:{vm}:{window}`` item per VM to back up, carrying its job snapshot. Items of one
+  window share keys, so a KEK and a BEK rotated together back each VM up once.
 * **per VM**: one at a time (a running job → deferred past its expected end), the daily
   budget (spent → ``BackupBudgetExhausted``, deferred to the next UTC day), dry run (report,
   no trigger), then the trigger and a TRACK follow-up. Trigger errors: in progress → defer;
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from shared import names
 from shared.actions.base import ActionContext, ActionResult
 from shared.backups import budget as budgets
-from shared.backups import notices
+from shared.backups import notices, rotation
 from shared.backups.errors import Disposition, JobError, disposition
 from shared.backups.impact import ObjectRef, default_resolver
 from shared.backups.items import STAGE_OPERATION, ProtectedVm, track_item, vm_backup_item
@@ -37,6 +43,7 @@ from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
     from shared.alerts import Alert
+    from shared.inventory import RecoveryPointRecord
 
 log = get_logger(__name__)
 
@@ -61,18 +68,54 @@ class BackupAction:
 
 
 def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
-    """One BACKUP item per protected VM using the object; alerts for unprotected ones."""
+    """One BACKUP item per protected VM that uses the object's new version and has no
+    recovery point under it; ``RotationNotAdopted`` for VMs still on an older KEK version;
+    ``EncryptedVmUnprotected`` for unprotected ones. Nothing at all unless Key Vault lists
+    the version, enabled (:mod:`shared.backups.rotation`)."""
     p = item.params
     ref = ObjectRef(str(p["vault_id"]), str(p["object_type"]), str(p["object_name"]))
     cause = {k: p.get(k) for k in ("vault_id", "object_type", "object_name", "version")}
-    vms = default_resolver(ctx).vms_using(ref)
+    new, vault_uri, versions, rejected = _read_new_version(ref, p.get("version"), ctx)
+    if new is None:
+        summary = {"object": f"{ref.object_type}/{ref.name}", "rejected": rejected, **cause}
+        log.warning("backup.fan_out_rejected", work_key=item.key, **summary)
+        return ActionResult(summary=summary)
+    cause["version"] = new.version
+    new_id = f"{vault_uri.rstrip('/')}/{ref.object_type}s/{ref.name}/{new.version}"
+    uses = default_resolver(ctx).uses(ref)
+    points = _latest_points(ctx, [u.vm.vm_id for u in uses if u.vm.protected])
     alerts: list[Alert] = []
     protected: list[ProtectedVm] = []
-    for vm in vms:
-        if vm.protected:
+    skipped: dict[str, str] = {}
+    for use in uses:
+        vm = use.vm
+        if not use.refs:
+            skipped[vm.vm_id] = "not_in_use"
+            continue
+        if not vm.protected:
+            if vm.encryption != "none":
+                alerts.append(notices.unprotected(vm, cause, item.reasons))
+            continue
+        decision = rotation.decide(
+            ref.object_type,
+            new,
+            versions,
+            use.versions_of(ref),
+            _point_versions(points.get(vm.vm_id.lower()), ref),
+        )
+        if decision.action == rotation.BACKUP:
             protected.append(vm)
-        elif vm.encryption != "none":
-            alerts.append(notices.unprotected(vm, cause, item.reasons))
+        elif decision.action == rotation.NOT_ADOPTED and vm.encryption == "ade":
+            alerts.append(
+                notices.rotation_not_adopted(
+                    use, ref, old=decision.in_use, new_id=new_id, reasons=item.reasons
+                )
+            )
+            skipped[vm.vm_id] = decision.reason
+        else:
+            skipped[vm.vm_id] = (
+                "des_not_rotated" if decision.action == rotation.NOT_ADOPTED else decision.reason
+            )
     now = ctx.now()
     snapshots: dict[str, dict[str, dict[str, Any]]] = {}
     for rs_vault in sorted({str(vm.rs_vault_id) for vm in protected}):
@@ -89,19 +132,78 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
         )
         for vm in protected
     )
+    not_adopted = sorted(k for k, v in skipped.items() if v == "older_version_in_use")
     summary = {
         "object": f"{ref.object_type}/{ref.name}",
-        "vms": len(vms),
+        "version": new.version,
+        "vms": len(uses),
         "protected": len(protected),
-        "unprotected_encrypted": len(alerts),
+        "unprotected_encrypted": sum(a.name == "EncryptedVmUnprotected" for a in alerts),
+        "not_adopted": len(not_adopted),
+        "skipped": dict(sorted(skipped.items())[:SUMMARY_IDS]),
         "vaults": len(snapshots),
         "vm_ids": [vm.vm_id for vm in protected[:SUMMARY_IDS]],
         "dry_run": ctx.settings.backup.dry_run,
     }
     log.info(
-        "backup.fan_out", work_key=item.key, **{k: v for k, v in summary.items() if k != "vm_ids"}
+        "backup.fan_out",
+        work_key=item.key,
+        **{k: v for k, v in summary.items() if k not in ("vm_ids", "skipped")},
     )
     return ActionResult(summary=summary, follow_ups=follow_ups, alerts=tuple(alerts))
+
+
+def _read_new_version(
+    ref: ObjectRef, version: Any, ctx: ActionContext
+) -> tuple[rotation.VersionInfo | None, str, dict[str, rotation.VersionInfo], str | None]:
+    """(the event's version as Key Vault lists it, the vault URI, every version, None), or
+    (None, "", {}, why nothing may be planned). With ``KEYGUARD_VAULTS=*`` the vault must
+    be one its subscription's vault listing returns: an invented vault name costs one
+    listing, not a dead letter."""
+    if ctx.settings.all_vaults and not _vault_listed(ctx, ref.vault_id):
+        return None, "", {}, rotation.VAULT_NOT_LISTED
+    from shared.inventory import inventory_for
+
+    uri = ctx.azure.vault_uri(ref.vault_id, inventory_for(ctx).vault_uri)
+    versions = rotation.read_versions(ctx.azure, uri, ref.object_type, ref.name)
+    info, why = rotation.check_version(versions, str(version) if version else None)
+    return info, uri, dict(versions or {}), why
+
+
+def _vault_listed(ctx: ActionContext, vault_id: str) -> bool:
+    from shared.sweep import arm_vault_lister
+
+    sub = vault_id.strip("/").split("/")[1]
+    listed = {v.rstrip("/").lower() for v in arm_vault_lister(ctx.azure)(sub)}
+    return vault_id.rstrip("/").lower() in listed
+
+
+def _latest_points(ctx: ActionContext, vm_ids: list[str]) -> dict[str, RecoveryPointRecord]:
+    """The newest recovery point the inventory knows of each VM (storage only)."""
+    if not vm_ids:
+        return {}
+    from shared.inventory import inventory_for
+
+    inventory = inventory_for(ctx)
+    latest: dict[str, RecoveryPointRecord] = {}
+    for vm_id in vm_ids:
+        timed = [(p.time, p) for p in inventory.recovery_points(vm_id) if p.time is not None]
+        if timed:
+            latest[vm_id.lower()] = max(timed, key=lambda tp: tp[0])[1]
+    return latest
+
+
+def _point_versions(point: RecoveryPointRecord | None, ref: ObjectRef) -> tuple[str, ...]:
+    """The versions of ``ref`` a recovery point was taken with."""
+    if point is None:
+        return ()
+    from shared.inventory import version_of
+
+    return tuple(
+        v
+        for kind, url, vault in point.references().values()
+        if kind == ref.object_type and ref.matches(url, vault) and (v := version_of(url))
+    )
 
 
 def _daily_budget(ctx: ActionContext) -> int:

@@ -68,11 +68,15 @@ def _objects_of_change(inventory: Inventory, outcome: RefreshOutcome) -> set[tup
 
 
 def _backup_items(
-    changed: list[tuple[VmRecord | None, VmRecord]], ctx: ActionContext, reasons: tuple[str, ...]
+    changed: list[tuple[VmRecord | None, VmRecord]], ctx: ActionContext, item: WorkItem
 ) -> list[WorkItem]:
     from shared.backups.items import ProtectedVm, vm_backup_item
 
-    window = window_bucket(ctx.now(), ctx.settings.backup.window_minutes * 60)
+    reasons = item.reasons
+    window = str(
+        item.params.get("window")
+        or window_bucket(ctx.now(), ctx.settings.backup.window_minutes * 60)
+    )
     items = []
     for old, new in changed:
         if old is None or new.encryption == "none" or not new.vault_id:
@@ -131,7 +135,7 @@ class RefreshInventoryAction:
         bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
         follow_ups.extend(_retry_items(outcome, bucket, reasons))
         if "backup" in follow and not is_vault:
-            follow_ups.extend(_backup_items(outcome.changed, ctx, reasons))
+            follow_ups.extend(_backup_items(outcome.changed, ctx, item))
         summary: dict[str, Any] = {
             "vms": len(outcome.vms),
             "changed": [new.vm_id for _old, new in outcome.changed],

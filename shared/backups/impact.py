@@ -47,11 +47,41 @@ class ObjectRef:
         )
 
 
+Ref = tuple[str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class VmUse:
+    """A VM, its protection, and the (kind, versioned URL, vault id) of every key or secret
+    it uses — read fresh from its VM, disk and DES models, never from the inventory."""
+
+    vm: ProtectedVm
+    refs: tuple[Ref, ...] = ()
+
+    def versions_of(self, ref: ObjectRef) -> tuple[str, ...]:
+        """The versions of ``ref`` the VM uses now (lower-cased; several if disks differ)."""
+        found = set()
+        for kind, url, vault in self.refs:
+            if kind == ref.object_type and ref.matches(url, vault):
+                parts = [p for p in urlparse(str(url)).path.split("/") if p]
+                if len(parts) >= 3:
+                    found.add(parts[2].lower())
+        return tuple(sorted(found))
+
+    def vault_of(self, kind: str) -> str | None:
+        """The Key Vault ARM id holding the VM's ``kind`` (``key``/``secret``), if any."""
+        return next((vault for k, url, vault in self.refs if k == kind and url and vault), None)
+
+
 class VmResolver(Protocol):
     """Which VMs use an object, and how Backup protects a VM."""
 
     def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
         """The VMs that use ``ref`` now (protected or not)."""
+        ...
+
+    def uses(self, ref: ObjectRef) -> list[VmUse]:
+        """The VMs that use or used ``ref``, each with what it uses now (fresh read)."""
         ...
 
     def vm(self, vm_id: str) -> ProtectedVm | None:
@@ -149,6 +179,12 @@ class DirectResolver:
     def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
         return [self.protection(*found) for found in self.candidates(ref)]
 
+    def uses(self, ref: ObjectRef) -> list[VmUse]:
+        return [
+            VmUse(self.protection(vm_id, encryption, refs), tuple(refs))
+            for vm_id, encryption, refs in self.candidates(ref)
+        ]
+
     def vm(self, vm_id: str) -> ProtectedVm | None:
         sub = vm_id.strip("/").split("/")[1]
         models = self._subscription_models(sub)
@@ -223,6 +259,20 @@ class InventoryResolver:
             if vm_id.lower() not in known:
                 known[vm_id.lower()] = self._direct.protection(vm_id, encryption, refs)
         return [known[k] for k in sorted(known)]
+
+    def uses(self, ref: ObjectRef) -> list[VmUse]:
+        """Fresh uses of every VM using ``ref`` now, plus the inventory's VMs that used it
+        and no longer do (empty ``refs``): the inventory may be a day old."""
+        uri = self._ctx.azure.vault_uri(ref.vault_id, self._inventory.vault_uri).rstrip("/")
+        records = self._inventory.vms_using(f"{uri}/{ref.object_type}s/{ref.name}")
+        known = {r.vm_id.lower(): from_record(r) for r in records}
+        out: dict[str, VmUse] = {}
+        for vm_id, encryption, refs in self._direct.candidates(ref):
+            vm = known.get(vm_id.lower()) or self._direct.protection(vm_id, encryption, refs)
+            out[vm_id.lower()] = VmUse(vm, tuple(refs))
+        for key, vm in known.items():
+            out.setdefault(key, VmUse(vm, ()))
+        return [out[k] for k in sorted(out)]
 
     def vm(self, vm_id: str) -> ProtectedVm | None:
         record = self._inventory.get_vm(vm_id)

@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.alerts import Alert
 from shared.backups.errors import JobError
 from shared.backups.items import ProtectedVm
+
+if TYPE_CHECKING:
+    from shared.backups.impact import ObjectRef, VmUse
 from shared.planning import inventory_item, verify_item
 from shared.workitems import WorkItem
 
@@ -39,6 +42,54 @@ def unprotected(vm: ProtectedVm, cause: Mapping[str, Any], reasons: Sequence[str
         ),
         correlation={"event_ids": list(reasons)},
         details={"cause": dict(cause), "key_vault_ids": list(vm.key_vault_ids)},
+    )
+
+
+def rotation_not_adopted(
+    use: VmUse, ref: ObjectRef, *, old: Sequence[str], new_id: str, reasons: Sequence[str]
+) -> Alert:
+    """A KEK rotated without ADE re-run on the VM: the exact commands that adopt it.
+
+    ``new_id`` is the new version's key id on the vault's data-plane URI (read from ARM,
+    never the event's host); ``old`` the versions the VM uses now.
+    """
+    vm = use.vm
+    parts = vm.vm_id.strip("/").split("/")
+    rg = parts[3] if len(parts) > 3 else "<resource-group>"
+    bek_vault = use.vault_of("secret") or ref.vault_id
+    az = (
+        f"az vm encryption enable --resource-group {rg} --name {vm.name} "
+        f"--disk-encryption-keyvault {bek_vault} --key-encryption-keyvault {ref.vault_id} "
+        f"--key-encryption-key {new_id} --volume-type All"
+    )
+    powershell = (
+        f"Set-AzVMDiskEncryptionExtension -ResourceGroupName {rg} -VMName {vm.name} "
+        f"-DiskEncryptionKeyVaultUrl <uri of {bek_vault.rsplit('/', 1)[-1]}> "
+        f"-DiskEncryptionKeyVaultId {bek_vault} -KeyEncryptionKeyUrl {new_id} "
+        f"-KeyEncryptionKeyVaultId {ref.vault_id} -VolumeType All"
+    )
+    return Alert(
+        name="RotationNotAdopted",
+        severity="medium",
+        # One alert per VM and key (not per version): a burst of rotations is one alert.
+        resource_ids=(vm.vm_id, new_id.rsplit("/", 1)[0]),
+        problem=(
+            f"Key {ref.name} has a new version {new_id.rsplit('/', 1)[-1]}, but VM {vm.name} "
+            f"still uses version {', '.join(old)}: Azure Disk Encryption was not re-run, so "
+            "its disks and new backups stay under the old key. No backup was taken (it "
+            "would hold the same keys); the old version stays pinned."
+        ),
+        remedy=f"Re-run ADE with the new KEK: {az}  (PowerShell: {powershell})",
+        correlation={"event_ids": list(reasons)},
+        details={
+            "vm_id": vm.vm_id,
+            "key": f"{ref.vault_id}/keys/{ref.name}",
+            "old_versions": list(old),
+            "new_version": new_id.rsplit("/", 1)[-1],
+            "new_key_id": new_id,
+            "az": az,
+            "powershell": powershell,
+        },
     )
 
 

@@ -6,6 +6,7 @@ pump instead of sleeping.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -33,12 +34,21 @@ def harness(
     return Harness(local_azure, {**azure_env, **storage_env.env}, storage_env.clients)
 
 
-def _rotate_and_ingest(h: Harness, rotations: dict[str, int]) -> list[Any]:
+def _rotate_and_ingest(
+    h: Harness, rotations: dict[str, int], *, rerun_ade: Sequence[str] = ()
+) -> list[Any]:
+    """Rotate KEKs, re-run ADE on ``rerun_ade`` VMs (with each KEK's newest version: what
+    adopts a rotation), then take every event the local Azure published through intake."""
     h.azure.admin.reset_calls()
     for key, n in rotations.items():
         for _ in range(n):
             h.azure.admin.post(f"/keyvault/vaults/kv-rot/keys/{key}/rotate")
-    events = [e["event"] for e in h.azure.admin.events("KeyNewVersionCreated")]
+    for name in rerun_ade:
+        h.azure.admin.post(
+            f"/compute/virtualMachines/{name}/reencrypt", {"resource_group": "rg-app"}
+        )
+    h.azure.admin.drain()
+    events = [e["event"] for e in h.azure.admin.events()]
     rt = h.rt
     deps = IntakeDeps(h.settings, rt.work_queue, rt.ledger, rt.quarantine, rt.counters)
     results = [ingest(event, deps) for event in events]
@@ -46,11 +56,18 @@ def _rotate_and_ingest(h: Harness, rotations: dict[str, int]) -> list[Any]:
     return results
 
 
-def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) -> None:
+PROTECTED = [f"vm-{i:02d}" for i in range(20)]
+
+
+def test_fifty_rotations_then_ade_rerun_back_up_twenty_vms_once_each(harness: Harness) -> None:
+    """50 KEK versions, then ADE re-run on the 20 protected VMs (new BEK versions, extension
+    and VM/disk writes): every path plans ``backup:{vm}:{window}``, each VM is backed up once,
+    and the superseded versions' fan-outs plan nothing."""
     h = harness
     h.align_to_window()
-    results = _rotate_and_ingest(h, {"kek-a": 25, "kek-b": 25})
-    assert len(results) == 50
+    results = _rotate_and_ingest(h, {"kek-a": 25, "kek-b": 25}, rerun_ade=PROTECTED)
+    kek_events = [r for r in results if r.event_type.endswith("KeyNewVersionCreated")]
+    assert len(kek_events) == 50
     h.pump()
     triggers = h.triggers()
     assert not h.dead_letters(), h.dead_letters()
@@ -64,9 +81,11 @@ def test_fifty_rotation_events_back_up_twenty_vms_once_each(harness: Harness) ->
     assert {t["status"] for t in triggers} == {"Completed"}
     assert all(t["recoveryPoint"] for t in triggers)
     assert not h.queue.pending
-    # the outcomes: 2 fan-outs ran (48 duplicates), 20 backups, tracks done per stage
-    assert h.outcomes[("backup", "done")] == 2 + 20
-    assert h.outcomes[("backup", "duplicate")] == 48
+    # the outcomes: 50 KEK + 20 BEK fan-outs (one per version), 20 backups, the second
+    # path to each VM a duplicate; tracks done per stage
+    assert h.outcomes[("backup", "done")] == 50 + 20 + 20
+    assert h.outcomes[("backup", "duplicate")] >= 20
+    assert not h.alerts("RotationNotAdopted")
     assert h.outcomes[("track", "done")] == 40  # operation stage + job stage per VM
     assert h.outcomes.get(("backup", "dead_lettered"), 0) == 0
     # the new points' key versions are in the inventory, and PIN items follow
@@ -139,7 +158,7 @@ def test_with_an_inventory_only_the_unknown_vm_costs_a_backup_status(harness: Ha
     h = harness
     refresh_recovery_vault(inventory_for(h.rt), AzureInventoryReader(h.rt.azure), RSV)
     h.align_to_window()
-    _rotate_and_ingest(h, {"kek-a": 3})
+    _rotate_and_ingest(h, {"kek-a": 3}, rerun_ade=PROTECTED[:10])
     h.pump()
     assert not h.dead_letters(), h.dead_letters()
     triggers = h.triggers()
@@ -147,5 +166,6 @@ def test_with_an_inventory_only_the_unknown_vm_costs_a_backup_status(harness: Ha
         f"vm-{i:02d}" for i in range(10)
     ]
     routes = h.azure.admin.calls()["routes"]
-    assert routes["recoveryservices.backup_status"] == 1  # vm-naked, unknown to the inventory
+    # vm-naked, unknown to the inventory, once per fan-out (one per KEK version)
+    assert routes["recoveryservices.backup_status"] == 3
     assert [a["resource_ids"] for a in h.alerts("EncryptedVmUnprotected")] == [[vm_id("vm-naked")]]

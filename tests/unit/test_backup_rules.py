@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.backups import budget as b
+from shared.backups import rotation
 from shared.backups.errors import Disposition, disposition, job_errors
 from shared.backups.impact import ObjectRef, VmModels
 from shared.backups.items import ProtectedVm, track_item, vm_backup_item
@@ -211,3 +212,38 @@ def test_items_keys_coalesce_per_vm_and_window() -> None:
     assert track.kind is WorkKind.TRACK_BACKUP and track.key == "track:/s/vm1:op"
     job = track_item(a, stage="job", operation_id="OP", job_id="J", not_before="")
     assert job.key == "track:/s/vm1:job:j" and job.params["vm"] == a.params["vm"]
+
+
+def _versions(**created_minutes: int) -> dict[str, rotation.VersionInfo]:
+    return {
+        v: rotation.VersionInfo(v, True, NOW + timedelta(minutes=m))
+        for v, m in created_minutes.items()
+    }
+
+
+def test_rotation_decisions_compare_in_use_and_point_versions_with_the_new_one() -> None:
+    versions = _versions(v1=0, v2=10, v3=20)
+    new = versions["v3"]
+    decide = rotation.decide
+    assert decide("key", new, versions, ["v3"], ["v2"]).action == rotation.BACKUP
+    assert decide("key", new, versions, ["v3"], []).action == rotation.BACKUP
+    assert decide("key", new, versions, ["v3"], ["v3"]).reason == "point_exists"
+    not_adopted = decide("key", new, versions, ["v2"], ["v2"])
+    assert (not_adopted.action, not_adopted.in_use) == (rotation.NOT_ADOPTED, ("v2",))
+    # a BEK not yet in the VM model: the VM write that follows plans the backup
+    assert decide("secret", new, versions, ["v2"]).reason == "secret_not_in_use_yet"
+    # an old (or forged) version's event while the VM is on a newer one
+    assert decide("key", versions["v1"], versions, ["v2"]).reason == "newer_version_in_use"
+    # a version already superseded raises no alert: the newest one's event does
+    assert decide("key", versions["v2"], versions, ["v1"]).reason == "superseded"
+    assert decide("key", new, versions, []).reason == "not_in_use"
+
+
+def test_a_version_must_be_listed_and_enabled() -> None:
+    versions = _versions(v1=0, v2=10)
+    versions["v3"] = rotation.VersionInfo("v3", False, NOW + timedelta(minutes=30))
+    assert rotation.check_version(None, "v1") == (None, rotation.OBJECT_NOT_FOUND)
+    assert rotation.check_version(versions, "nope") == (None, rotation.VERSION_NOT_FOUND)
+    assert rotation.check_version(versions, "v3") == (None, rotation.VERSION_DISABLED)
+    assert rotation.check_version(versions, "V2") == (versions["v2"], None)
+    assert rotation.check_version(versions, None) == (versions["v2"], None)  # newest enabled
