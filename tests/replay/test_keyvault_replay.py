@@ -11,15 +11,27 @@ Recorded facts these tests stand on (issue 11, divergences 1-3):
   null}``, not 404;
 * getting a deleted secret whose version is disabled is a 403 (``SecretDisabled``, or in 2020
   ``AccessDenied`` "Operation get is not permitted on this object."): the object IS deleted;
-* a just-deleted object answers 404 from ``deleted*/`` for 6-17 s.
+* a just-deleted object answers 404 from ``deleted*/`` for 6-17 s;
+* ``backup_key`` answers ``{"value": <base64url>}``: escrow stores the decoded bytes (what a
+  restore takes) and a manifest whose size and sha256 describe them;
+* a tag update on an RBAC vault is a PATCH answered 200 with the full bundle (``hsmPlatform``
+  a string): Keyguard sends tags only, never ``nbf``/``exp``, also for an expired version;
+* the first token-less request gets a 401 challenge naming tenant and resource: Keyguard's
+  KeyClient (challenge verification on) asks its credential for a vault token in that tenant,
+  and refuses a challenge naming another resource without sending any token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessTokenInfo
 
 from shared.errors import TransientError
 from shared.inventory.store import Reference
@@ -33,7 +45,7 @@ from shared.pinning.execute import (
 from shared.pinning.keyvault import SdkObjectStore
 from tests.replay.harness import replay_clients
 from tests.replay.recordings import Interaction, interaction, interactions, raw
-from tests.replay.transport import ReplayTransport, retarget
+from tests.replay.transport import ReplayTransport, StaticCredential, retarget
 
 KEY_EMPTY = "kv_key_list_versions_nonexistent_200_empty.yaml"
 SECRET_EMPTY = "kv_secret_list_versions_nonexistent_200_empty.yaml"
@@ -41,6 +53,9 @@ KEY_DELETE = "kv_key_delete_then_get_deleted.yaml"
 KEY_RECOVER = "kv_key_recover_deleted.yaml"
 SECRET_DISABLED_DELETE = "kv_secret_disabled_update_delete_get_deleted.yaml"
 SECRET_GET_DISABLED = "kv_secret_get_disabled_403.yaml"
+BACKUP = "kv_key_backup_200_blob_shortened.yaml"
+PATCH_RBAC = "kv_key_update_exp_nbf_patch_rbac.yaml"
+CHALLENGE_LIST = "kv_keys_list_401_challenge_then_200.yaml"
 RECORDINGS = (
     KEY_EMPTY,
     SECRET_EMPTY,
@@ -48,6 +63,9 @@ RECORDINGS = (
     KEY_RECOVER,
     SECRET_DISABLED_DELETE,
     SECRET_GET_DISABLED,
+    BACKUP,
+    PATCH_RBAC,
+    CHALLENGE_LIST,
 )
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -256,3 +274,192 @@ def test_the_recorded_sequence_deleted_later_becomes_visible_and_is_recovered() 
         _pin([listing, polls[0]], "key", KEY, KEY_VERSION, remediation=False)
     out, _ = _pin([listing, polls[1]], "key", KEY, KEY_VERSION, remediation=False, absent_for=20.0)
     assert out.state == "deleted" and out.alerts[0].name == "PinnedObjectDeleted"
+
+
+# -- escrow: the recorded backup_key answer, stored as the blob a restore takes ------------------
+
+BACKUP_MAGIC = b"&AzureKeyVaultKeyBackupV1.microsoft.com"
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_escrow_stores_the_decoded_backup_blob_and_a_manifest_that_matches_it(
+    storage_env: Any,
+) -> None:
+    """Key Vault answers ``{"value": <base64url>}``; the SDK hands Keyguard the decoded bytes,
+    which is what ``az keyvault key restore --file`` and ``restore_key_backup`` take. Escrow
+    must store those bytes unchanged (not the base64 text, not re-encoded) and describe them."""
+    from shared import names
+    from shared.pinning.escrow import escrow_object
+
+    recorded = interaction(BACKUP)
+    name = recorded.path.split("/")[2]
+    # the recording shortened the blob and marked it "..."; base64 decoding skips the dots
+    value = str(recorded.body["value"])
+    assert value.endswith("...")
+    expected = _b64url_decode(value[:-3])
+    azure, transport = replay_clients([recorded])
+    container = storage_env.clients.container(names.ESCROW_CONTAINER)
+    obj = ObjectRef(VAULT_ID, VAULT_URI, "key", name)
+    written = escrow_object(
+        container, SdkObjectStore(azure, VAULT_URI, "key"), obj, [KEY_VERSION], now=NOW
+    )
+    assert written == f"vaultname/key/{name}/2026-03-01.blob"
+    assert [f"{s.method} {s.path}" for s in transport.calls()] == [f"POST /keys/{name}/backup"]
+    blob = container.get_blob_client(written).download_blob().readall()
+    assert blob == expected and blob.startswith(BACKUP_MAGIC)
+    # the restore path sends the same base64url text Key Vault gave (the round trip holds)
+    assert base64.urlsafe_b64encode(blob).rstrip(b"=").decode() == value[:-3]
+    manifest = json.loads(
+        container.get_blob_client(written.replace(".blob", ".json")).download_blob().readall()
+    )
+    assert manifest["size"] == len(blob)
+    assert manifest["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert manifest["needed_versions"] == [KEY_VERSION]
+    # a second pass the same day writes nothing and asks Key Vault for nothing
+    again = escrow_object(
+        container, SdkObjectStore(azure, VAULT_URI, "key"), obj, [KEY_VERSION], now=NOW
+    )
+    assert again is None and len(transport.calls("POST")) == 1
+
+
+# -- the pin pass's tag write on an RBAC vault (the recorded PATCH answer) -----------------------
+
+RBAC_VAULT_URI = "https://c7ntestvault.vault.azure.net/"
+RBAC_VAULT_ID = VAULT_ID.replace("/vaultname", "/c7ntestvault")
+
+
+def _rbac_key() -> tuple[str, str, list[Interaction]]:
+    """(name, version, answers): a one-version listing and the recorded PATCH for that version.
+
+    The key's version listing was not recorded with the PATCH; its one item is the recorded
+    bundle's ``kid``/``attributes``/``tags`` (the shape list items have, cf.
+    kv_key_list_versions_paged). The recorded PATCH was sent without a version (``keys/test/``);
+    Keyguard always names the version, so the same answer is served for ``keys/test/{version}``.
+    """
+    patch, get = interactions(PATCH_RBAC)
+    assert patch.header("x-ms-keyvault-rbac-assignment-id")  # granted by a role assignment
+    kid = str(get.body["key"]["kid"])
+    name, version = kid.split("/")[-2:]
+    listed_item = {"kid": kid, "attributes": get.body["attributes"], "tags": get.body["tags"]}
+    listing = replace(
+        retarget(get, f"{RBAC_VAULT_URI}keys/{name}/versions"),
+        body={"value": [listed_item], "nextLink": None},
+    )
+    return name, version, [listing, retarget(patch, f"{RBAC_VAULT_URI}keys/{name}/{version}")]
+
+
+def _pin_rbac(now: datetime, *, remediation: bool) -> tuple[PinOutcome, ReplayTransport, str]:
+    name, version, answers = _rbac_key()
+    azure, transport = replay_clients(answers)
+    needs = [
+        Reference(
+            vm_id="/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+            vm_name="vm1",
+            url=f"{RBAC_VAULT_URI}keys/{name}/{version}",
+            point_id="point-1",
+            expiry=now + timedelta(days=20),
+        )
+    ]
+    out = pin_object(
+        ObjectRef(RBAC_VAULT_ID, RBAC_VAULT_URI, "key", name),
+        SdkObjectStore(azure, RBAC_VAULT_URI, "key"),
+        needs,
+        now=now,
+        remediation=remediation,
+    )
+    return out, transport, version
+
+
+def test_pin_tags_a_needed_version_on_the_rbac_vault_and_touches_nothing_else() -> None:
+    # between the recorded nbf (2025-03-01) and exp (2025-04-01): an ordinary live version
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    out, transport, version = _pin_rbac(now, remediation=True)
+    (patch,) = transport.calls("PATCH")
+    assert patch.path == f"/keys/test/{version}"
+    # tags only: no attributes, so Key Vault keeps nbf, exp and enabled as they are
+    assert set(patch.body) == {"tags"}
+    assert set(patch.body["tags"]) == {"keyguard-pinned-until", "keyguard-pinned-by"}
+    # the point expires 2025-03-30T12:00: the pin runs to the end of that day, rounded up
+    assert patch.body["tags"]["keyguard-pinned-until"] == "2025-03-31"
+    assert out.state == "listed" and out.writes == 1 and out.alerts == []
+
+
+def test_an_expired_needed_version_is_reported_and_its_expiry_never_extended() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)  # after the recorded exp (2025-04-01)
+    out, transport, version = _pin_rbac(now, remediation=True)
+    (alert,) = out.alerts
+    assert alert.name == "PinnedVersionExpired" and "still usable" in alert.problem
+    # still pinned (the recovery point needs it), with tags only: exp stays 2025-04-01
+    (patch,) = transport.calls("PATCH")
+    assert patch.path == f"/keys/test/{version}" and set(patch.body) == {"tags"}
+
+
+# -- Key Vault's challenge, as real Azure sent it, through Keyguard's own KeyClient --------------
+
+
+class _AskedCredential(StaticCredential):
+    """Keyguard's credential boundary: records what the challenge policy asks a token for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[tuple[str, ...], Any]] = []
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        self.asked.append((scopes, dict(options or {})))
+        return super().get_token_info(*scopes, options=options)
+
+
+def _challenged(
+    challenge: Interaction, vault_host: str
+) -> tuple[Any, ReplayTransport, _AskedCredential]:
+    """Keyguard's KeyClient for ``vault_host`` over the challenge and the recorded listing.
+
+    azure-keyvault caches a vault's challenge process-wide by URL, so each test names its own
+    vault host (the transport matches paths, not hosts)."""
+    from shared.clients import AzureClients
+    from tests.replay.harness import replay_settings
+
+    listed = interaction(CHALLENGE_LIST, 1)
+    transport = ReplayTransport([challenge, listed])
+    credential = _AskedCredential()
+    azure = AzureClients(replay_settings(), credential, transport=transport)
+    client = azure.key_client(f"https://{vault_host}/")
+    return client, transport, credential
+
+
+def test_the_recorded_challenge_is_answered_with_a_vault_token_for_its_tenant() -> None:
+    challenge = interaction(CHALLENGE_LIST, 0)
+    assert challenge.status == 401 and challenge.body["error"]["code"] == "Unauthorized"
+    client, transport, credential = _challenged(challenge, challenge.host)
+    keys = list(client.list_properties_of_keys())
+    tenant = (challenge.header("WWW-Authenticate") or "").split("login.microsoftonline.com/")[1]
+    (asked,) = credential.asked
+    assert asked[0] == ("https://vault.azure.net/.default",)
+    assert asked[1]["tenant_id"] == tenant.split('"')[0]
+    first, second = transport.sent
+    assert first.answer is challenge and "Authorization" not in first.headers
+    assert second.headers["Authorization"] == "Bearer replayed-token"
+    assert [(k.name, k.version, k.enabled) for k in keys] == [
+        ("cfb-qmbknzbm-generated-certificate", None, True)
+    ]
+
+
+def test_a_challenge_naming_another_resource_gets_no_token_and_is_permanent() -> None:
+    """Challenge verification is on in production settings: a 401 that names a resource other
+    than the vault's domain is refused before any token is sent, and Keyguard does not retry."""
+    from shared.errors import PermanentError
+    from shared.retry import classify
+
+    recorded = interaction(CHALLENGE_LIST, 0)
+    header = (recorded.header("WWW-Authenticate") or "").replace(
+        "https://vault.azure.net", "https://vault.attacker.example"
+    )
+    forged = replace(recorded, headers={**recorded.headers, "WWW-Authenticate": header})
+    client, transport, _ = _challenged(forged, "keyguard-forged-challenge.vault.azure.net")
+    with pytest.raises(ValueError, match="does not match the requested domain") as caught:
+        list(client.list_properties_of_keys())
+    assert len(transport.sent) == 1
+    assert all("Authorization" not in s.headers for s in transport.sent)
+    assert isinstance(classify(caught.value), PermanentError)

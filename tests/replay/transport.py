@@ -14,9 +14,12 @@ A request nothing was recorded for raises :class:`UnrecordedRequest`: a replay t
 loudly rather than answering something invented.
 
 Key Vault's challenge: the data-plane clients send their first request without a token and
-expect a 401 naming the authority and resource. Where a recording starts after that exchange,
-the transport answers the challenge itself (``https://vault.azure.net``, as every recording
-shows), so production's challenge verification stays on.
+expect a 401 naming the authority and resource. A token-less request is answered with a
+recorded 401 challenge (one carrying ``WWW-Authenticate``) for the same method and path when
+one is scripted and not yet served, so a test can serve real Azure's own challenge (or a
+changed one). Where a recording starts after that exchange, the transport answers the
+challenge itself (``https://vault.azure.net``, as every recording shows), so production's
+challenge verification stays on.
 """
 
 from __future__ import annotations
@@ -80,6 +83,21 @@ class Script:
     sent: list[Sent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def recorded_challenge(self, method: str, path: str) -> Interaction | None:
+        """A scripted, not yet served 401 challenge for this request, marked served."""
+        for slot in self.slots:
+            answer = slot.interaction
+            if (
+                slot.served == 0
+                and answer.status == 401
+                and answer.method == method
+                and answer.path == path
+                and answer.header("WWW-Authenticate")
+            ):
+                slot.served += 1
+                return answer
+        return None
+
     def pick(self, method: str, path: str, query: Mapping[str, str]) -> Interaction:
         candidates = [
             s for s in self.slots if s.interaction.method == method and s.interaction.path == path
@@ -115,9 +133,13 @@ class _ReplayAdapter(BaseAdapter):
         body = _decode(request.body)
         with self._script.lock:
             if _needs_challenge(parts.hostname or "", headers):
-                self._script.sent.append(Sent(method, request.url, headers, body, None))
-                return _response(request, 401, {"WWW-Authenticate": CHALLENGE}, b"")
-            answer = self._script.pick(method, path, query)
+                recorded = self._script.recorded_challenge(method, path)
+                if recorded is None:
+                    self._script.sent.append(Sent(method, request.url, headers, body, None))
+                    return _response(request, 401, {"WWW-Authenticate": CHALLENGE}, b"")
+                answer = recorded
+            else:
+                answer = self._script.pick(method, path, query)
             self._script.sent.append(Sent(method, request.url, headers, body, answer))
         out_headers = {
             k: (v[0] if isinstance(v, list) else str(v))
