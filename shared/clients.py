@@ -126,7 +126,7 @@ class AzureClients:
 
     def _common(self) -> dict[str, Any]:
         from shared import fencing
-        from shared.retry import HTTP_TRY_SECONDS
+        from shared.retry import HTTP_TRY_SECONDS, unexpected_response_policy
         from shared.transport import transport_options
 
         cloud = self._settings.cloud
@@ -139,7 +139,7 @@ class AzureClients:
             "read_timeout": HTTP_TRY_SECONDS,
             "per_call_policies": [self.calls.policy()],
             # a step that may have lost its claim sends no write (shared.fencing), on any try
-            "per_retry_policies": [fencing.policy()],
+            "per_retry_policies": [fencing.policy(), unexpected_response_policy()],
             **transport_options(cloud.ca_bundle),
         }
         if self._transport is not None:

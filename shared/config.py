@@ -295,7 +295,10 @@ class Settings:
         return self.enable_purge_protection and not self.dry_run
 
     def vault_in_scope(self, vault_id: str) -> bool:
-        """True when a Key Vault ARM id is one Keyguard may act on."""
+        """True when a Key Vault ARM id is one Keyguard may act on (never a non-ASCII id:
+        ``str.lower()`` folds e.g. a Kelvin sign into ``k``, which ARM does not)."""
+        if not vault_id.isascii():
+            return False
         vid = vault_id.strip().rstrip("/").lower()
         if not vid.startswith("/subscriptions/"):
             return False
@@ -406,6 +409,8 @@ def _arm_ids(reader: _Reader, name: str, provider_type: str, subs: frozenset[str
         rid = raw.strip().rstrip("/")
         if not rid:
             continue
+        if not rid.isascii():  # str.lower() would fold e.g. a Kelvin sign 'K' into 'k'
+            raise ConfigError(name, f"{rid!r} is not ASCII: ARM ids Keyguard compares must be")
         parts = rid.split("/")
         ok = (
             len(parts) == 9

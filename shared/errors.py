@@ -89,6 +89,15 @@ class LeaseLostError(TransientError):
     code = "LeaseLost"
 
 
+class UnexpectedResponseError(TransientError):
+    """Azure (or something in between: a proxy, a captive portal) answered 2xx with a body
+    that is not the resource asked for — an HTML page, another resource's JSON. Nothing was
+    learned about the target, so it is retried like a 5xx, never dead-lettered as permanent
+    (``shared.retry.unexpected_response_policy``, the readers' resource checks)."""
+
+    code = "UnexpectedResponse"
+
+
 class PermanentError(ActionError):
     """Retrying cannot help: the item is dead-lettered and an alert raised."""
 

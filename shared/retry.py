@@ -55,6 +55,7 @@ from shared.errors import (
     PermanentError,
     StorageError,
     TransientError,
+    UnexpectedResponseError,
 )
 
 if TYPE_CHECKING:
@@ -170,6 +171,8 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
 
     * Already a :class:`TransientError` / :class:`PermanentError` → itself.
     * :class:`StorageError` (our own storage) → transient.
+    * A 2xx ``HttpResponseError`` (``DecodeError``: the body was not the resource) →
+      :class:`~shared.errors.UnexpectedResponseError` (transient).
     * ``HttpResponseError``: an in-progress code (``UserErrorBackupOperationInProgress``,
       ``SystemBackupOperationInProgress``…) → transient; a known permanent code
       (``UserErrorKeyVaultPermissionsNotConfigured``…) → permanent; otherwise 408/412/423/429
@@ -189,6 +192,9 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
         ServiceResponseError,
     )
 
+    if isinstance(exc, HttpResponseError) and 200 <= int(exc.status_code or 0) < 300:
+        # a 2xx the SDK could not decode (DecodeError): not the resource, retry
+        return UnexpectedResponseError(f"undecodable 2xx answer: {str(exc)[:300]}")
     if isinstance(exc, HttpResponseError):
         return _classify_http(exc)
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
@@ -198,6 +204,38 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
     if isinstance(exc, ActionError):
         return PermanentError(str(exc), code=exc.code)
     return PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}", code=type(exc).__name__)
+
+
+def unexpected_response_policy() -> Any:
+    """An azure-core per-try policy: a 2xx whose non-empty body is not JSON raises
+    :class:`~shared.errors.UnexpectedResponseError` (transient).
+
+    Every API Keyguard calls through ``shared.clients`` (ARM, Key Vault data plane, Event Grid)
+    answers JSON or nothing; an HTML 200 comes from a proxy or portal in between and says
+    nothing about the resource. Without this the SDK fails to decode it (``JSONDecodeError``
+    or ``DecodeError`` on status 200), which would be classified permanent.
+    """
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class _ExpectJsonPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_response(self, request: Any, response: Any) -> None:
+            http = response.http_response
+            if not 200 <= int(http.status_code) < 300:
+                return
+            kind = str(http.headers.get("content-type") or "").lower()
+            if "json" in kind:
+                return
+            body = http.body() or b""
+            if not body.strip():
+                return
+            url = str(request.http_request.url).split("?", 1)[0]
+            raise UnexpectedResponseError(
+                f"{request.http_request.method} {url} answered {http.status_code} with "
+                f"{kind or 'no content type'} ({len(body)} bytes), not the JSON resource asked "
+                "for (a proxy or portal in between?): retrying"
+            )
+
+    return _ExpectJsonPolicy()
 
 
 # --- layer 2: in-process operation retry ----------------------------------------------------

@@ -15,8 +15,10 @@ and against itself (an event whose parts disagree is forged or broken):
   resource's type is the operation's (a ``virtualMachines/write`` naming a Recovery Services
   vault would otherwise refresh, and back up, that whole vault).
 
-A refusal raises :class:`ScopeRefusal` (an :class:`~shared.errors.OutOfScopeError`) whose
-``reason`` is one of the ``REASON_*`` codes; the intake records it in quarantine.
+Ids must be ASCII (ARM's are; ``str.lower()`` would fold a Kelvin sign ``K`` into ``k`` and
+match a configured vault). A refusal raises :class:`ScopeRefusal` (an
+:class:`~shared.errors.OutOfScopeError`) whose ``reason`` is one of the ``REASON_*`` codes;
+the intake records it in quarantine.
 
 Which in-scope ARM events *matter* (a role assignment on some storage account, a write to an
 unconfigured vault) is decided by planning with the helpers below; those are acknowledged
@@ -43,6 +45,7 @@ REASON_RESOURCE_OUTSIDE_TOPIC: Final = "resource_outside_topic"
 REASON_SUBSCRIPTION_MISMATCH: Final = "subscription_mismatch"
 REASON_TENANT_MISMATCH: Final = "tenant_mismatch"
 REASON_RESOURCE_TYPE_MISMATCH: Final = "resource_type_mismatch"
+REASON_NOT_ASCII: Final = "id_not_ascii"
 
 _ROLE_ASSIGNMENTS: Final = "/providers/microsoft.authorization/roleassignments/"
 
@@ -61,10 +64,36 @@ def check_scope(event: Event, settings: Settings) -> None:
 
     Unknown events pass (they cause no work). Raises :class:`ScopeRefusal`.
     """
+    _check_ascii(event)
     if isinstance(event, KeyVaultEvent):
         _check_keyvault(event, settings)
     elif isinstance(event, ArmEvent):
         _check_arm(event, settings)
+
+
+def _check_ascii(event: Event) -> None:
+    """Refuse ids that are not ASCII: ARM ids are, and ``str.lower()`` would fold look-alikes
+    (a Kelvin sign ``K`` becomes ``k``) into a configured vault's name."""
+    if isinstance(event, KeyVaultEvent):
+        ids = {
+            "topic": event.topic,
+            "subject": event.subject,
+            "data.VaultName": event.vault_name,
+            "data.Id": event.object_id or "",
+        }
+    elif isinstance(event, ArmEvent):
+        ids = {
+            "topic": event.topic,
+            "subject": event.subject,
+            "resourceUri": event.resource_uri,
+            "data.subscriptionId": event.subscription_id or "",
+            "data.tenantId": event.tenant_id or "",
+        }
+    else:
+        return
+    for field, value in ids.items():
+        if not value.isascii():
+            raise ScopeRefusal(REASON_NOT_ASCII, f"{field} {value!r} is not ASCII")
 
 
 def _check_keyvault(event: KeyVaultEvent, settings: Settings) -> None:

@@ -33,6 +33,8 @@ class VaultRef:
             When ``vault_id`` is not a Key Vault ARM id (retrying cannot fix a bad target).
         """
         rid = vault_id.strip().rstrip("/")
+        if not rid.isascii():  # ARM ids are ASCII; str.lower() folds e.g. a Kelvin sign to 'k'
+            raise PermanentError(f"{vault_id!r} is not ASCII: not a Key Vault id", code="BadTarget")
         parts = rid.split("/")
         ok = (
             len(parts) == 9

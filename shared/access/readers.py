@@ -30,7 +30,7 @@ from shared.access.model import (
     VaultView,
 )
 from shared.access.rbac import RoleDefinitionCache
-from shared.errors import PermanentError
+from shared.errors import PermanentError, UnexpectedResponseError
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
@@ -162,10 +162,19 @@ class SdkVaults:
             "Microsoft.KeyVault/vaults/read (e.g. Reader on the vault)", f"read Key Vault {ref.id}"
         ):
             vault = client.vaults.get(ref.resource_group, ref.name)
-        uri = vault.properties.vault_uri if vault.properties else None
+        returned = str(getattr(vault, "id", None) or "")
+        if vault.properties is None or returned.lower() != ref.id.lower():
+            # a 200 with another body (not this vault): nothing learned, retry
+            raise UnexpectedResponseError(
+                f"GET {ref.id} answered 200 with {returned or 'no resource id'!r}"
+                f"{'' if vault.properties else ' and no properties'}: not the vault asked for"
+            )
+        # ARM's own spelling of the id from here on: repairs write to what ARM named
+        arm_ref = VaultRef.parse(returned)
+        uri = vault.properties.vault_uri
         if uri:  # one read serves the pin and backup steps too (AzureClients.vault_uri)
-            self._azure.remember_vault_uri(ref.id, str(uri))
-        return vault_view(vault, ref)
+            self._azure.remember_vault_uri(arm_ref.id, str(uri))
+        return vault_view(vault, arm_ref)
 
     def add_access_policy(
         self,
