@@ -164,9 +164,13 @@ def _load_object(state: KeyVaultState, vault: Vault, kind: Kind, raw: dict[str, 
         )
     if raw.get("rotation_policy") is not None:
         obj = vault.objects(kind)[raw["name"].lower()]
+        policy = dict(raw["rotation_policy"])
+        # a set policy carries created/updated (epoch s) beside expiryTime, as recorded
+        attributes = {"created": now, "updated": now, **(policy.get("attributes") or {})}
         obj.rotation_policy = {
             "id": f"{vault.uri}keys/{obj.name}/rotationpolicy",
-            **raw["rotation_policy"],
+            **policy,
+            "attributes": attributes,
         }
     if raw.get("deleted"):
         state.soft_delete(vault.name, kind, raw["name"], visible_now=True)
