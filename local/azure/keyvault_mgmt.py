@@ -19,6 +19,7 @@ This module also owns ``install``/``load_scenario``/``dump`` for the whole Key V
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any
 
 from local.azure.core import ROUTER, AzureHttpError, Request, Response
@@ -266,11 +267,30 @@ def list_by_group(world: World, request: Request) -> Response:
     name="keyvault.vaults.listBySubscription",
 )
 def list_by_subscription(world: World, request: Request) -> Response:
+    """Four pages, as recorded (kv_mgmt_vaults_list_paged_empty_pages): an empty page with a
+    ``nextLink``, every vault with a ``nextLink``, an empty page with a ``nextLink`` and a last
+    ``{"value": []}`` without one. ARM fans the listing out; the empty pages are real."""
     state: KeyVaultState = world.kv
+    token = request.query.get("$skiptoken")
+    step = _LIST_STEPS.index(token) + 1 if token in _LIST_STEPS else 0
+    if token is not None and step == 0:
+        raise AzureHttpError(400, "InvalidSkipToken", f"The skip token '{token}' is not valid.")
     found = [
         v for v in state.vaults.values() if v.subscription.lower() == request.params["sub"].lower()
     ]
-    return Response(200, {"value": [vault_json(state, v) for v in found]})
+    body: dict[str, Any] = {"value": [vault_json(state, v) for v in found] if step == 1 else []}
+    if step < len(_LIST_STEPS):
+        version = request.query.get("api-version", "2019-09-01")
+        body["nextLink"] = (
+            f"{world.arm_url}{request.path}?api-version={version}&$skiptoken={_LIST_STEPS[step]}"
+        )
+    return Response(200, body)
+
+
+#: the opaque ``$skiptoken`` of each following page (base64, like ARM's "{group}|{name}")
+_LIST_STEPS = tuple(
+    base64.b64encode(f"keyguard-local|vaults-page-{n}".encode()).decode() for n in (1, 2, 3)
+)
 
 
 def update_policies(
