@@ -119,17 +119,29 @@ class Alert:
         )
 
 
-def to_cloud_event(alert: Alert, event_id: str) -> Any:
-    """The ``azure.core.messaging.CloudEvent`` for ``alert`` (id stable across retries)."""
-    from azure.core.messaging import CloudEvent
+def to_cloud_event(alert: Alert, event_id: str) -> dict[str, Any]:
+    """The CloudEvent (schema 1.0, as a JSON-ready dictionary) for ``alert``; its id is stable
+    across retries.
 
-    return CloudEvent(
-        source=SOURCE,
-        type=alert.type,
-        data=json.loads(json.dumps(alert.to_dict(), default=str)),
-        subject=alert.resource_ids[0] if alert.resource_ids else None,
-        id=event_id,
-    )
+    A dictionary, not an ``azure.core.messaging.CloudEvent``: the basic-topic publisher passes
+    every per-call keyword of ``send()`` (the ``connection_verify`` and ``retry_total`` that
+    Keyguard must give per call, as the client drops constructor options) into each
+    CloudEvent *model* it builds from such an object, which logged "... is not a known
+    attribute of CloudEvent" per option, event and alert. CloudEvent-schema dictionaries are a
+    documented input it sends as they are.
+    """
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": SOURCE,
+        "type": alert.type,
+        "time": utc_now().isoformat(),
+        "datacontenttype": "application/json",
+        "data": json.loads(json.dumps(alert.to_dict(), default=str)),
+    }
+    if alert.resource_ids:
+        event["subject"] = alert.resource_ids[0]
+    return event
 
 
 def send_alerts(azure: AzureClients, alerts: Sequence[tuple[Alert, str]]) -> bool:

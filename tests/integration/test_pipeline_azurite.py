@@ -192,8 +192,8 @@ def test_budget_exhaustion_dead_letters_and_alerts(
     assert [h["code"] for h in record.history] == ["UserErrorBackupOperationInProgress"] * 2
     assert rt.ledger.state("pin", item.key) is LedgerState.FAILED
     ((events, _),) = publisher.sent
-    assert events[0].type == "Keyguard.WorkItemDeadLettered"
-    assert events[0].data["correlation"]["dead_letter_id"] == record.id
+    assert events[0]["type"] == "Keyguard.WorkItemDeadLettered"
+    assert events[0]["data"]["correlation"]["dead_letter_id"] == record.id
 
 
 def test_malformed_message_is_dead_lettered_and_poison_is_drained(
@@ -282,7 +282,7 @@ def test_a_failed_alert_publish_is_retried_through_the_queue(storage_env: Storag
     # first re-send fails too (transient: retried with backoff), the second goes out
     assert drain(rt, expect=2, wait_seconds=5) == [Outcome.RETRY, Outcome.DONE]
     ((events, _),) = publisher.sent
-    assert events[0].type == "Keyguard.PinMissing"
+    assert events[0]["type"] == "Keyguard.PinMissing"
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def _dead(storage: object) -> list[dict[str, object]]:
 
 
 def _alert_types(publisher: FakePublisher) -> list[str]:
-    return [e.type for events, _ in publisher.sent for e in events]
+    return [e["type"] for events, _ in publisher.sent for e in events]
 
 
 def test_done_enqueues_follow_ups_publishes_alerts_and_records_done(
@@ -157,8 +157,8 @@ def test_permanent_failure_dead_letters_marks_failed_and_alerts(action: Scripted
     assert WorkItem.from_json(record["ItemJson"]).key == item.key
     assert rt.ledger.state("pin", item.key) is LedgerState.FAILED
     (events, options) = publisher.sent[0]
-    assert events[0].type == "Keyguard.WorkItemDeadLettered"
-    assert events[0].data["correlation"]["work_key"] == item.key
+    assert events[0]["type"] == "Keyguard.WorkItemDeadLettered"
+    assert events[0]["data"]["correlation"]["work_key"] == item.key
     assert options["connection_verify"] == "/ca.pem"
     assert _work(storage) == []  # not retried
     assert process(rt, item.to_json()) is Outcome.DUPLICATE  # redelivery: no second run
