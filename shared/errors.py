@@ -98,6 +98,17 @@ class UnexpectedResponseError(TransientError):
     code = "UnexpectedResponse"
 
 
+class UnreachableError(TransientError):
+    """An endpoint could not be reached at all: connection refused or reset, a TLS or DNS
+    failure, a timeout. Retried like any transient failure; repeated, it raises
+    ``Keyguard.AzureUnreachable`` early (``shared.retry.unreachable_alert``). ``endpoint`` is
+    ``host[:port]`` when known."""
+
+    def __init__(self, message: str, *, code: str, endpoint: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.endpoint = endpoint
+
+
 class PermanentError(ActionError):
     """Retrying cannot help: the item is dead-lettered and an alert raised."""
 

@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 from shared.errors import (
     ActionError,
@@ -56,6 +59,7 @@ from shared.errors import (
     StorageError,
     TransientError,
     UnexpectedResponseError,
+    UnreachableError,
 )
 
 if TYPE_CHECKING:
@@ -177,8 +181,9 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
       ``SystemBackupOperationInProgress``…) → transient; a known permanent code
       (``UserErrorKeyVaultPermissionsNotConfigured``…) → permanent; otherwise 408/412/423/429
       and 5xx → transient (``Retry-After`` kept as ``retry_after``), any other 4xx → permanent.
-    * ``ServiceRequestError`` / ``ServiceResponseError`` (connection refused or reset, read
-      timeout) and Python's ``ConnectionError`` / ``TimeoutError`` → transient.
+    * ``ServiceRequestError`` / ``ServiceResponseError`` (connection refused or reset, TLS,
+      read timeout) and Python's ``ConnectionError`` / ``TimeoutError`` →
+      :class:`~shared.errors.UnreachableError` (transient, with the endpoint).
     * Anything else (a bug, a ``KeyError``…) → permanent: retrying code cannot fix it; the
       dead letter keeps the item for a replay after the fix.
     """
@@ -197,10 +202,10 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
         return UnexpectedResponseError(f"undecodable 2xx answer: {str(exc)[:300]}")
     if isinstance(exc, HttpResponseError):
         return _classify_http(exc)
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return TransientError(f"connection: {str(exc)[:300]}", code=type(exc).__name__)
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return TransientError(f"connection: {str(exc)[:300]}", code=type(exc).__name__)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
+        return UnreachableError(
+            f"connection: {str(exc)[:300]}", code=type(exc).__name__, endpoint=endpoint_of(exc)
+        )
     if isinstance(exc, ActionError):
         return PermanentError(str(exc), code=exc.code)
     return PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}", code=type(exc).__name__)
@@ -236,6 +241,102 @@ def unexpected_response_policy() -> Any:
             )
 
     return _ExpectJsonPolicy()
+
+
+# --- unreachable endpoints ---------------------------------------------------------------------
+
+#: Codes (:func:`classify`) of failures to reach an endpoint at all, as attempt records keep them.
+CONNECTION_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "ServiceRequestError",
+        "ServiceResponseError",
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "TimeoutError",
+    }
+)
+#: ``Keyguard.AzureUnreachable`` after this many consecutive connection failures of one item
+#: (with the work queue's backoff, 30 s + 60 s: about two minutes after the first)...
+UNREACHABLE_AFTER_FAILURES: Final = 3
+#: ... or once its first consecutive connection failure is this old — not after the 24 h budget.
+UNREACHABLE_AFTER_SECONDS: Final = 900.0
+_HOST_IN_MESSAGE: Final = re.compile(r"host='([^']+)', port=(\d+)")
+
+
+def endpoint_of(exc: BaseException) -> str | None:
+    """``host[:port]`` an azure-core / requests / urllib3 connection error names, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        request = getattr(current, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and urlsplit(url).netloc:
+            return urlsplit(url).netloc
+        found = _HOST_IN_MESSAGE.search(str(current))
+        if found:
+            host, port = found.groups()
+            return host if port == "443" else f"{host}:{port}"
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return None
+
+
+def unreachable_streak(history: Iterable[Any], now: datetime) -> tuple[int, float]:
+    """Trailing consecutive connection failures in ``history`` (attempt records, oldest
+    first) and the age in seconds of the first of them (0 when none or unreadable)."""
+    streak: list[Any] = []
+    for record in reversed(tuple(history)):
+        if getattr(record, "code", None) not in CONNECTION_CODES:
+            break
+        streak.append(record)
+    if not streak:
+        return 0, 0.0
+    try:
+        first = datetime.fromisoformat(str(streak[-1].at))
+        age = (now - first).total_seconds() if first.tzinfo else 0.0
+    except ValueError:
+        age = 0.0
+    return len(streak), age
+
+
+def unreachable_alert(
+    error: UnreachableError, target: str, history: Iterable[Any], now: datetime
+) -> Any | None:
+    """``Keyguard.AzureUnreachable`` when ``history`` (ending with this failure) holds
+    :data:`UNREACHABLE_AFTER_FAILURES` consecutive connection failures or began failing to
+    connect :data:`UNREACHABLE_AFTER_SECONDS` ago; else None. One alert per endpoint: its
+    problem text names only the endpoint, so the alert dedupe window sends it once."""
+    from shared.alerts import Alert
+
+    count, age = unreachable_streak(history, now)
+    if count < UNREACHABLE_AFTER_FAILURES and age < UNREACHABLE_AFTER_SECONDS:
+        return None
+    endpoint = error.endpoint or "an Azure endpoint"
+    return Alert(
+        name="AzureUnreachable",
+        severity="high",
+        resource_ids=(error.endpoint or target,),
+        problem=(
+            f"Keyguard cannot reach {endpoint} (connection, TLS or DNS failure: {error.code}); "
+            "steps that need it are retried but do nothing until it is reachable."
+        ),
+        remedy=(
+            "Check the Function App's outbound network to that host: DNS and private "
+            "endpoints, firewall or NSG rules, a proxy, and KEYGUARD_CA_BUNDLE if TLS fails."
+        ),
+        details={
+            "endpoint": error.endpoint,
+            "error_code": error.code,
+            "consecutive_failures": count,
+            "failing_for_seconds": round(age, 1),
+            "work_target": target,
+            "last_error": str(error)[:300],
+        },
+    )
 
 
 # --- layer 2: in-process operation retry ----------------------------------------------------

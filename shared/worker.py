@@ -48,6 +48,7 @@ from shared.errors import (
     PermanentError,
     StorageError,
     TransientError,
+    UnreachableError,
 )
 from shared.ledger import MAX_KEY_CHARS, Claim, ClaimStatus
 from shared.logs import get_logger
@@ -348,6 +349,13 @@ def _retry(rt: Runtime, item: WorkItem, held: _Held, error: TransientError) -> O
     failed = item.next_attempt(error.code, str(error))
     if plan.exhausted:
         return _dead_letter(rt, item, held, error, reason="budget_exhausted", failed=failed)
+    if isinstance(error, UnreachableError):  # repeated: alert now, not after the budget
+        from shared.retry import unreachable_alert
+        from shared.workitems import utc_now
+
+        alert = unreachable_alert(error, item.target, failed.history, utc_now())
+        if alert is not None:
+            rt.alerts.publish([alert])
     rt.work_queue.enqueue(failed, delay_seconds=plan.delay_seconds)
     rt.ledger.release(held.claim, unlock=held.lock)
     log.warning(
