@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -124,6 +124,8 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
             # The finished run may have read the target before this item's event happened:
             # run again, under a key every such late item shares (they coalesce in turn).
             again = item.rerun_after(claim.started_at)
+            if "uses" in claim.summary:  # what the finished run acted on (per-VM backups)
+                again = replace(again, params={**again.params, "after_uses": claim.summary["uses"]})
             log.info("worker.rerun", work_key=item.key, rerun_key=again.key)
             rt.counters.increment("worker.rerun")
             return process(rt, again.to_json(), message_id=message_id)
@@ -158,9 +160,21 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
 #: Kinds whose step observes the current state of its target, keyed by a coalescing window
 #: (``shared.planning``). A finished record of such a key covers the events that were
 #: planned before its run started, not the ones that came later: those run again
-#: (:func:`_covered`). Backups are not among them: one backup per VM per window is their
-#: budget (``docs/backups.md``).
+#: (:func:`_covered`). Per-VM backups too (:func:`_rechecks`): a key change planned after a
+#: VM's backup started must still be followed by a recovery point under the new keys; the
+#: backup step defers such a re-run to its window's end, keeps the daily budget and skips it
+#: when a recovery point already holds the keys the VM uses (``shared.actions.backup``).
+#: Fan-outs (one per object version) and TRACK items are not re-run.
 RECHECK_KINDS: Final = frozenset({WorkKind.VERIFY_ACCESS, WorkKind.PIN, WorkKind.REFRESH_INVENTORY})
+
+
+def _rechecks(item: WorkItem) -> bool:
+    """Whether a finished run of ``item.key`` may leave ``item``'s change undone."""
+    if item.kind is WorkKind.BACKUP:
+        return "vm" in item.params  # a per-VM backup, not a fan-out
+    return item.kind in RECHECK_KINDS
+
+
 #: Clocks of the intake and worker instances may differ a little: a run counts as covering
 #: an item only if it started this long after the item was first seen.
 CLOCK_SKEW_SECONDS: Final = 2.0
@@ -174,7 +188,7 @@ def _covered(item: WorkItem, finished: Claim) -> bool:
     ``first_seen`` cannot be read is not (nothing shows the run saw its event)."""
     from shared.workqueue import item_age_seconds
 
-    if item.kind not in RECHECK_KINDS or not item.reasons or finished.started_at is None:
+    if not _rechecks(item) or not item.reasons or finished.started_at is None:
         return True
     if set(item.reasons) <= finished.reasons:
         return True
@@ -408,11 +422,22 @@ def _dead_letter_raw(
 
 def _alert(rt: Runtime, item: WorkItem | None, record_id: str, reason: str, code: str) -> None:
     """Raise ``Keyguard.WorkItemDeadLettered`` — except for a dead-lettered alert, whose
-    own alert would fail the same way (it is logged as an error instead)."""
+    own alert would fail the same way (it is logged as an error instead), and past the
+    hour's budget of such alerts (``shared.alert_rate``: one summary alert instead)."""
     from shared.alerts import Alert
 
     if item is not None and item.kind is WorkKind.PUBLISH_ALERT:
         log.error("worker.alert_undeliverable", work_key=item.key, dead_letter_id=record_id)
+        return
+    from shared import names
+    from shared.alert_rate import overflow_alert, take_token
+
+    if not take_token(rt.storage.table(names.DEAD_LETTER_TABLE), rt.now()):
+        # past the hour's budget (invented names must not flood the alert topic): one
+        # summary alert per hour; this dead letter is recorded and logged
+        log.warning("worker.alert_rate_limited", dead_letter_id=record_id, code=code)
+        rt.counters.increment("worker.alert_rate_limited")
+        rt.alerts.publish([overflow_alert(rt.now())])
         return
     what = f"work item {item.kind.value} for {item.target}" if item else "an unreadable message"
     correlation: dict[str, Any] = {"dead_letter_id": record_id}

@@ -25,7 +25,9 @@ ARM calls are counted per VM (:func:`shared.throttle.subject`) and reported in t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from shared import names
@@ -39,7 +41,7 @@ from shared.config import MAX_ON_DEMAND_BACKUPS_PER_DAY
 from shared.logs import get_logger
 from shared.planning import RESOLVE_VMS_USING_OBJECT
 from shared.throttle import subject
-from shared.workitems import WorkItem, WorkKind
+from shared.workitems import RERUN_SEPARATOR, WorkItem, WorkKind
 
 if TYPE_CHECKING:
     from shared.alerts import Alert
@@ -87,6 +89,7 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
     alerts: list[Alert] = []
     protected: list[ProtectedVm] = []
     skipped: dict[str, str] = {}
+    fresh = {u.vm.vm_id.lower(): u for u in uses}
     for use in uses:
         vm = use.vm
         if not use.refs:
@@ -123,12 +126,15 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
         snapshots[rs_vault] = budgets.vault_snapshots(client, rs_vault, now)
     window = str(p.get("window") or item.key.rsplit(":", 1)[-1])
     follow_ups = tuple(
-        vm_backup_item(
-            vm,
-            window=window,
-            reasons=item.reasons,
-            cause=cause,
-            jobs=budgets.snapshot_for(snapshots[str(vm.rs_vault_id)], str(vm.container), now),
+        with_uses(
+            vm_backup_item(
+                vm,
+                window=window,
+                reasons=item.reasons,
+                cause=cause,
+                jobs=budgets.snapshot_for(snapshots[str(vm.rs_vault_id)], str(vm.container), now),
+            ),
+            [url for _kind, url, _vault in fresh[vm.vm_id.lower()].refs],
         )
         for vm in protected
     )
@@ -206,6 +212,12 @@ def _point_versions(point: RecoveryPointRecord | None, ref: ObjectRef) -> tuple[
     )
 
 
+def with_uses(item: WorkItem, urls: Iterable[str | None]) -> WorkItem:
+    """A per-VM backup item carrying the key/secret versions the VM used when it was planned
+    (:func:`shared.backups.rotation.uses_key`)."""
+    return replace(item, params={**item.params, "uses": rotation.uses_key(urls)})
+
+
 def _daily_budget(ctx: ActionContext) -> int:
     return max(1, min(ctx.settings.backup.daily_budget, MAX_ON_DEMAND_BACKUPS_PER_DAY))
 
@@ -217,9 +229,10 @@ def backup_vm(item: WorkItem, ctx: ActionContext) -> ActionResult:
         before = ctx.azure.pacer.calls_by_subject().get(vm.vm_id.lower(), 0)
         result = _backup_vm(item, ctx, vm)
         calls = ctx.azure.pacer.calls_by_subject().get(vm.vm_id.lower(), 0) - before
+    uses = {"uses": item.params["uses"]} if "uses" in item.params else {}
     return ActionResult(
         status=result.status,
-        summary={**result.summary, "arm_calls": calls},
+        summary={**result.summary, "arm_calls": calls, **uses},
         follow_ups=result.follow_ups,
         alerts=result.alerts,
         delay_seconds=result.delay_seconds,
@@ -229,6 +242,22 @@ def backup_vm(item: WorkItem, ctx: ActionContext) -> ActionResult:
 def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionResult:
     now = ctx.now()
     day = budgets.day_of(now)
+    if RERUN_SEPARATOR in item.key:
+        # A change planned after this VM's backup of the window started (the worker's
+        # re-run rule): unless it is the change that run acted on, reaching the VM by a
+        # second path (a Key Vault event and an ARM write of one ADE re-run), back up again
+        # at the window's end, so the window's last change is followed by one more recovery
+        # point, not one per change.
+        if item.params.get("uses") and item.params.get("uses") == item.params.get("after_uses"):
+            return ActionResult(summary={"covered_by_run": "same_keys"})
+        end = _window_end(item, ctx)
+        if end is not None and now < end:
+            return _deferred(item, (end - now).total_seconds(), "rerun_window_end")
+    if RERUN_SEPARATOR in item.key or item.params.get("check_points"):
+        covered = _covered_by_point(ctx, vm)
+        if covered is not None:
+            log.info("backup.covered", work_key=item.key, point=covered)
+            return ActionResult(summary={"covered_by_point": covered})
     client = ctx.azure.backup(str(vm.rs_vault_id).strip("/").split("/")[1])
     snapshot: dict[str, Any] = dict(item.params.get("jobs") or {})
     if not budgets.snapshot_usable(snapshot, now):
@@ -279,6 +308,29 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
         "budget": budget,
     }
     return ActionResult(summary=summary, follow_ups=(track,))
+
+
+def _window_end(item: WorkItem, ctx: ActionContext) -> datetime | None:
+    """The end of the item's backup window (None when its window cannot be read)."""
+    try:
+        start = datetime.strptime(str(item.params.get("window")), "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return start.replace(tzinfo=UTC) + timedelta(minutes=ctx.settings.backup.window_minutes)
+
+
+def _covered_by_point(ctx: ActionContext, vm: ProtectedVm) -> str | None:
+    """The newest recovery point already taken with the ADE versions the VM uses now (a
+    fresh read of the VM), or None: a backup is still needed."""
+    from shared.inventory import inventory_for
+    from shared.inventory.azure_read import AzureInventoryReader
+
+    record = AzureInventoryReader(ctx.azure).read_vm(vm.vm_id, None)
+    if record is None:
+        return None
+    points = inventory_for(ctx).recovery_points(vm.vm_id)
+    with_keys = [p for p in points if rotation.point_has_keys(record, p)]
+    return with_keys[-1].point_id if with_keys else None
 
 
 def _deferred(item: WorkItem, delay: float, why: str, **extra: Any) -> ActionResult:

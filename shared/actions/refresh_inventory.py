@@ -11,7 +11,12 @@ disk encryption set (planning's ``inventory_item``). ``params["follow_up"]`` (de
   from ``in-use`` to the recovery points' expiry) and those new recovery points reference;
 * ``verify`` — the Key Vaults those objects live in;
 * ``backup`` — one on-demand backup per VM whose keys changed (no recovery point exists yet
-  under the new key), the backup issue's ``backup:{vm_id}:{window}`` item. Never for a sweep.
+  under the new key), the backup issue's ``backup:{vm_id}:{window}`` item. For a sweep: one
+  per ADE VM whose recovery points were all taken with other versions than the ones it uses
+  now (a change no event announced, or one whose backup failed or never came:
+  :func:`shared.backups.rotation.without_point`); the item asks the backup step to look at
+  the points again before it triggers (``check_points``): a backup of that change may be
+  running.
 
 One odd record never blinds a vault (``shared.inventory.refresh``): an unreadable point is
 quarantined (``KeyguardQuarantine``) and alerted (``Keyguard.RecoveryPointUnreadable``), a VM
@@ -24,6 +29,7 @@ refresh never stops the sweep's pins.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from shared import names
@@ -68,15 +74,17 @@ def _objects_of_change(inventory: Inventory, outcome: RefreshOutcome) -> set[tup
 
 
 def _backup_items(
-    changed: list[tuple[VmRecord | None, VmRecord]], ctx: ActionContext, item: WorkItem
+    changed: list[tuple[VmRecord | None, VmRecord]],
+    ctx: ActionContext,
+    reasons: tuple[str, ...],
+    window: str | None = None,
 ) -> list[WorkItem]:
+    """Backups of the VMs whose keys changed, in ``window`` (the event's arrival window;
+    default: the current one)."""
+    from shared.actions.backup import with_uses
     from shared.backups.items import ProtectedVm, vm_backup_item
 
-    reasons = item.reasons
-    window = str(
-        item.params.get("window")
-        or window_bucket(ctx.now(), ctx.settings.backup.window_minutes * 60)
-    )
+    window = window or window_bucket(ctx.now(), ctx.settings.backup.window_minutes * 60)
     items = []
     for old, new in changed:
         if old is None or new.encryption == "none" or not new.vault_id:
@@ -87,14 +95,49 @@ def _backup_items(
         vm = ProtectedVm(
             new.vm_id, new.encryption, new.vault_id, new.container, new.protected_item, vaults
         )
-        items.append(
-            vm_backup_item(
-                vm,
-                window=window,
-                reasons=reasons,
-                cause={"change": "encryption", "uses": sorted(new.uses())},
-            )
+        backup = vm_backup_item(
+            vm,
+            window=window,
+            reasons=reasons,
+            cause={"change": "encryption", "uses": sorted(new.uses())},
         )
+        items.append(with_uses(backup, [new.bek_secret_url, new.kek_key_url, new.des_key_url]))
+    return items
+
+
+def _sweep_backup_items(
+    inventory: Inventory, records: list[VmRecord], ctx: ActionContext, item: WorkItem
+) -> list[WorkItem]:
+    """Backups for the VMs of a vault refresh whose in-use versions have no recovery point."""
+    from shared.actions.backup import with_uses
+    from shared.backups.items import ProtectedVm, vm_backup_item
+    from shared.backups.rotation import without_point
+
+    window = window_bucket(ctx.now(), ctx.settings.backup.window_minutes * 60)
+    items = []
+    for record in records:
+        if not record.vault_id or not without_point(
+            record, inventory.recovery_points(record.vm_id)
+        ):
+            continue
+        vaults = tuple(sorted({v for v in (record.bek_vault_id, record.kek_vault_id) if v}))
+        vm = ProtectedVm(
+            record.vm_id,
+            record.encryption,
+            record.vault_id,
+            record.container,
+            record.protected_item,
+            vaults,
+        )
+        backup = vm_backup_item(
+            vm,
+            window=window,
+            reasons=item.reasons,
+            cause={"change": "no_point_under_in_use_keys", "uses": sorted(record.uses())},
+        )
+        backup = with_uses(backup, [record.bek_secret_url, record.kek_key_url])
+        items.append(replace(backup, params={**backup.params, "check_points": True}))
+        log.info("inventory.backup_missing", vm_id=record.vm_id, work_key=backup.key)
     return items
 
 
@@ -135,7 +178,12 @@ class RefreshInventoryAction:
         bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
         follow_ups.extend(_retry_items(outcome, bucket, reasons))
         if "backup" in follow and not is_vault:
-            follow_ups.extend(_backup_items(outcome.changed, ctx, item))
+            window = item.params.get("window")
+            follow_ups.extend(
+                _backup_items(outcome.changed, ctx, reasons, str(window) if window else None)
+            )
+        elif "backup" in follow:
+            follow_ups.extend(_sweep_backup_items(inventory, outcome.vms, ctx, item))
         summary: dict[str, Any] = {
             "vms": len(outcome.vms),
             "changed": [new.vm_id for _old, new in outcome.changed],

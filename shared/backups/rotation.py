@@ -26,6 +26,10 @@ spends the window and the day's budget. So before any backup is planned:
    * a version that is no longer the object's newest raises no alert (``superseded``):
      only the newest one is worth adopting.
 
+The same comparison, against recovery points, decides whether a VM still needs a backup
+after a change: :func:`without_point` (the sweep's rule) and :func:`point_has_keys` (a
+backup re-run for a change planned after the VM's last backup started).
+
 "Newer" is Key Vault's ``created`` time of the versions (version ids are random, not
 ordered). A version whose ``created`` is unknown is treated as older than a known one.
 """
@@ -41,6 +45,7 @@ from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
+    from shared.inventory import RecoveryPointRecord, VmRecord
 
 log = get_logger(__name__)
 
@@ -160,3 +165,49 @@ def decide(
             return Decision(NOT_ADOPTED, "older_version_in_use", used)
         return Decision(SKIP, "secret_not_in_use_yet", used)
     return Decision(SKIP, "newer_version_in_use", used)
+
+
+def _name_version(url: str | None) -> tuple[str, str | None] | None:
+    from shared.inventory import parse_object_url
+
+    parsed = parse_object_url(url) if url else None
+    return (f"{parsed.object_type}/{parsed.name}".lower(), parsed.version) if parsed else None
+
+
+def uses_key(urls: Iterable[str | None]) -> list[str]:
+    """The key/secret versions a VM uses, as sorted ``{type}/{name}/{version}`` (no host):
+    what a per-VM backup item carries (``params["uses"]``) and its run records, so a re-run
+    can tell a new change from the same one reaching it by a second path."""
+    out = set()
+    for url in urls:
+        nv = _name_version(url)
+        if nv is not None:
+            out.add(f"{nv[0]}/{nv[1] or ''}")
+    return sorted(out)
+
+
+def ade_in_use(record: VmRecord) -> tuple[tuple[str, str | None], ...]:
+    """The (object, version) of the BEK and KEK an ADE VM uses now; () for other VMs (a
+    DES VM's recovery points carry no key versions to compare)."""
+    return tuple(
+        nv
+        for nv in (_name_version(record.bek_secret_url), _name_version(record.kek_key_url))
+        if nv is not None
+    )
+
+
+def point_has_keys(record: VmRecord, point: RecoveryPointRecord) -> bool:
+    """True when ``point`` was taken with every ADE key/secret version the VM uses now."""
+    used = ade_in_use(record)
+    taken = {_name_version(point.bek_secret_url), _name_version(point.kek_key_url)}
+    return bool(used) and all(nv in taken for nv in used)
+
+
+def without_point(record: VmRecord, points: Iterable[RecoveryPointRecord]) -> bool:
+    """True for an ADE VM that has recovery points but none under the versions it uses
+    now: a key change reached it after its last backup (the sweep backs it up). A VM with
+    no point at all is waiting for its first scheduled backup, which will hold its keys."""
+    listed = list(points)
+    if not ade_in_use(record) or not listed:
+        return False
+    return not any(point_has_keys(record, p) for p in listed)

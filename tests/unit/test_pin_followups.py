@@ -55,3 +55,49 @@ def test_first_sight_or_unprotected_vm_plans_no_backup() -> None:
     rt, _, _ = make_runtime()
     unprotected = replace(OLD, vault_id=None, kek_key_url=f"{HOST}/keys/kek/k2")
     assert _backup_items([(None, OLD), (OLD, unprotected)], rt.action_context(), ()) == []
+
+
+class _Points:
+    """The inventory's recovery points per VM (the one call the sweep rule makes)."""
+
+    def __init__(self, points: dict[str, list[RecoveryPointRecord]]) -> None:
+        self._points = points
+
+    def recovery_points(self, vm_id: str) -> list[RecoveryPointRecord]:
+        return self._points.get(vm_id, [])
+
+
+def test_the_sweep_backs_up_a_vm_whose_in_use_versions_have_no_recovery_point() -> None:
+    """Issue 14 item 3: a change no event announced (or whose backup never came) — every
+    point of vm1 was taken under k1/s1, the VM uses k2/s1 now: the sweep plans its backup,
+    asking the step to look at the points again; vm2, backed up under what it uses, and vm3,
+    with no point yet, get none."""
+    from shared.actions.refresh_inventory import _sweep_backup_items
+
+    moved = replace(OLD, kek_key_url=f"{HOST}/keys/kek/k2")
+    current = replace(OLD, vm_id=OLD.vm_id.replace("vm1", "vm2"), name="vm2")
+    fresh = replace(OLD, vm_id=OLD.vm_id.replace("vm1", "vm3"), name="vm3")
+    old_point = RecoveryPointRecord(
+        "p1", kek_key_url=OLD.kek_key_url, bek_secret_url=OLD.bek_secret_url
+    )
+    inventory = _Points({moved.vm_id: [old_point], current.vm_id: [old_point]})
+    rt, _, _ = make_runtime()
+    sweep = replace(
+        _sweep_item(),
+        reasons=("sweep:2026-11-22T06:00:00+00:00",),
+    )
+    (backup,) = _sweep_backup_items(
+        inventory,  # type: ignore[arg-type]
+        [moved, current, fresh],
+        rt.action_context(),
+        sweep,
+    )
+    assert backup.target == moved.vm_id and backup.params["check_points"] is True
+    assert backup.params["uses"] == ["key/kek/k2", "secret/bek1/s1"]
+    assert backup.reasons == sweep.reasons
+
+
+def _sweep_item():  # type: ignore[no-untyped-def]
+    from shared.planning import inventory_item
+
+    return inventory_item(RSV, bucket="20261122t060000z", reasons=(), params={})

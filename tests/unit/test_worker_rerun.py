@@ -10,6 +10,7 @@ again under ``{key}|after:{start of the finished run}``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -96,14 +97,38 @@ def test_a_start_within_the_clock_skew_margin_does_not_count_as_covering(
     assert len(action.calls) == 2
 
 
-@pytest.mark.parametrize("kind", [WorkKind.BACKUP, WorkKind.TRACK_BACKUP])
-def test_backups_keep_one_run_per_window(action: ScriptedAction, kind: WorkKind) -> None:
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [(WorkKind.TRACK_BACKUP, {}), (WorkKind.BACKUP, {"resolve": "vms_using_object"})],
+)
+def test_tracks_and_fan_outs_keep_one_run(
+    action: ScriptedAction, kind: WorkKind, params: dict[str, str]
+) -> None:
     rt, _, clock = make_runtime()
     clock.advance(10)
-    process(rt, verify("e1", 0, kind).to_json())
+    process(rt, replace(verify("e1", 0, kind), params=params).to_json())
     clock.advance(10)
-    assert process(rt, verify("e2", 15, kind).to_json()) is Outcome.DUPLICATE
+    late = replace(verify("e2", 15, kind), params=params)
+    assert process(rt, late.to_json()) is Outcome.DUPLICATE
     assert len(action.calls) == 1
+
+
+def test_a_key_change_after_a_vms_backup_started_runs_the_backup_again(
+    action: ScriptedAction,
+) -> None:
+    """Issue 14 item 3: the change reached the VM after its backup of the window started (it
+    ran under the old keys); the late item runs again under the ``|after:`` key, where the
+    backup step defers it to the window's end (``shared.actions.backup``)."""
+    rt, _, clock = make_runtime()
+    params = {"vm": {"vm_id": "/s/vm1"}, "window": "20261122T060000Z"}
+    clock.advance(10)
+    first = replace(verify("e1", 0, WorkKind.BACKUP), params=params)
+    assert process(rt, first.to_json()) is Outcome.DONE
+    assert process(rt, first.to_json()) is Outcome.DUPLICATE, "the same change"
+    clock.advance(10)
+    late = replace(verify("e2", 15, WorkKind.BACKUP), params=params)
+    assert process(rt, late.to_json()) is Outcome.DONE
+    assert [c.key for c in action.calls] == [KEY, f"{KEY}{RERUN_SEPARATOR}20261122T060010.000000Z"]
 
 
 def test_an_unreadable_first_seen_runs_again_rather_than_being_dropped(
