@@ -105,7 +105,7 @@ def escrow_object(
     Returns the blob name written. Raises :class:`EscrowError` when the container is missing
     or fails (the Key Vault call's own errors propagate for the caller to classify).
     """
-    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+    from azure.core.exceptions import AzureError
 
     check_container(container)
     prefix = blob_prefix(obj, now)
@@ -117,6 +117,10 @@ def escrow_object(
     except AzureError as exc:
         raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc
     data = store.backup(obj.name)  # Key Vault errors propagate for the worker to classify
+    # The blob first: an interrupted earlier run may have stored one already (the container is
+    # write-once), and the manifest must describe the bytes actually stored, not this backup.
+    if not _upload(container, blob_name, data, what):
+        data = _download(container, blob_name, what)
     manifest = {
         "vault_id": obj.vault_id,
         "vault_uri": obj.vault_uri,
@@ -131,19 +135,31 @@ def escrow_object(
         "restore": f"az keyvault {obj.object_type} restore --vault-name <vault> "
         f"--file {obj.name}.blob",
     }
-    for name, body in (
-        (blob_name, data),
-        (f"{prefix}.json", json.dumps(manifest, indent=2).encode()),
-    ):
-        try:
-            container.upload_blob(name, body, overwrite=False)
-        except ResourceExistsError:
-            continue  # an interrupted earlier run stored it (the container is write-once)
-        except ResourceNotFoundError as exc:  # the container went away since the check
-            _forget(container)
-            raise EscrowError(
-                f"{what}: the container does not exist", remedy=MISSING_REMEDY
-            ) from exc
-        except AzureError as exc:
-            raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc
+    _upload(container, f"{prefix}.json", json.dumps(manifest, indent=2).encode(), what)
     return blob_name
+
+
+def _upload(container: ContainerClient, name: str, body: bytes, what: str) -> bool:
+    """Write one blob once; False when it was already there (left as it is)."""
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+
+    try:
+        container.upload_blob(name, body, overwrite=False)
+    except ResourceExistsError:
+        return False
+    except ResourceNotFoundError as exc:  # the container went away since the check
+        _forget(container)
+        raise EscrowError(f"{what}: the container does not exist", remedy=MISSING_REMEDY) from exc
+    except AzureError as exc:
+        raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc
+    return True
+
+
+def _download(container: ContainerClient, name: str, what: str) -> bytes:
+    """The bytes of a blob already stored (to describe it in the manifest)."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        return bytes(container.download_blob(name).readall())
+    except AzureError as exc:
+        raise EscrowError(f"{what}: {exc}", remedy="check the storage account") from exc

@@ -65,3 +65,19 @@ def test_needed_objects_are_escrowed_once_a_day_and_restorable(
     restored = client.restore_key_backup(data)
     assert restored.name == "kek-app"
     assert len(list(client.list_properties_of_key_versions("kek-app"))) == 3
+
+
+def test_the_manifest_describes_the_blob_actually_stored(local_azure: Any, rt: Runtime) -> None:
+    """An interrupted earlier run stored today's blob but no manifest: the container is
+    write-once, so that blob stays, and the manifest must hash it, not today's fresh backup."""
+    container = rt.storage.container(names.ESCROW_CONTAINER)  # the runtime made it
+    day = rt.now().date().isoformat()
+    earlier = b"the blob an interrupted run stored"
+    container.upload_blob(f"kv-prod-ade/key/kek-app/{day}.blob", earlier)
+    sweep_refresh(rt, "20261122T000000Z")
+    drain(rt)
+    manifest = json.loads(container.download_blob(f"kv-prod-ade/key/kek-app/{day}.json").readall())
+    stored = container.download_blob(f"kv-prod-ade/key/kek-app/{day}.blob").readall()
+    assert stored == earlier
+    assert manifest["sha256"] == hashlib.sha256(earlier).hexdigest()
+    assert manifest["size"] == len(earlier)
