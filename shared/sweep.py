@@ -152,6 +152,8 @@ def scope_vaults(
         for vault in listed:
             if settings.vault_in_scope(vault):
                 found.setdefault(vault.rstrip("/").lower(), vault.rstrip("/"))
+            else:  # ARM listed a vault outside the scope (another subscription's id): say so
+                log.warning("sweep.listed_vault_out_of_scope", subscription=sub, vault_id=vault)
     return tuple(found[k] for k in sorted(found)), failures
 
 

@@ -239,3 +239,20 @@ def test_purge_ledger_failure_is_logged_not_raised() -> None:
     from shared.sweep import purge_ledger
 
     assert purge_ledger(_PurgingLedger(fail=True)) == (0, 0)
+
+
+def test_a_listed_vault_outside_the_scope_is_logged_not_dropped_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    settings = settings_for(vaults="*")
+    foreign = (
+        "/subscriptions/99999999-0000-0000-0000-000000000000/resourceGroups/rg"
+        "/providers/Microsoft.KeyVault/vaults/kv-other"
+    )
+    caplog.set_level(logging.INFO, logger="keyguard")
+    vaults, failures = sweep.scope_vaults(settings, lambda sub: [VAULT_ID, foreign])
+    assert vaults == (VAULT_ID,) and not failures
+    [warned] = [r for r in caplog.records if r.getMessage() == "sweep.listed_vault_out_of_scope"]
+    assert warned.keyguard_fields["vault_id"] == foreign  # type: ignore[attr-defined]
