@@ -26,9 +26,9 @@ VAULT = "kv-prod-ade"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    # Dry run: the backups the events plan (issue 6) are planned, not triggered, so the
-    # queue goes idle without following backup jobs.
-    with Stack.start(settings={"KEYGUARD_DRY_RUN": "true"}) as running:
+    # Not a dry run: KEYGUARD_DRY_RUN stops every write, pin tags included; the backups the
+    # re-encryption plans are triggered and followed like in production.
+    with Stack.start() as running:
         yield running
 
 
