@@ -8,6 +8,13 @@ suppressed by a conditional insert in ``names.ALERTS_TABLE``, which is also
 the record of what was raised. A publish that fails is not lost: it becomes a
 ``PUBLISH_ALERT`` work item, retried through the work queue (``shared.actions.publish_alert``).
 Without a configured topic, alerts are logged and recorded only.
+
+The dedupe row is an outbox: it is written ``pending`` with the alert before the publish and
+becomes ``sent`` only after it (a topic-less publish counts as sent). A process killed between
+the two (SIGKILL, the topic answering 503 meanwhile) leaves a pending row that never
+suppresses: the next raise of the same alert sends it under the row's CloudEvent id, and the
+sweep (:meth:`AlertPublisher.resend_pending`) sends every row pending for longer than
+:data:`PENDING_GRACE`. A row written before the outbox (no ``State``) counts as sent.
 """
 
 from __future__ import annotations
@@ -36,6 +43,17 @@ log = get_logger(__name__)
 SEVERITIES: Final = ("critical", "high", "medium", "low", "info")
 SOURCE: Final = "/keyguard/alerts"
 DEDUPE_PARTITION: Final = "dedupe"
+
+#: Outbox states of a dedupe row (``State``).
+PENDING: Final = "pending"
+SENT: Final = "sent"
+#: A pending row whose stored alert cannot be read back: recorded, logged, never re-sent.
+UNSENDABLE: Final = "unsendable"
+#: A pending row younger than this may still be in flight (a publish, a queued retry that
+#: is about to run): the sweep leaves it alone.
+PENDING_GRACE: Final = timedelta(minutes=5)
+#: Table string properties hold 64 KiB (32 K UTF-16 units); the stored alert stays below.
+MAX_STORED_ALERT: Final = 30000
 
 
 #: Correlation/detail fields that are part of a problem's identity: one dead letter, one
@@ -168,6 +186,65 @@ def alert_item(alert: Alert, event_id: str) -> WorkItem:
     )
 
 
+def stored_alert(alert: Alert) -> str:
+    """``alert`` as the outbox row's ``Alert`` text; details are dropped (and said so) when
+    the whole would not fit a table property, then the problem is shortened."""
+    text = json.dumps(alert.to_dict(), default=str)
+    if len(text) <= MAX_STORED_ALERT:
+        return text
+    data = alert.to_dict()
+    data["details"] = {"truncated": "details did not fit the alert record"}
+    data["problem"] = str(data["problem"])[:4000]
+    return json.dumps(data, default=str)[:MAX_STORED_ALERT]
+
+
+def mark_sent(table: TableClient, alert: Alert, event_id: str, now: datetime) -> None:
+    """Record that ``alert`` went out under ``event_id`` (its outbox row becomes ``sent``).
+
+    Only the row of that event id, with its ETag: a later window's row is left as it is.
+    Best effort: the alert is out; a row left pending only costs a duplicate delivery under
+    the same CloudEvent id, which subscribers can drop.
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import AzureError
+    from azure.data.tables import UpdateMode
+
+    try:
+        row = table.get_entity(DEDUPE_PARTITION, alert.dedupe_key)
+        if row.get("EventId") != event_id or row.get("State") == SENT:
+            return
+        table.update_entity(
+            {
+                "PartitionKey": DEDUPE_PARTITION,
+                "RowKey": alert.dedupe_key,
+                "State": SENT,
+                "SentAt": now,
+            },
+            mode=UpdateMode.MERGE,
+            etag=row.metadata["etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except AzureError as exc:
+        log.warning(
+            "alert.mark_sent_failed",
+            alert_type=alert.type,
+            event_id=event_id,
+            status=getattr(exc, "status_code", None),
+        )
+
+
+def already_sent(table: TableClient, alert: Alert, event_id: str) -> bool:
+    """Whether the outbox row says ``alert`` went out under ``event_id`` (a duplicate
+    ``PUBLISH_ALERT`` delivery, or one the sweep re-sent first). Storage errors say no."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        row = table.get_entity(DEDUPE_PARTITION, alert.dedupe_key)
+    except AzureError:
+        return False
+    return row.get("EventId") == event_id and row.get("State") == SENT
+
+
 #: What fixes a publish Event Grid refused for the caller's identity (401 without the role,
 #: as recorded in eventgrid_publish_401_no_data_sender_role.yaml; 403 for a network rule).
 PUBLISH_DENIED_REMEDY: Final = (
@@ -268,31 +345,127 @@ class AlertPublisher:
             published.append(event_id)
         return published
 
-    def _send(self, alert: Alert, event_id: str) -> None:
+    def _send(self, alert: Alert, event_id: str) -> bool:
+        """Publish, then mark the outbox row sent; on failure queue a ``PUBLISH_ALERT`` item
+        (the row stays pending). Whether it went out (or was logged only) now."""
         try:
             sent = send_alerts(self._azure, [(alert, event_id)])
         except Exception as exc:  # any publish failure goes to the durable fallback
             _log_publish_failure(alert, exc)
             self._count("alerts.deferred")
-            try:
-                self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
-            except StorageError:
-                self._forget(alert)  # so the redelivered work raises the alert again
-                raise
-            return
+            # The row stays pending, so the redelivered work (or the sweep) raises it again
+            # even when the fallback cannot be stored either.
+            self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
+            return False
         self._count("alerts.sent" if sent else "alerts.logged_only")
+        mark_sent(self._table, alert, event_id, self._now())
+        return True
 
-    def _forget(self, alert: Alert) -> None:
-        """Drop the dedupe record of ``alert`` (best effort: storage is failing already)."""
+    def resend_pending(self, *, grace: timedelta = PENDING_GRACE) -> int:
+        """Send every alert whose outbox row has been pending for longer than ``grace`` (its
+        process died before or during the publish); the number sent.
+
+        A row whose alert cannot be read back becomes ``unsendable`` with the error (logged
+        and counted); a publish that fails again leaves the row pending (a ``PUBLISH_ALERT``
+        item is queued as for a first publish) for the next sweep.
+
+        Raises
+        ------
+        StorageError
+            The outbox could not be read.
+        """
         from azure.core.exceptions import AzureError
 
+        now = self._now()
         try:
-            self._table.delete_entity(DEDUPE_PARTITION, alert.dedupe_key)
+            rows = list(
+                self._table.query_entities(
+                    "PartitionKey eq @p and State eq @state",
+                    parameters={"p": DEDUPE_PARTITION, "state": PENDING},
+                )
+            )
+        except AzureError as exc:
+            raise StorageError(f"alerts: could not read pending alerts: {exc}") from exc
+        sent = 0
+        for row in rows:
+            claimed = row.get("ClaimedAt") or row.get("RaisedAt")
+            if row.get("State") != PENDING or (
+                isinstance(claimed, datetime) and claimed > now - grace
+            ):
+                continue
+            alert = self._pending_alert(row)
+            if alert is None or not self._reclaim(row, now):
+                continue
+            event_id = str(row.get("EventId"))
+            log.warning("alert.resent", alert_type=alert.type, event_id=event_id)
+            self._count("alerts.resent")
+            try:
+                sent += self._send(alert, event_id)
+            except StorageError as exc:  # the row stays pending: the next sweep tries again
+                log.warning("alert.resend_deferred", alert_type=alert.type, error=str(exc))
+        return sent
+
+    def _pending_alert(self, row: Mapping[str, Any]) -> Alert | None:
+        """The alert stored in an outbox row; None (row marked unsendable) when unreadable."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        try:
+            return Alert.from_dict(json.loads(str(row["Alert"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            error = f"Alert unreadable: {type(exc).__name__}: {exc}"[:1000]
+        log.error(
+            "alert.outbox_unsendable",
+            alert_type=row.get("AlertType"),
+            event_id=row.get("EventId"),
+            error=error,
+        )
+        self._count("alerts.unsendable")
+        try:
+            self._table.update_entity(
+                {
+                    "PartitionKey": DEDUPE_PARTITION,
+                    "RowKey": row["RowKey"],
+                    "State": UNSENDABLE,
+                    "Error": error,
+                },
+                mode=UpdateMode.MERGE,
+            )
         except AzureError:
-            log.warning("alert.forget_failed", alert_type=alert.type)
+            log.warning("alert.mark_unsendable_failed", event_id=row.get("EventId"))
+        return None
+
+    def _reclaim(self, row: Any, now: datetime) -> bool:
+        """Take a pending row for one more send (ETag): False when another worker just did."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        attempts = row.get("Attempts")
+        try:
+            self._table.update_entity(
+                {
+                    "PartitionKey": DEDUPE_PARTITION,
+                    "RowKey": row["RowKey"],
+                    "ClaimedAt": now,
+                    "Attempts": (attempts if isinstance(attempts, int) else 1) + 1,
+                },
+                mode=UpdateMode.MERGE,
+                etag=row.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError as exc:
+            if getattr(exc, "status_code", None) in (404, 412):
+                return False
+            raise StorageError(f"alerts: could not claim pending alert: {exc}") from exc
+        return True
 
     def _claim(self, alert: Alert) -> str | None:
-        """Claim the dedupe slot for ``alert``: its event id, or None when suppressed."""
+        """Claim the dedupe slot for ``alert``: its event id, or None when suppressed.
+
+        A pending row (an alert never sent) is re-claimed under its own event id, never a
+        reason to suppress.
+        """
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError
         from azure.data.tables import UpdateMode
@@ -310,6 +483,10 @@ class AlertPublisher:
             "EventId": event_id,
             "RaisedAt": now,
             "Until": now + self._window,
+            "State": PENDING,
+            "ClaimedAt": now,
+            "Attempts": 1,
+            "Alert": stored_alert(alert),
         }
         try:
             if self._window.total_seconds() <= 0:
@@ -320,6 +497,8 @@ class AlertPublisher:
                 return event_id
             except ResourceExistsError:
                 current = self._table.get_entity(DEDUPE_PARTITION, key)
+            if current.get("State") == PENDING and current.get("EventId"):
+                return str(current["EventId"]) if self._reclaim(current, now) else None
             until = current.get("Until")
             if isinstance(until, datetime) and until > now:
                 return None

@@ -215,6 +215,27 @@ EVENT_ID_RETENTION = timedelta(days=3)
 DONE_RETENTION = timedelta(days=14)
 
 
+class PendingAlerts(Protocol):
+    """The alert outbox's re-send call (see ``shared.alerts.AlertPublisher``)."""
+
+    def resend_pending(self) -> int: ...
+
+
+def resend_alerts(alerts: PendingAlerts) -> int:
+    """Send the alerts a crash left pending in the outbox (issue 13: none is lost).
+
+    Best effort like :func:`purge_ledger`: a storage failure is logged, and the rows stay
+    pending for the next sweep (or the next raise of the same alert). Returns the count sent.
+    """
+    try:
+        sent = alerts.resend_pending()
+    except StorageError as exc:
+        log.warning("sweep.alert_resend_failed", error=str(exc))
+        return 0
+    log.info("sweep.alerts_resent", alerts=sent)
+    return sent
+
+
 class PurgeableLedger(Protocol):
     """The ledger's housekeeping calls (see ``shared.ledger.Ledger``)."""
 

@@ -76,3 +76,69 @@ def test_a_failed_publish_is_sent_later_through_the_work_queue(
     (event,) = _received(local_azure)
     assert event["type"] == "Keyguard.BackupAccessMissing"
     assert rt.counters.get("alerts.deferred") == 1
+
+
+class _DyingPublisher:
+    """The Function App process killed inside the publish (SystemExit is no ``Exception``:
+    nothing in Keyguard catches it), after the outbox row was written to Table storage."""
+
+    def send(self, events: list[object], **kwargs: object) -> None:
+        raise SystemExit("SIGKILL between the dedupe row and the publish")
+
+
+class _DyingAzure:
+    def alert_publisher(self) -> _DyingPublisher:
+        return _DyingPublisher()
+
+    def send_options(self) -> dict[str, object]:
+        return {}
+
+
+def _crash(rt: Runtime) -> None:
+    """Raise ALERT in a process that dies before the topic has it (same table and queue)."""
+    from shared.alerts import AlertPublisher
+
+    dying = AlertPublisher(
+        _DyingAzure(),  # type: ignore[arg-type]
+        rt.storage.table(names.ALERTS_TABLE),
+        rt.work_queue,
+        dedupe_minutes=rt.settings.alert_dedupe_minutes,
+    )
+    with pytest.raises(SystemExit):
+        dying.publish([ALERT])
+
+
+def test_an_alert_a_crash_left_pending_is_sent_by_the_next_raise(
+    rt: Runtime, local_azure: LocalAzure
+) -> None:
+    _crash(rt)
+    assert _received(local_azure) == []
+
+    (event_id,) = rt.alerts.publish([ALERT])  # the same problem, raised again
+
+    (event,) = _received(local_azure)
+    assert event["id"] == event_id and event["type"] == "Keyguard.BackupAccessMissing"
+    row = rt.storage.table(names.ALERTS_TABLE).get_entity("dedupe", ALERT.dedupe_key)
+    assert row["State"] == "sent" and row["EventId"] == event_id
+    rt.alerts.publish([ALERT])  # sent now: suppressed within the window
+    assert len(_received(local_azure)) == 1
+
+
+def test_the_sweep_sends_an_alert_a_crash_left_pending(
+    rt: Runtime, local_azure: LocalAzure
+) -> None:
+    from datetime import timedelta
+
+    from shared.sweep import resend_alerts
+
+    _crash(rt)
+    assert rt.alerts.resend_pending(grace=timedelta(minutes=5)) == 0  # may still be in flight
+
+    assert rt.alerts.resend_pending(grace=timedelta(0)) == 1
+
+    (event,) = _received(local_azure)
+    assert event["data"]["remedy"].startswith("az keyvault")  # type: ignore[index]
+    row = rt.storage.table(names.ALERTS_TABLE).get_entity("dedupe", ALERT.dedupe_key)
+    assert row["State"] == "sent" and row["EventId"] == event["id"]
+    assert resend_alerts(rt.alerts) == 0  # nothing pending any more
+    assert len(_received(local_azure)) == 1

@@ -256,3 +256,25 @@ def test_a_listed_vault_outside_the_scope_is_logged_not_dropped_silently(
     assert vaults == (VAULT_ID,) and not failures
     [warned] = [r for r in caplog.records if r.getMessage() == "sweep.listed_vault_out_of_scope"]
     assert warned.keyguard_fields["vault_id"] == foreign  # type: ignore[attr-defined]
+
+
+class _Outbox:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def resend_pending(self) -> int:
+        from shared.errors import StorageError
+
+        if self.fail:
+            raise StorageError("alerts table down")
+        return 2
+
+
+def test_resend_alerts_sends_the_outbox_and_a_storage_failure_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from shared.sweep import resend_alerts
+
+    assert resend_alerts(_Outbox()) == 2
+    assert resend_alerts(_Outbox(fail=True)) == 0
+    assert "sweep.alert_resend_failed" in caplog.text
