@@ -7,7 +7,9 @@ Azure with ``local/scenarios/demo.yaml`` and the local Functions host running
 
 1. the daily sweep learns the estate: inventory, Backup's access, pins on needed versions;
 2. a KEK rotation flows through Event Grid, intake, the work queue and the worker: access
-   re-verified, versions pinned, on-demand backups triggered and followed to completion;
+   re-verified, versions pinned, but no backup: ADE was not re-run, so the VMs still use the
+   old version (``Keyguard.RotationNotAdopted`` with the command that adopts it); then ADE
+   is re-run on one VM: one on-demand backup, triggered and followed to completion;
 3. someone removes Azure Backup's access policy: detected, repaired, alerted;
 4. someone disables an old KEK version that backups still need (Key Vault emits no event
    for that): the report shows the damage, the next sweep finds and re-enables it;
@@ -206,13 +208,27 @@ def run(scenario: str) -> int:
             result = stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/{KEY}/rotate", {})
             return f"Rotated {VAULT}/{KEY}: new version {result['version'][:8]}"
 
-        rotated = act(stack, "Act 2 — a KEK rotation", rotate)
+        rotated = act(stack, "Act 2 — a KEK rotation (ADE not re-run)", rotate)
         show_pins(stack)
-        checks.expect(rotated.count("backup.completed") >= 2, "the protected VMs were backed up")
+        checks.expect(
+            "Keyguard.RotationNotAdopted" in rotated.alerts,
+            "VMs still on the old KEK version were reported with the command that adopts it",
+        )
+        checks.expect(rotated.count("backup.triggered") == 0, "no backup under the old keys")
         checks.expect(
             "Keyguard.EncryptedVmUnprotected" in rotated.alerts,
             "the unprotected encrypted VM was reported",
         )
+
+        def rerun_ade() -> str:
+            refs = stack.azure.admin.post(
+                "/compute/virtualMachines/vm-web/reencrypt", {"resource_group": "rg-app"}
+            )
+            kek = str(refs.get("key_url") or "").rstrip("/").rsplit("/", 1)[-1]
+            return f"Re-ran ADE on vm-web with the new KEK version {kek[:8]}"
+
+        adopted = act(stack, "Act 2b — ADE re-run on vm-web adopts the new KEK", rerun_ade)
+        checks.expect(adopted.count("backup.completed") == 1, "vm-web was backed up once")
 
         def remove_policy() -> str:
             before = backup_policy(stack)

@@ -1,6 +1,7 @@
-"""End to end through the local Functions host: a key rotation and an ADE re-run in the demo
-estate each end with on-demand backups triggered, tracked to completion (the polls are
-delayed work items on Azurite's queue, run by the host's worker), recorded in the inventory.
+"""End to end through the local Functions host: a key rotation adopted by ADE re-runs, and an
+ADE re-run, in the demo estate each end with on-demand backups triggered, tracked to
+completion (the polls are delayed work items on Azurite's queue, run by the host's worker),
+recorded in the inventory.
 
 The local Azure's Backup jobs are shortened to a few seconds (its admin settings) so the
 host's real-time queue delays dominate: about 35 s per flow (Retry-After, then the first job
@@ -42,7 +43,25 @@ def _ledger(stack: Stack) -> dict[str, str]:
 
 
 def test_key_rotation_backs_up_each_protected_vm_to_completion(stack: Stack) -> None:
-    stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/kek-app/rotate", {})
+    """A KEK rotation alone changes no VM (ADE not re-run): RotationNotAdopted, no backup;
+    ADE re-run on each VM adopts it: one backup each, to completion (issue 14 item 2)."""
+    rotated = stack.azure.admin.post(f"/keyvault/vaults/{VAULT}/keys/kek-app/rotate", {})
+    stack.wait_idle(timeout=150)
+    assert _triggers(stack) == []
+    not_adopted = [
+        a["event"]["data"]
+        for a in stack.azure.admin.alerts()
+        if a["event"]["type"] == "Keyguard.RotationNotAdopted"
+    ]
+    assert sorted(a["details"]["vm_id"].rsplit("/", 1)[-1] for a in not_adopted) == [
+        "vm-db",
+        "vm-web",
+    ]
+    assert all(a["details"]["new_version"] == rotated["version"].lower() for a in not_adopted)
+    for name in ("vm-web", "vm-db"):
+        stack.azure.admin.post(
+            f"/compute/virtualMachines/{name}/reencrypt", {"resource_group": "rg-app"}
+        )
     stack.wait_idle(timeout=150)
     triggers = _triggers(stack)
     # vm-web and vm-db use kek-app and are protected; vm-batch uses it but is not
