@@ -102,23 +102,12 @@ class RecoveryPointRecord:
 
     def to_entity(self) -> dict[str, Any]:
         """Table properties (datetimes as ISO text)."""
-        out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat()
-            elif value is not None:
-                out[key] = value
-        return out
+        return _to_entity(self)
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> RecoveryPointRecord:
         """The record stored by :meth:`to_entity`."""
-        names = {f.name for f in fields(cls)}
-        data = {k: v for k, v in entity.items() if k in names}
-        for key in ("time", "expiry"):
-            if isinstance(data.get(key), str):
-                data[key] = datetime.fromisoformat(data[key])
-        return cls(**data)
+        return cls(**_fields_of(cls, entity, ("time", "expiry")))
 
     def references(self) -> dict[str, tuple[str, str, str | None]]:
         """Object id → (``key``/``secret``, versioned URL, vault id) this point needs."""
@@ -153,22 +142,33 @@ class UnreadableRecord:
 
     def to_entity(self) -> dict[str, Any]:
         """Table properties (None left out; the time as ISO text)."""
-        out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat()
-            elif value is not None:
-                out[key] = value
-        return out
+        return _to_entity(self)
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> UnreadableRecord:
         """The record stored by :meth:`to_entity`."""
-        names = {f.name for f in fields(cls)}
-        data = {k: v for k, v in entity.items() if k in names}
-        if isinstance(data.get("recorded_at"), str):
-            data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])
-        return cls(**data)
+        return cls(**_fields_of(cls, entity, ("recorded_at",)))
+
+
+def _to_entity(record: Any) -> dict[str, Any]:
+    """A record dataclass as Table properties: None left out, datetimes as ISO text."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(record).items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _fields_of(cls: Any, entity: dict[str, Any], times: tuple[str, ...]) -> dict[str, Any]:
+    """The entity's properties that are fields of ``cls``, ISO text in ``times`` parsed."""
+    names = {f.name for f in fields(cls)}
+    data = {k: v for k, v in entity.items() if k in names}
+    for key in times:
+        if isinstance(data.get(key), str):
+            data[key] = datetime.fromisoformat(data[key])
+    return data
 
 
 @dataclass(frozen=True)
