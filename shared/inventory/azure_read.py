@@ -29,7 +29,7 @@ from shared.inventory.point_body import (
     point_tiers,
     point_time,
 )
-from shared.inventory.records import RecoveryPointRecord, VmRecord
+from shared.inventory.records import INDEX_LAYOUT, DesRecord, RecoveryPointRecord, VmRecord
 from shared.inventory.retention import (
     Expiry,
     Retention,
@@ -105,12 +105,49 @@ def _ade_from(settings: Any) -> tuple[str | None, str | None, str | None, str | 
     )
 
 
+def _des_ids(props: Mapping[str, Any]) -> list[str]:
+    """The DES ids of the VM's OS disk and data disks (the VM model names them), OS first."""
+    storage = props.get("storageProfile") or {}
+    disks = [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]
+    found: dict[str, str] = {}
+    for disk in disks:
+        des = _dig(disk, "managedDisk", "diskEncryptionSet", "id")
+        if des:
+            found.setdefault(str(des).lower(), str(des))
+    return list(found.values())
+
+
+def des_from_json(des: Mapping[str, Any], des_id: str) -> DesRecord:
+    """A :class:`DesRecord` from a DES GET body (ARM JSON; the recorded shape:
+    ``identity.principalId`` / ``identity.userAssignedIdentities{}.principalId``,
+    ``properties.activeKey``, ``previousKeys[]``, ``rotationToLatestKeyVersionEnabled``)."""
+    props = des.get("properties") or {}
+    active = props.get("activeKey") or {}
+    identity = des.get("identity") or {}
+    principals = [identity.get("principalId")]
+    for user in (identity.get("userAssignedIdentities") or {}).values():
+        principals.append((user or {}).get("principalId"))
+    previous = [p.get("keyUrl") for p in props.get("previousKeys") or [] if isinstance(p, Mapping)]
+    return DesRecord(
+        des_id=str(des.get("id") or des_id),
+        name=str(des.get("name") or des_id.rstrip("/").rsplit("/", 1)[-1]),
+        key_url=active.get("keyUrl"),
+        key_vault_id=_dig(active, "sourceVault", "id"),
+        principal_ids=" ".join(str(p) for p in principals if p),
+        identity_type=str(identity.get("type")) if identity.get("type") else None,
+        rotation_to_latest=bool(props.get("rotationToLatestKeyVersionEnabled")),
+        previous_key_urls=" ".join(str(u) for u in previous if u),
+    )
+
+
 class AzureInventoryReader:
     """Reads VMs, disk encryption sets, protected items and recovery points via the SDKs."""
 
     def __init__(self, azure: AzureClients) -> None:
         self._azure = azure
-        self._des: dict[str, tuple[str | None, str | None]] = {}
+        self._des: dict[str, DesRecord] = {}
+        #: Every DES read by this reader (the refresh stores them with the VMs).
+        self.des_seen = self._des
         #: Backup policies read in this run (lower-cased id → retention, or why unreadable).
         self._policies: dict[str, Retention | str] = {}
         #: Protected item → policy id, for items whose policy the caller did not know.
@@ -141,12 +178,16 @@ class AzureInventoryReader:
                     if settings.get("enabled", True) and not bek:
                         bek, bek_vault, kek, kek_vault = _ade_from(settings)
         disk_id = _dig(os_disk, "managedDisk", "id")
-        des_id = _dig(os_disk, "managedDisk", "diskEncryptionSet", "id")
-        if not bek and disk_id and not des_id:
+        des_ids = _des_ids(props)
+        des_id = des_ids[0] if des_ids else None
+        if not bek and disk_id and not _dig(os_disk, "managedDisk", "diskEncryptionSet", "id"):
             bek, bek_vault, kek, kek_vault = self._disk_ade(disk_id)
         des_key = des_vault = None
-        if des_id and not bek:
-            des_key, des_vault = self.read_des(des_id)
+        if des_id:  # a VM with ADE and a DES keeps both
+            found = self.des_record(des_id)
+            des_key, des_vault = found.key_url, found.key_vault_id
+            for other in des_ids[1:]:
+                self.des_record(other)
         encryption = "ade" if bek else ("des" if des_id else "none")
         return VmRecord(
             vm_id=str(vm.get("id") or vm_id),
@@ -157,7 +198,7 @@ class AzureInventoryReader:
             encryption=encryption,  # type: ignore[arg-type]
             bek_secret_url=bek,
             kek_key_url=kek,
-            des_id=des_id if encryption == "des" else None,
+            des_id=des_id,
             des_key_url=des_key,
             vault_id=protection.vault_id if protection else None,
             container=protection.container if protection else None,
@@ -166,6 +207,8 @@ class AzureInventoryReader:
             bek_vault_id=bek_vault,
             kek_vault_id=kek_vault if kek else None,
             des_key_vault_id=des_vault,
+            des_ids=" ".join(des_ids) or None,
+            index_layout=INDEX_LAYOUT,
         )
 
     def _disk_ade(self, disk_id: str) -> tuple[str | None, str | None, str | None, str | None]:
@@ -181,6 +224,12 @@ class AzureInventoryReader:
 
     def read_des(self, des_id: str) -> tuple[str | None, str | None]:
         """(active key URL, key vault id) of a disk encryption set (cached per reader)."""
+        found = self.des_record(des_id)
+        return found.key_url, found.key_vault_id
+
+    def des_record(self, des_id: str) -> DesRecord:
+        """A disk encryption set as the inventory keeps it: active and previous key versions,
+        its identities, auto-rotation (one GET per DES per reader; cached)."""
         key = des_id.lower()
         if key not in self._des:
             ref = ArmId.parse(des_id)
@@ -189,8 +238,7 @@ class AzureInventoryReader:
                     ref.resource_group, ref.name
                 )
             )
-            active = _dig(des, "properties", "activeKey") or {}
-            self._des[key] = (active.get("keyUrl"), _dig(active, "sourceVault", "id"))
+            self._des[key] = des_from_json(des, des_id)
         return self._des[key]
 
     def vm_of_disk(self, disk_id: str) -> str | None:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 Encryption = Literal["ade", "des", "none"]
+#: The vault-index layout current records are written with (see :meth:`VmRecord.vault_index`).
+INDEX_LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class VmRecord:
     #: The backup policy the protected item names (``policyId``): its retention gives the
     #: expiry of points Azure shows none for (``shared.inventory.retention``).
     policy_id: str | None = None
+    #: Every disk encryption set the VM's disks use (OS and data disks), space-separated ARM
+    #: ids; ``des_id`` is the OS disk's (or the first). Kept with ADE too: a VM may have both.
+    des_ids: str | None = None
+    #: How this record's vault-index rows are keyed: None (written before CMK keys had their
+    #: own kind: a DES key's row said ``key``), or :data:`INDEX_LAYOUT` (it says ``cmk``).
+    index_layout: int | None = None
 
     def to_entity(self) -> dict[str, Any]:
         """Table properties (None values left out: Table storage has no null)."""
@@ -67,9 +75,78 @@ class VmRecord:
         ):
             if url:
                 used[object_id(url)] = (kind, url, vault)
-        if self.des_id:
-            used[object_id(self.des_id)] = ("des", self.des_id, None)
+        for des in self.all_des_ids():
+            used[object_id(des)] = ("des", des, None)
         return used
+
+    def all_des_ids(self) -> tuple[str, ...]:
+        """Every DES the VM's disks use (``des_ids``, else ``des_id``), in order, no repeats."""
+        found: dict[str, str] = {}
+        for des in [*(self.des_ids or "").split(), *([self.des_id] if self.des_id else [])]:
+            found.setdefault(des.lower(), des)
+        return tuple(found.values())
+
+    def vault_index(self) -> dict[str, tuple[str, str]]:
+        """Object id → (index kind, Key Vault id) of the vault-index rows this record keeps.
+
+        A key the VM uses only through a disk encryption set is of kind ``cmk``, not ``key``:
+        Azure Backup reads ADE's BEKs and KEKs, never a DES key (facts: "no explicit action
+        for CMK VMs"), so a vault holding only DES keys asks nothing of Backup. Records from
+        before (``index_layout`` None) kept such rows as ``key``.
+        """
+        ade = {object_id(u) for u in (self.bek_secret_url, self.kek_key_url) if u}
+        out: dict[str, tuple[str, str]] = {}
+        for oid, (kind, _url, vault) in self.uses().items():
+            if not vault:
+                continue
+            cmk = kind == "key" and oid not in ade and self.index_layout == INDEX_LAYOUT
+            out[oid] = ("cmk" if cmk else kind, vault)
+        return out
+
+
+@dataclass(frozen=True)
+class DesRecord:
+    """One disk encryption set a protected VM's disks use: its key and who unwraps it.
+
+    ``key_url`` is the versioned ``activeKey.keyUrl``; ``previous_key_urls`` (space-separated)
+    the versions disks may still be wrapped with while a rotation completes
+    (``previousKeys``); ``principal_ids`` (space-separated) the DES's managed identities —
+    the system-assigned ``principalId`` and every user-assigned one — that need ``get``,
+    ``wrapKey`` and ``unwrapKey`` on the key.
+    """
+
+    des_id: str
+    name: str
+    key_url: str | None = None
+    key_vault_id: str | None = None
+    principal_ids: str = ""
+    identity_type: str | None = None
+    rotation_to_latest: bool = False
+    previous_key_urls: str = ""
+
+    def to_entity(self) -> dict[str, Any]:
+        """Table properties (None left out)."""
+        return _to_entity(self)
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> DesRecord:
+        """The record stored by :meth:`to_entity`."""
+        return cls(**_fields_of(cls, entity, ()))
+
+    def principals(self) -> tuple[str, ...]:
+        """The DES identities' object ids."""
+        return tuple(self.principal_ids.split())
+
+    def key_urls(self) -> tuple[str, ...]:
+        """The active key version, then the previous ones disks may still use."""
+        urls = [self.key_url] if self.key_url else []
+        return tuple(dict.fromkeys([*urls, *self.previous_key_urls.split()]))
+
+    @property
+    def key_name(self) -> str | None:
+        """The key's name (from ``key_url``)."""
+        parsed = parse_object_url(self.key_url) if self.key_url else None
+        return parsed.name if parsed else None
 
 
 @dataclass(frozen=True)

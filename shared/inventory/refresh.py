@@ -35,7 +35,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.inventory.azure_read import ArmId, AzureInventoryReader, ProtectedVm
-from shared.inventory.records import RecoveryPointRecord, UnreadableRecord, VmRecord
+from shared.inventory.records import DesRecord, RecoveryPointRecord, UnreadableRecord, VmRecord
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -62,6 +62,11 @@ class RefreshOutcome:
     unreadable: list[UnreadableRecord] = field(default_factory=list)
     #: VMs to read again later (a transient error on the VM or one of its points), by id.
     retry: dict[str, TransientError] = field(default_factory=dict)
+    #: The disk encryption sets the refreshed VMs use, and (before, after) of those whose
+    #: keys or identities changed — automatic key rotation sends no ARM write, so a refresh
+    #: (the sweep) is how a new active version or a finished rotation is seen.
+    des: list[DesRecord] = field(default_factory=list)
+    des_changed: list[tuple[DesRecord | None, DesRecord]] = field(default_factory=list)
 
     def add(self, other: RefreshOutcome) -> None:
         self.vms += other.vms
@@ -71,6 +76,9 @@ class RefreshOutcome:
         self.removed += other.removed
         self.unreadable += other.unreadable
         self.retry.update(other.retry)
+        known = {d.des_id.lower() for d in self.des}
+        self.des += [d for d in other.des if d.des_id.lower() not in known]
+        self.des_changed += other.des_changed
 
 
 def _uses_changed(old: VmRecord | None, new: VmRecord) -> bool:
@@ -146,6 +154,13 @@ def _read_vm(
         return
     inv.upsert_vm(record)
     out.vms.append(record)
+    for des_id in record.all_des_ids():
+        des = reader.des_seen.get(des_id.lower())
+        if des is not None and des.des_id.lower() not in {d.des_id.lower() for d in out.des}:
+            out.des.append(des)
+            before = inv.get_des(des.des_id)
+            if inv.upsert_des(des):
+                out.des_changed.append((before, des))
     if _uses_changed(old, record):
         out.changed.append((old, record))
     listed = set(reader.point_ids(protection))

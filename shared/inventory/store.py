@@ -4,12 +4,16 @@ Layout (``names.INVENTORY_TABLE``; ids are hashed into keys because ARM ids and 
 ``/``, which Table keys forbid)::
 
     PK "vm"                 RK h(vm_id)                 the VmRecord
+    PK "des"                RK h(des_id)                a DesRecord (key versions, identities)
     PK "rp|" + h(vm_id)     RK point id                 a RecoveryPointRecord (written once)
     PK "obj|" + h(object)   RK "use|" + h(vm_id)        the VM uses the object now (+ VM record)
                             RK "rp|" + h(vm_id) + "|" + point
                                                         a retained point references it
+                            RK "des|" + h(des_id) + "|" + version
+                                                        a DES (active or previous key) uses it
     PK "objects"            RK h(object)                object id, type, vault id, vault URI
     PK "kv|" + h(vault_id)  RK "{type}|use|" + h(vm)    the VM uses a key/secret there now
+                                                        (type ``cmk``: a DES key, not Backup's)
                             RK "{type}|rp|" + h(vm)     its points need one until ``expiry``
     PK "vaults"             RK h(vault_id)              the vault's data-plane URI
     PK "unread"             RK h(vm_id) + "|vm"         the VM's points could not be read
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import StorageError
 from shared.inventory.records import (
+    DesRecord,
     RecoveryPointRecord,
     UnreadableRecord,
     VmRecord,
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 VM_PARTITION = "vm"
+#: Disk encryption sets protected VMs use (few: one partition, read whole).
+DES_PARTITION = "des"
 OBJECTS_PARTITION = "objects"
 VAULTS_PARTITION = "vaults"
 #: What a refresh could not read (normally empty: the report reads it whole, once).
@@ -217,11 +224,13 @@ class Inventory:
         ops: list[tuple[str, dict[str, Any]]] = []
         vm_key = h(record.vm_id)
         new_uses = record.uses()
-        for oid, (kind, _url, vault) in (old.uses() if old else {}).items():
+        for oid in old.uses() if old else {}:
             if oid not in new_uses:
                 ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": f"use|{vm_key}"}))
-                if vault:
-                    ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
+        new_index = record.vault_index()
+        for oid, (index_kind, index_vault) in (old.vault_index() if old else {}).items():
+            if new_index.get(oid) != (index_kind, index_vault):  # gone, or kept as another kind
+                ops.append(("delete", _kv_key(index_vault, index_kind, f"use|{vm_key}")))
         blob = json.dumps(record.to_entity(), sort_keys=True)
         for oid, (kind, url, vault) in new_uses.items():
             ops.append(
@@ -238,17 +247,9 @@ class Inventory:
                 )
             )
             ops.extend(self._object_rows(oid, kind, url, vault))
-            if vault:
-                ops.append(
-                    (
-                        "upsert",
-                        {
-                            **_kv_key(vault, kind, f"use|{vm_key}"),
-                            "vm_id": record.vm_id,
-                            "vm_name": record.name,
-                        },
-                    )
-                )
+        for index_kind, vault in new_index.values():
+            row = {**_kv_key(vault, index_kind, f"use|{vm_key}"), "vm_id": record.vm_id}
+            ops.append(("upsert", {**row, "vm_name": record.name}))
         ops.append(
             ("upsert", {"PartitionKey": VM_PARTITION, "RowKey": vm_key, **record.to_entity()})
         )
@@ -266,10 +267,10 @@ class Inventory:
         ops: list[tuple[str, dict[str, Any]]] = [
             ("delete", {"PartitionKey": VM_PARTITION, "RowKey": vm_key})
         ]
-        for oid, (kind, _url, vault) in old.uses().items():
+        for oid in old.uses():
             ops.append(("delete", {"PartitionKey": f"obj|{h(oid)}", "RowKey": f"use|{vm_key}"}))
-            if vault:
-                ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
+        for kind, vault in old.vault_index().values():
+            ops.append(("delete", _kv_key(vault, kind, f"use|{vm_key}")))
         self._submit(ops)
         self._remember_knows_vms(None)  # maybe the last one: read again next time
         return True
@@ -279,6 +280,48 @@ class Inventory:
         a DES id) — one partition query."""
         rows = self._query(f"obj|{h(object_id(object_id_or_url))}", prefix="use|")
         return [VmRecord.from_entity(json.loads(r["record"])) for r in rows]
+
+    # -- disk encryption sets ---------------------------------------------------------------
+
+    def get_des(self, des_id: str) -> DesRecord | None:
+        """A DES's record, or None when the inventory does not know it."""
+        row = self._get(DES_PARTITION, h(des_id))
+        return DesRecord.from_entity(row) if row is not None else None
+
+    def all_des(self) -> list[DesRecord]:
+        """Every DES the inventory knows (one partition query)."""
+        return [DesRecord.from_entity(r) for r in self._query(DES_PARTITION)]
+
+    def des_for_vault(self, vault_id: str) -> list[DesRecord]:
+        """The DESes whose key lives in a Key Vault (the DES partition, read whole)."""
+        wanted = vault_id.strip().rstrip("/").lower()
+        return [d for d in self.all_des() if (d.key_vault_id or "").rstrip("/").lower() == wanted]
+
+    def upsert_des(self, record: DesRecord) -> bool:
+        """Store a DES and the key versions it uses (active and previous: each is "in use"
+        by the DES, so the pin keeps it); returns False when nothing changed."""
+        old = self.get_des(record.des_id)
+        if old == record:
+            return False
+        des_key = h(record.des_id)
+        ops: list[tuple[str, dict[str, Any]]] = []
+        new_rows = {self._des_use_key(url, des_key): url for url in record.key_urls()}
+        for url in old.key_urls() if old else ():
+            key = self._des_use_key(url, des_key)
+            if key not in new_rows:
+                ops.append(("delete", {"PartitionKey": key[0], "RowKey": key[1]}))
+        for (pk, rk), url in new_rows.items():
+            row = {"PartitionKey": pk, "RowKey": rk, "vm_id": record.des_id, "url": url}
+            ops.append(("upsert", {**row, "vm_name": record.name}))
+            ops.extend(self._object_rows(object_id(url), "key", url, record.key_vault_id))
+        entity = {"PartitionKey": DES_PARTITION, "RowKey": des_key, **record.to_entity()}
+        ops.append(("upsert", entity))
+        self._submit(ops)
+        return True
+
+    @staticmethod
+    def _des_use_key(url: str, des_key: str) -> tuple[str, str]:
+        return f"obj|{h(object_id(url))}", f"des|{des_key}|{version_of(url) or ''}"
 
     # -- recovery points --------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The inventory as the access check's :class:`~shared.access.ports.VaultNeeds` hook.
 
-``needs_for_vault`` answers which object types ("key", "secret") protected VMs need from a
-Key Vault — used now, or referenced by a retained recovery point — from one partition query;
+``needs_for_vault`` answers which object types ("key", "secret") protected VMs need Azure
+Backup to read in a Key Vault (ADE's KEKs and BEKs; a DES key is not one of them) — used
+now, or referenced by a retained recovery point — from one partition query;
 ``vms_for_vault`` names those VMs, so a ``BackupAccessMissing`` alert says who is at risk.
 An inventory that knows no VM at all answers None (unknown), letting the work item or the
 safe default (keys and secrets) decide.
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from shared.actions.base import ActionContext
 
 log = get_logger(__name__)
+
+#: The vault-index kinds Azure Backup must read: ADE's KEKs (keys) and BEKs (secrets). A DES
+#: key (kind ``cmk``) is unwrapped by the DES's identity, never read by Backup.
+ADE_TYPES = ("key", "secret")
 
 
 class InventoryVaultNeeds:
@@ -56,11 +61,13 @@ class InventoryVaultNeeds:
         rows = self._needs(vault_id)
         if rows is None or (not rows and self._knows_nothing()):
             return None
-        return {r["type"] for r in rows if r["type"] in ("key", "secret")}
+        return {r["type"] for r in rows if r["type"] in ADE_TYPES}
 
     def vms_for_vault(self, vault_id: str) -> Sequence[str]:
-        """Names of the protected VMs whose keys or secrets (or retained points') are there."""
-        return sorted({r["vm_name"] or r["vm_id"] for r in self._needs(vault_id) or ()})
+        """Names of the protected VMs whose ADE keys or secrets (or retained points') are
+        there (a VM whose DES key alone lives there needs nothing of Backup in it)."""
+        rows = self._needs(vault_id) or ()
+        return sorted({r["vm_name"] or r["vm_id"] for r in rows if r["type"] in ADE_TYPES})
 
 
 def inventory_needs(ctx: ActionContext) -> VaultNeeds:

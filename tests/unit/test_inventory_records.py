@@ -46,3 +46,51 @@ def test_records_round_trip_and_uses() -> None:
     )
     assert RecoveryPointRecord.from_entity(point.to_entity()) == point
     assert list(point.references()) == ["https://kv/keys/k"]
+
+
+def test_vault_index_keeps_des_keys_apart_from_ade_keys() -> None:
+    """A DES key is indexed as ``cmk`` (Backup never reads it); in a vault ADE also uses, the
+    KEK and BEK keep their kinds, so Backup's demand there stays. Records written before the
+    layout (``index_layout`` None) kept the DES key as ``key``: the upsert deletes that row."""
+    from shared.inventory.records import INDEX_LAYOUT
+
+    des = "/s/rg/providers/Microsoft.Compute/diskEncryptionSets/d"
+    vm = VmRecord(
+        "/s/vm",
+        "vm",
+        "s",
+        "rg",
+        "westeurope",
+        "ade",
+        bek_secret_url="https://kv/secrets/b/1",
+        kek_key_url="https://kv/keys/k/2",
+        bek_vault_id="/kv",
+        kek_vault_id="/kv",
+        des_id=des,
+        des_key_url="https://kv/keys/dk/3",
+        des_key_vault_id="/kv",
+        des_ids=f"{des} {des}2",
+        index_layout=INDEX_LAYOUT,
+    )
+    assert vm.vault_index() == {
+        "https://kv/secrets/b": ("secret", "/kv"),
+        "https://kv/keys/k": ("key", "/kv"),
+        "https://kv/keys/dk": ("cmk", "/kv"),
+    }
+    assert vm.all_des_ids() == (des, f"{des}2")
+    assert {k for k, (kind, *_r) in vm.uses().items() if kind == "des"} == {
+        des.lower(),
+        f"{des}2".lower(),
+    }
+    old = VmRecord(
+        "/s/vm",
+        "vm",
+        "s",
+        "rg",
+        "w",
+        "des",
+        des_id=des,
+        des_key_url="https://kv/keys/dk/3",
+        des_key_vault_id="/kv",
+    )
+    assert old.vault_index() == {"https://kv/keys/dk": ("key", "/kv")}

@@ -1,0 +1,99 @@
+"""CMK/DES VMs get the right checks, not ADE's (issue 14 item 1), through the real worker,
+the real SDK clients, Azurite and the local Azure loaded with the demo estate.
+
+The demo's ``vm-cmk`` is encrypted by ``des-prod``, whose key ``des-key`` lives in the RBAC
+vault ``kv-prod-cmk``. Azure Backup reads ADE's BEKs and KEKs, never a DES key: a vault that
+holds only DES keys asks nothing of Backup, while the DES's own identity must be able to
+``get``/``wrapKey``/``unwrapKey`` its key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.inventory import inventory_for
+from shared.inventory.vault_needs import InventoryVaultNeeds
+from shared.planning import verify_item
+from shared.runtime import Runtime
+from shared.worker import Outcome, process
+from tests.fixtures.azurite import StorageEnv
+from tests.integration.pinning_support import (
+    KV_ADE,
+    SUB,
+    demo_scenario,
+    drain,
+    runtime,
+    sweep_refresh,
+)
+
+pytestmark = pytest.mark.integration
+
+KV_CMK = KV_ADE.replace("kv-prod-ade", "kv-prod-cmk")
+DES = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute"
+    "/diskEncryptionSets/des-prod"
+)
+
+
+def _without_backup_on_cmk_vault() -> dict[str, Any]:
+    """The demo, but Backup holds no role on the CMK vault (it needs none there)."""
+    scenario = demo_scenario()
+    scenario["role_assignments"] = [
+        a for a in scenario.get("role_assignments", []) if a.get("vault") != "kv-prod-cmk"
+    ]
+    return scenario
+
+
+@pytest.fixture
+def cmk_rt(local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    local_azure.admin.load_scenario(_without_backup_on_cmk_vault())
+    return runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
+
+
+def _alerts(local_azure: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for alert in local_azure.admin.alerts():
+        out.setdefault(alert["event"]["type"], []).append(alert["event"]["data"])
+    return out
+
+
+def _backup_assignments(local_azure: Any, backup: str) -> list[dict[str, Any]]:
+    assignments = local_azure.admin.state()["authorization"]["role_assignments"]
+    return [a for a in assignments if backup in str(a)]
+
+
+def test_cmk_only_vault_asks_nothing_of_backup(local_azure: Any, cmk_rt: Runtime) -> None:
+    """A vault holding only a DES key: no BackupAccessMissing, no role granted to Backup
+    (remediation on). Fails on the old code: the DES key counted as a KEK ("key"), so Backup
+    was required keys and secrets there and alerted as missing them."""
+    sweep_refresh(cmk_rt, "20261122T000000Z")
+    drain(cmk_rt)
+    needs = InventoryVaultNeeds(inventory_for(cmk_rt))
+    assert needs.needs_for_vault(KV_CMK) == set()
+    assert needs.vms_for_vault(KV_CMK) == []
+    assert needs.needs_for_vault(KV_ADE) == {"key", "secret"}  # ADE's demand stays
+    local_azure.admin.clear_alerts()
+    backup = cmk_rt.settings.backup_principal_object_id
+    before = _backup_assignments(local_azure, backup)
+    work = verify_item(KV_CMK, bucket="20261122T010000Z", reasons=("t",), object_types=["key"])
+    assert process(cmk_rt, work.to_json()) is Outcome.DONE
+    alerts = _alerts(local_azure)
+    assert "Keyguard.BackupAccessMissing" not in alerts
+    assert "Keyguard.BackupAccessRepaired" not in alerts
+    assert _backup_assignments(local_azure, backup) == before  # no role granted to Backup
+
+
+def test_inventory_keeps_every_disk_des_and_its_key_versions(cmk_rt: Runtime) -> None:
+    """The DES is inventoried with its identity, auto-rotation and key; its key version is
+    "in use" by the DES itself (so the pin keeps it)."""
+    sweep_refresh(cmk_rt, "20261122T000000Z")
+    drain(cmk_rt)
+    inventory = inventory_for(cmk_rt)
+    des = inventory.get_des(DES)
+    assert des is not None and des.key_url and des.key_vault_id == KV_CMK
+    assert des.rotation_to_latest is True and len(des.principals()) == 1
+    assert [d.des_id for d in inventory.des_for_vault(KV_CMK)] == [des.des_id]
+    refs = inventory.references(des.key_url)
+    assert {r.vm_name for r in refs if r.point_id is None} == {"vm-cmk", "des-prod"}
