@@ -13,8 +13,18 @@ Record ids are derived from content (the work key, or a hash of the raw body), s
 the same failure twice — a redelivered message — overwrites one record instead of adding
 another. A quarantine id hashes the event id *and* the payload: a redelivery of the same
 bytes lands on its own record, while a second, different event that reuses an id keeps a
-record of its own (the first one's evidence stays). Table string properties hold at most
-32 K characters, so long texts are split over numbered properties and joined on read.
+record of its own (the first one's evidence stays).
+
+Table string properties hold at most 64 KiB (32 K UTF-16 code units) and an entity 1 MiB, so
+long texts are split over numbered properties (``Payload``, ``Payload1``…, each at most
+:data:`_CHUNK` code units) and joined on read, up to :data:`_MAX_CHUNKS` of them. A longer
+text is cut there, and the record says so: ``<name>Truncated`` is true, ``<name>Chars`` the
+original length and ``<name>Sha256`` the SHA-256 of the whole text (so an operator can match
+it against the sender's copy). Cut rather than kept whole in a blob: the record is the one
+durable write intake makes for a refused event, and a second store would be a second thing
+that can fail (a 500 loop again) and a container to provision and grant; 240,000 characters
+show what the payload was, and no event Azure publishes comes near them (Event Grid caps an
+event at 1 MB, Key Vault and ARM events are under 10 KB).
 """
 
 from __future__ import annotations
@@ -43,13 +53,43 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:40]
 
 
+def _chunks(text: str) -> tuple[list[str], bool]:
+    """``text`` in pieces of at most :data:`_CHUNK` UTF-16 code units (a character outside
+    the Basic Multilingual Plane is two), at most :data:`_MAX_CHUNKS` of them; and whether
+    text was left over (cut)."""
+    if len(text.encode("utf-16-le", "surrogatepass")) == 2 * len(text):  # all 1 unit each
+        chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
+        return chunks[:_MAX_CHUNKS] or [""], len(chunks) > _MAX_CHUNKS
+    chunks, start, units = [], 0, 0
+    for index, char in enumerate(text):
+        width = 2 if ord(char) > 0xFFFF else 1
+        if units + width > _CHUNK:
+            chunks.append(text[start:index])
+            if len(chunks) == _MAX_CHUNKS:
+                return chunks, True
+            start, units = index, 0
+        units += width
+    chunks.append(text[start:])
+    return chunks, False
+
+
 def _put_text(entity: dict[str, Any], name: str, text: str | None) -> None:
+    """Store ``text`` over ``name``, ``name1``…; flag it when cut (module docstring)."""
     if text is None:
         return
-    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)][:_MAX_CHUNKS] or [""]
+    chunks, cut = _chunks(text)
     entity[name] = chunks[0]
     for index, chunk in enumerate(chunks[1:], start=1):
         entity[f"{name}{index}"] = chunk
+    if cut:
+        entity[f"{name}Truncated"] = True
+        entity[f"{name}Chars"] = len(text)
+        entity[f"{name}Sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_chunk(key: str, name: str) -> bool:
+    """Whether property ``key`` holds a piece of text ``name`` (``Payload``, ``Payload3``)."""
+    return key == name or (key.startswith(name) and key[len(name) :].isdigit())
 
 
 def _get_text(entity: Mapping[str, Any], name: str) -> str | None:
@@ -313,6 +353,6 @@ class QuarantineStore:
         except AzureError as exc:
             raise _wrap("could not list quarantine", exc) from exc
         for entity in entities:
-            record = {k: v for k, v in entity.items() if not k.startswith("Payload")}
+            record = {k: v for k, v in entity.items() if not _is_chunk(k, "Payload")}
             record["Payload"] = _get_text(entity, "Payload")
             yield record

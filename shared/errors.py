@@ -53,6 +53,30 @@ class MalformedWorkItemError(KeyguardError):
     """A work-queue message is not a valid, known-version work item."""
 
 
+class EventFieldTooLongError(EventParseError):
+    """An event field is longer than Azure allows it to be (a Key Vault object name over 127
+    characters, an ARM id over its cap: ``shared.events.parse``). Quarantined as malformed;
+    ``field``, ``length`` and ``limit`` say which field, how long it was and the cap."""
+
+    def __init__(self, message: str, *, field: str, length: int, limit: int) -> None:
+        super().__init__(message)
+        self.field = field
+        self.length = length
+        self.limit = limit
+
+
+class WorkItemTooLargeError(KeyguardError):
+    """A work item does not fit a queue message (``shared.workitems.MAX_ITEM_BYTES``, below
+    the queue's 64 KiB of base64). Intake quarantines the event that planned it (reason
+    ``oversize``) instead of failing the delivery for ever; ``key`` names the item."""
+
+    def __init__(self, message: str, *, key: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.size = size
+        self.limit = limit
+
+
 class ActionError(KeyguardError):
     """Base for failures while executing a work item's step."""
 

@@ -16,7 +16,12 @@ What happens to each kind of input (``IntakeResult.outcome``, counter in parenth
   ``out_of_scope`` (``events.out_of_scope``).
 * ``malformed`` — :class:`~shared.errors.EventParseError`: quarantined with reason
   ``malformed`` and the payload (``events.malformed``); returns normally, since a redelivery
-  cannot fix it and the quarantine record keeps it.
+  cannot fix it and the quarantine record keeps it. A field longer than Azure allows (a
+  Key Vault object name over 127 characters…) is one (``EventFieldTooLongError``).
+* ``oversize`` — the event parsed but a work item it plans does not fit a queue message
+  (:class:`~shared.errors.WorkItemTooLargeError`, checked before anything is enqueued):
+  quarantined with reason ``oversize`` (``events.oversize``). Returns normally: the event
+  would be too large on every redelivery, and a 500 would have Event Grid retry it for 24 h.
 
 The stores are injected (:class:`IntakeDeps`, one small Protocol each) so unit tests use
 plain fakes; the handlers build the deps from :func:`shared.runtime.get_runtime`.
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from shared.errors import EventParseError
+from shared.errors import EventParseError, WorkItemTooLargeError
 from shared.events.models import Event, UnknownEvent
 from shared.events.parse import parse_event, split_batch
 from shared.logs import get_logger
@@ -45,6 +50,7 @@ log = get_logger(__name__)
 
 REASON_MALFORMED: Final = "malformed"
 REASON_OUT_OF_SCOPE: Final = "out_of_scope"
+REASON_OVERSIZE: Final = "oversize"
 
 
 class WorkQueue(Protocol):
@@ -103,6 +109,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
     OUT_OF_SCOPE = "out_of_scope"
     MALFORMED = "malformed"
+    OVERSIZE = "oversize"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +212,44 @@ def ingest_parsed(
         deps.counters.increment(f"events.ignored.{plan.ignored}")
         log.info("intake.ignored", why=plan.ignored, **fields)
         return IntakeResult(Outcome.IGNORED, event.id, event.event_type, detail=plan.ignored)
-    keys = [item.key for item in plan.items]
+    keys = [item.key[:300] for item in plan.items]
+    try:
+        for item in plan.items:  # every item must fit a queue message before any is stored
+            item.to_json()
+    except WorkItemTooLargeError as exc:
+        return _oversize(event, exc, deps, arrived=arrived)
     log.info("intake.planned", work_keys=keys, **fields)
     deps.work_queue.enqueue_many(plan.items)
     log.info("intake.enqueued", work_keys=keys, **fields)
     deps.ledger.mark_event(event.id, event_type=event.event_type)
     deps.counters.increment("events.accepted")
     return IntakeResult(Outcome.ACCEPTED, event.id, event.event_type, items=plan.items)
+
+
+def _oversize(
+    event: Event, exc: WorkItemTooLargeError, deps: IntakeDeps, *, arrived: str | bytes | None
+) -> IntakeResult:
+    """Quarantine an event whose planned work cannot become a queue message (nothing of it
+    was enqueued, its id is not marked: a replay after a fix would plan it again)."""
+    log.warning(
+        "intake.oversize",
+        event_id=event.id[:200],
+        event_type=event.event_type,
+        work_key=exc.key[:300],
+        size=exc.size,
+        limit=exc.limit,
+    )
+    deps.quarantine.record(
+        reason=REASON_OVERSIZE,
+        detail=str(exc),
+        event_id=event.id,
+        event_type=event.event_type,
+        topic=event.topic,
+        subject=event.subject,
+        payload=arrived if arrived is not None else dict(event.raw),
+    )
+    deps.counters.increment("events.oversize")
+    return IntakeResult(Outcome.OVERSIZE, event.id, event.event_type, detail=str(exc))
 
 
 def _malformed(

@@ -8,9 +8,14 @@
   ``names.EVENTGRID_DEADLETTER_CONTAINER`` after giving up on a delivery, strips the
   dead-letter fields (``deadLetterReason``, ``deliveryAttempts``, ``lastDeliveryOutcome``,
   ``publishTime``, ``lastDeliveryAttemptTime``; lowercase in the CloudEvents variant) and
-  feeds each event back through intake. A fully processed blob moves under
-  :data:`PROCESSED_PREFIX`; an unreadable one is quarantined and moves under
-  :data:`FAILED_PREFIX`; a blob whose events could not be stored stays for the next run.
+  feeds each event back through intake. Each blob, and each event in it, is on its own: a
+  fully processed blob moves under :data:`PROCESSED_PREFIX`; an unreadable one (not JSON, not
+  an event array) is quarantined whole and moves under :data:`FAILED_PREFIX`; an event whose
+  intake raised anything but a storage failure is quarantined (reason ``replay_failed``,
+  with the error) and the rest of its blob goes on, which then moves under
+  :data:`FAILED_PREFIX`. Only a storage failure (transient) leaves a blob in place for the
+  next run (its events already taken in are then duplicates: the ledger dedupes). The
+  blobs after a failing one are always processed, and the summary lists every failure.
 
 The order of each replay (ledger reset → enqueue → mark replayed) means a crash leaves at
 worst an item enqueued twice (harmless: the ledger dedupes), never a record marked replayed
@@ -46,6 +51,8 @@ DEAD_LETTER_FIELDS: Final = frozenset(
         "deadletterproperties",
     }
 )
+REASON_BLOB_UNREADABLE: Final = "deadletter_blob_unreadable"
+REASON_REPLAY_FAILED: Final = "replay_failed"
 
 #: One raw event → its intake outcome name. The default feeds ``shared.intake``.
 IntakeFn = Callable[[Mapping[str, Any], "Runtime"], str]
@@ -186,40 +193,84 @@ def ingest_deadletter_blobs(
 def _ingest_blob(
     rt: Runtime, container: Any, name: str, intake: IntakeFn, summary: ReplaySummary
 ) -> None:
-    text = container.download_blob(name).readall().decode("utf-8", errors="replace")
+    data = container.download_blob(name).readall()
+    text = data.decode("utf-8", errors="replace")
     try:
         events = _events_of(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a deep array: RecursionError
+        problem = f"{type(exc).__name__}: {exc}" if isinstance(exc, RecursionError) else str(exc)
         rt.quarantine.record(
-            reason="deadletter_blob_unreadable",
-            detail=f"{name}: {exc}",
+            reason=REASON_BLOB_UNREADABLE,
+            detail=f"{name}: {problem}"[:4000],
             event_id=None,
             event_type=None,
             topic=None,
             subject=name,
-            payload=text[:60000],
+            payload=data,
         )
-        _move(container, name, FAILED_PREFIX + name, text)
-        summary.blobs_failed.append({"blob": name, "why": f"unreadable: {str(exc)[:300]}"})
+        _move(container, name, FAILED_PREFIX + name, data)
+        summary.blobs_failed.append({"blob": name, "why": f"unreadable: {problem[:300]}"})
         return
-    for event in events:
-        original, extra = strip_dead_letter_fields(event)
-        log.info(
-            "replay.event",
-            blob=name,
-            event_id=original.get("id"),
-            dead_letter_reason=extra.get("deadLetterReason", extra.get("deadletterreason")),
-        )
-        outcome = intake(original, rt)
+    failed: list[str] = []
+    for index, event in enumerate(events):
+        outcome = _ingest_event(rt, name, index, event, intake)
+        if outcome is None:
+            failed.append(str(event.get("id", f"#{index}"))[:200])
+            outcome = "failed"
         summary.events[outcome] = summary.events.get(outcome, 0) + 1
-    _move(container, name, PROCESSED_PREFIX + name, text)
+    if failed:
+        _move(container, name, FAILED_PREFIX + name, data)
+        why = f"{len(failed)} of {len(events)} events failed in intake (quarantined as "
+        summary.blobs_failed.append({"blob": name, "why": f"{why}{REASON_REPLAY_FAILED})"})
+        rt.counters.increment("replay.blobs_failed")
+        return
+    _move(container, name, PROCESSED_PREFIX + name, data)
     summary.blobs_processed.append(name)
     rt.counters.increment("replay.blobs")
 
 
-def _move(container: Any, name: str, new_name: str, text: str) -> None:
-    """Copy the blob's content under ``new_name`` and delete the original."""
-    container.upload_blob(new_name, text.encode("utf-8"), overwrite=True)
+def _ingest_event(
+    rt: Runtime, blob: str, index: int, event: Mapping[str, Any], intake: IntakeFn
+) -> str | None:
+    """One event of a blob through intake: its outcome, or None when intake raised (then
+    the event is quarantined with the error). A storage failure propagates: the blob stays
+    for the next run."""
+    from azure.core.exceptions import AzureError
+
+    original, extra = strip_dead_letter_fields(event)
+    event_id = original.get("id")
+    fields: dict[str, Any] = {"blob": blob, "event_id": str(event_id)[:200] if event_id else None}
+    log.info(
+        "replay.event",
+        dead_letter_reason=extra.get("deadLetterReason", extra.get("deadletterreason")),
+        **fields,
+    )
+    try:
+        return intake(original, rt)
+    except (AzureError, StorageError):
+        raise
+    except Exception as exc:  # a bug or an input intake cannot take: never blocks the rest
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("replay.event_failed", error=error[:500], **fields)
+        rt.quarantine.record(
+            reason=REASON_REPLAY_FAILED,
+            detail=f"{blob} event {index}: {error}"[:4000],
+            event_id=str(event_id) if isinstance(event_id, str) else None,
+            event_type=_text(original.get("eventType", original.get("type"))),
+            topic=_text(original.get("topic", original.get("source"))),
+            subject=_text(original.get("subject")),
+            payload=json.dumps(original, default=str),
+        )
+        return None
+
+
+def _text(value: object) -> str | None:
+    return value[:4000] if isinstance(value, str) else None
+
+
+def _move(container: Any, name: str, new_name: str, data: bytes) -> None:
+    """Copy the blob's bytes under ``new_name`` and delete the original."""
+    container.upload_blob(new_name, data, overwrite=True)
     container.delete_blob(name)
 
 

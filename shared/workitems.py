@@ -30,10 +30,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import MalformedWorkItemError
+from shared.errors import MalformedWorkItemError, WorkItemTooLargeError
 
 SCHEMA_VERSION = 1
-#: Storage queue messages are at most 64 KiB (base64 inflates by 4/3); keep items well below.
+#: Storage queue messages are at most 64 KiB, and Keyguard's are base64 (4/3 larger: 48 KiB of
+#: JSON at most); keep items well below, room for the retry history an item gathers.
 MAX_ITEM_BYTES = 32 * 1024
 
 
@@ -85,7 +86,13 @@ class WorkItem:
     version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        """Serialise; raises ``ValueError`` when the item is too large for a queue message."""
+        """Serialise.
+
+        Raises
+        ------
+        WorkItemTooLargeError
+            The item is larger than :data:`MAX_ITEM_BYTES` (it would not fit a queue message).
+        """
         text = json.dumps(
             {
                 "v": self.version,
@@ -101,8 +108,15 @@ class WorkItem:
             separators=(",", ":"),
             sort_keys=True,
         )
-        if len(text.encode()) > MAX_ITEM_BYTES:
-            raise ValueError(f"work item {self.key} is {len(text)} bytes, over {MAX_ITEM_BYTES}")
+        size = len(text.encode())
+        if size > MAX_ITEM_BYTES:
+            raise WorkItemTooLargeError(
+                f"work item {self.key[:200]} is {size} bytes of JSON, over the {MAX_ITEM_BYTES} "
+                "a queue message can carry",
+                key=self.key,
+                size=size,
+                limit=MAX_ITEM_BYTES,
+            )
         return text
 
     @classmethod

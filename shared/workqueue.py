@@ -123,8 +123,9 @@ class WorkQueue:
         ------
         StorageError
             The queue could not store it (chained to the SDK error).
-        ValueError
-            The item is too large for a queue message (a bug in the producer).
+        WorkItemTooLargeError
+            The item is too large for a queue message (intake checks its items first:
+            :func:`shared.intake.ingest` quarantines the event instead).
         """
         from azure.core.exceptions import AzureError
 

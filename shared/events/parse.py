@@ -19,7 +19,10 @@ of bytes that were not UTF-8: a name Keyguard cannot read); a batch that is not 
 objects; an event without ``id`` or type; a Key Vault or ARM event without ``data`` (or with
 ``data: null``) — never read as ``{}``, which would take the object name from the subject and
 run real work for it; an event time that is not ISO 8601; a Key Vault event whose topic is
-not a vault ARM id or that names no object; an ARM event without topic, resource or operation.
+not a vault ARM id or that names no object; an ARM event without topic, resource or operation;
+a field longer than Azure allows it to be (:class:`~shared.errors.EventFieldTooLongError`,
+caps below: a 40,000-character object name once planned a work item too large for any queue
+message, and intake answered 500 to every redelivery).
 Nothing else escapes: any input yields a typed event or ``EventParseError`` (property-tested).
 """
 
@@ -31,7 +34,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shared.errors import EventParseError
+from shared.errors import EventFieldTooLongError, EventParseError
 from shared.events.catalog import (
     ALL_ARM_EVENT_TYPES,
     ALL_KEYVAULT_EVENT_TYPES,
@@ -49,6 +52,47 @@ if TYPE_CHECKING:
 #: Functions host's Event Grid extension stops too; real events nest fewer than 10 levels.
 MAX_JSON_DEPTH: Final = 64
 _REPLACEMENT: Final = "\ufffd"
+
+# --- length caps: what Azure allows, so nothing longer is ever real ----------------------
+# Sources: "Naming rules and restrictions for Azure resources" (learn.microsoft.com,
+# azure-resource-manager/management/resource-name-rules) and the Key Vault object model.
+
+#: Key Vault key, secret and certificate names: 1-127 alphanumerics and dashes.
+MAX_OBJECT_NAME_CHARS: Final = 127
+#: Key Vault vault names: 3-24 alphanumerics and dashes.
+MAX_VAULT_NAME_CHARS: Final = 24
+#: Object versions are 32 hex characters; twice that leaves room for a spelling not seen yet
+#: without letting a name-sized value through.
+MAX_VERSION_CHARS: Final = 64
+#: ``data.Id``, ``https://{vault}.{vault DNS suffix}/{keys|secrets|certificates}/{name}/
+#: {version}``: under 250 characters in every cloud (24 + 35 + 13 + 127 + 32 and
+#: separators); double that.
+MAX_OBJECT_ID_CHARS: Final = 512
+#: ARM ids (topic, ``resourceUri``, subject): ARM documents no total length, only per-segment
+#: caps (resource groups 90, the longest resource names 260, a subscription 36); 2048 holds
+#: an id nested five levels deep under the longest names, and an item carrying it three
+#: times (target, key, params) stays far below the queue item cap (32 KiB).
+MAX_ARM_ID_CHARS: Final = 2048
+#: Event ids: Event Grid's are GUIDs; the ledger keeps ids of up to 1024 characters
+#: (``shared.ledger.MAX_KEY_CHARS``).
+MAX_EVENT_ID_CHARS: Final = 1024
+#: Any other field Keyguard reads (event type, operation name, status, tenant, correlation and
+#: principal ids — GUIDs or short names, under 100 characters in every published sample).
+MAX_FIELD_CHARS: Final = 512
+
+
+def _capped(value: str | None, limit: int, field: str, where: str) -> str | None:
+    """``value`` unless it is longer than ``limit`` (then :class:`EventFieldTooLongError`)."""
+    if value is not None and len(value) > limit:
+        raise EventFieldTooLongError(
+            f"{where}: {field} is {len(value)} characters, longer than the {limit} Azure "
+            f"allows (starts {value[:40]!r})",
+            field=field,
+            length=len(value),
+            limit=limit,
+        )
+    return value
+
 
 OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 TENANT_CLAIM = "http://schemas.microsoft.com/identity/claims/tenantid"
@@ -76,20 +120,27 @@ def parse_event(obj: Mapping[str, Any]) -> Event:
     env = norm_keys(obj)
     cloud = "specversion" in env or ("eventtype" not in env and "type" in env)
     type_key, topic_key, time_key = ("type", "source", "time") if cloud else _EG_KEYS
-    event_id = text(env.get("id"))
+    event_id = _capped(text(env.get("id")), MAX_EVENT_ID_CHARS, "id", "event")
     if event_id is None:
         raise EventParseError("event has no 'id' (a non-empty string is required)")
-    raw_type = text(env.get(type_key))
+    where = f"event {event_id}"
+    raw_type = _capped(text(env.get(type_key)), MAX_FIELD_CHARS, "event type", where)
     if raw_type is None:
         raise EventParseError(f"event {event_id} has no event type ('eventType' or 'type')")
     event_type = canonical_event_type(raw_type)
     raw = MappingProxyType(dict(obj))
     schema = EventSchema.CLOUD_EVENTS if cloud else EventSchema.EVENT_GRID
-    head = _Head(event_id, event_type, text(env.get(topic_key)), text(env.get("subject")))
+    head = _Head(
+        event_id,
+        event_type,
+        _capped(text(env.get(topic_key)), MAX_ARM_ID_CHARS, topic_key, where),
+        text(env.get("subject")),  # capped by schema: a Key Vault subject is an object name
+    )
     if event_type in ALL_KEYVAULT_EVENT_TYPES:
         return _keyvault(head, env, env.get(time_key), schema, raw)
     if event_type in ALL_ARM_EVENT_TYPES:
         return _arm(head, env, env.get(time_key), schema, raw)
+    head.capped(head.subject, MAX_ARM_ID_CHARS, "subject")
     return UnknownEvent(event_type, event_id, head.topic, head.subject, raw=raw)
 
 
@@ -247,6 +298,10 @@ class _Head:
     def fail(self, problem: str) -> EventParseError:
         return EventParseError(f"{self.event_type} event {self.event_id}: {problem}")
 
+    def capped(self, value: str | None, limit: int, field: str) -> str | None:
+        """``value``, refused when longer than ``limit`` (see :func:`_capped`)."""
+        return _capped(value, limit, field, f"{self.event_type} event {self.event_id}")
+
 
 def _time(head: _Head, value: Any) -> datetime:
     when = text(value)
@@ -305,11 +360,18 @@ def _keyvault(
         object_name = object_name or head.subject
         if object_name is None:
             raise head.fail("names no object (data.ObjectName or subject)")
-    object_id = text(data.get("id"))
-    version = text(data.get("version"))
+    # A vault's own events name the vault as their object (at most 24 characters, within 127),
+    # and the subject is the object's name too.
+    head.capped(object_name, MAX_OBJECT_NAME_CHARS, "data.ObjectName")
+    head.capped(head.subject, MAX_OBJECT_NAME_CHARS, "subject")
+    object_id = head.capped(text(data.get("id")), MAX_OBJECT_ID_CHARS, "data.Id")
+    version = head.capped(text(data.get("version")), MAX_VERSION_CHARS, "data.Version")
     if version is None and object_id is not None:
         segments = object_id.rstrip("/").split("/")
         version = segments[-1] if len(segments) == 6 and segments[-1] else None
+        head.capped(version, MAX_VERSION_CHARS, "the version in data.Id")
+    vault_name = head.capped(text(data.get("vaultname")), MAX_VAULT_NAME_CHARS, "data.VaultName")
+    head.capped(topic_vault, MAX_VAULT_NAME_CHARS, "the vault name in the topic")
     return KeyVaultEvent(
         event_type=head.event_type,
         id=head.event_id,
@@ -317,7 +379,7 @@ def _keyvault(
         subject=head.subject or "",
         time=_time(head, time),
         subscription_id=subscription_id,
-        vault_name=text(data.get("vaultname")) or topic_vault,
+        vault_name=vault_name or topic_vault,
         object_type=implied or stated,
         object_name=object_name,
         version=version,
@@ -363,12 +425,26 @@ def _arm(
     resource_uri = text(data.get("resourceuri")) or head.subject
     if resource_uri is None:
         raise head.fail("names no resource (data.resourceUri or subject)")
+    head.capped(resource_uri, MAX_ARM_ID_CHARS, "data.resourceUri")
+    head.capped(head.subject, MAX_ARM_ID_CHARS, "subject")
     operation = text(data.get("operationname")) or text(authorization.get("action"))
     if operation is None:
         raise head.fail("has no data.operationName")
     caller = (
         text(claims.get(OID_CLAIM)) or text(claims.get("oid")) or text(evidence.get("principalid"))
     )
+    fields = {
+        "data.operationName": operation,
+        "data.subscriptionId": text(data.get("subscriptionid")),
+        "data.tenantId": text(data.get("tenantid")) or text(claims.get(TENANT_CLAIM)),
+        "data.correlationId": text(data.get("correlationid")),
+        "data.status": text(data.get("status")),
+        "data.httpRequest.method": text(http.get("method")),
+        "the caller's object id": caller,
+        "data.resourceProvider": text(data.get("resourceprovider")),
+    }
+    for field, value in fields.items():
+        head.capped(value, MAX_FIELD_CHARS, field)
     return ArmEvent(
         event_type=head.event_type,
         id=head.event_id,
