@@ -87,3 +87,13 @@ def restorability_report(req: func.HttpRequest) -> func.HttpResponse:
     from handlers import report
 
     return report.restorability_report(req)
+
+
+@app.function_name(names.FN_RESTORE_PLAN)
+@app.route(route="restore-plan", methods=["GET"])
+def restore_plan(req: func.HttpRequest) -> func.HttpResponse:
+    """The restore plan of one recovery point: what to make usable in Key Vault first, then
+    the restore-disks command (``?vm=NAME&point=ID&format=json|text``)."""
+    from handlers import restore_plan as plan
+
+    return plan.restore_plan(req)

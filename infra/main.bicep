@@ -188,6 +188,7 @@ var functionNames = {
   sweep: 'sweep'
   replay: 'replay'
   report: 'restorability_report'
+  restorePlan: 'restore_plan'
 }
 var alertTypePrefix = 'Keyguard.'
 var keyVaultEventTypes = [

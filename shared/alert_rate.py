@@ -94,7 +94,7 @@ def overflow_alert(now: datetime, limit: int = DEAD_LETTER_ALERTS_PER_HOUR) -> A
             "further ones this hour raise no alert of their own (each is recorded)."
         ),
         remedy=(
-            "List them: python -m local.ops dead-letters (or the KeyguardDeadLetters table); "
+            "List them: keyguard dead-letters (or the KeyguardDeadLetters table); "
             "many with invented vault or object names point at forged events."
         ),
         details={"day": hour, "rate_limited": True, "limit_per_hour": limit},

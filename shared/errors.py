@@ -177,5 +177,10 @@ class RecoveryPointUnreadableError(PermanentError):
         self.payload = payload
 
 
+class UnknownTargetError(KeyguardError):
+    """An operator asked about a VM or recovery point the inventory does not know (or a VM
+    name several protected VMs share). The CLI exits 2, the HTTP route answers 404."""
+
+
 class StorageError(KeyguardError):
     """Keyguard's own storage (queues, tables, blobs) failed; the caller must not ack work."""

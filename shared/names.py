@@ -42,6 +42,7 @@ FN_POISON_DRAIN = "poison_drain"
 FN_SWEEP = "sweep"
 FN_REPLAY = "replay"
 FN_REPORT = "restorability_report"
+FN_RESTORE_PLAN = "restore_plan"
 
 # Prefix of the CloudEvents types Keyguard publishes to the alert topic.
 ALERT_TYPE_PREFIX = "Keyguard."

@@ -450,7 +450,7 @@ def _alert(rt: Runtime, item: WorkItem | None, record_id: str, reason: str, code
         problem=f"Keyguard gave up on {what} ({reason}, last error {code}).",
         remedy=(
             "Read the dead letter, fix the cause, then replay it: POST /api/replay "
-            f'{{"dead_letters": ["{record_id}"]}} or python -m local.ops replay --id {record_id}'
+            f'{{"dead_letters": ["{record_id}"]}} or keyguard replay --id {record_id}'
         ),
         correlation=correlation,
     )

@@ -86,7 +86,7 @@ def unreadable_alerts(records: Iterable[UnreadableRecord]) -> tuple[Alert, ...]:
                         "vault's other VMs were read."
                     ),
                     remedy=(
-                        "Read the quarantine record (python -m local.ops quarantine --reason "
+                        "Read the quarantine record (keyguard quarantine --reason "
                         f"{POINT_REASON}) and the point in the portal; make sure the key and "
                         "secret versions it was taken with stay enabled until it expires."
                     ),

@@ -213,7 +213,7 @@ def test_two_refused_events_with_one_id_keep_both_records(stack: Stack) -> None:
 
 def _ops(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "local.ops", *args],
+        [sys.executable, "-m", "shared.cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **stack.env},
         capture_output=True,

@@ -60,7 +60,7 @@ def test_http_function_and_cli(
     local_azure: Any, rt: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     from handlers.report import restorability_report
-    from local.ops import main
+    from shared.cli.main import main
 
     for name, value in {
         **local_azure.env(),

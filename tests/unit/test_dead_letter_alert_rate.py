@@ -65,7 +65,7 @@ def test_thirty_invented_names_raise_twenty_alerts_and_one_summary(action: Scrip
     individual = [e for e in sent if e["data"]["correlation"].get("dead_letter_id")]
     assert len(individual) == DEAD_LETTER_ALERTS_PER_HOUR
     (summary,) = [e for e in sent if e["data"]["details"].get("rate_limited")]
-    assert "python -m local.ops dead-letters" in summary["data"]["remedy"]
+    assert "keyguard dead-letters" in summary["data"]["remedy"]
     assert rt.counters.get("worker.alert_rate_limited") == 30 - DEAD_LETTER_ALERTS_PER_HOUR
 
     clock.advance(3600)  # a new hour: a new budget
