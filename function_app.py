@@ -71,6 +71,16 @@ def sweep_timer(timer: func.TimerRequest) -> None:
     sweep.handle(timer)
 
 
+@app.function_name(names.FN_WATCH)
+@app.timer_trigger(arg_name="timer", schedule=get_settings().watch_schedule, run_on_startup=False)
+def watch_timer(timer: func.TimerRequest) -> None:
+    """The watch (default every 15 minutes, ``KEYGUARD_WATCH_SCHEDULE``, read here so it has
+    a default): re-pins only the keys and secrets the inventory says are needed."""
+    from handlers import watch
+
+    watch.handle(timer)
+
+
 @app.function_name(names.FN_REPLAY)
 @app.route(route="replay", methods=["POST"])
 def replay(req: func.HttpRequest) -> func.HttpResponse:

@@ -43,6 +43,8 @@ FAST_PIPELINE = {
     "KEYGUARD_RETRY_CAP_SECONDS": "10",
     "KEYGUARD_LEASE_SECONDS": "30",
     "KEYGUARD_SWEEP_SCHEDULE": "0 0 3 * * *",
+    # the watch's default (every 15 min) would fire mid-test; a test that wants it sets it
+    "KEYGUARD_WATCH_SCHEDULE": "0 30 3 * * *",
 }
 
 

@@ -105,6 +105,11 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S(
         "KEYGUARD_SWEEP_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the sweep (not a TimeSpan)."
     ),
+    _S(
+        "KEYGUARD_WATCH_SCHEDULE",
+        "0 */15 * * * *",
+        "NCRONTAB schedule of the watch on needed key/secret versions (not a TimeSpan).",
+    ),
     # backups
     _S("KEYGUARD_BACKUP_WINDOW_MINUTES", "15", "Coalescing window: one backup per VM per window."),
     _S("KEYGUARD_BACKUP_DAILY_BUDGET", "4", "On-demand backups per VM per day (1-9)."),
@@ -278,6 +283,8 @@ class Settings:
     managed_identity_client_id: str | None = None
     #: Role definition GUID or id for Backup's RBAC repair; None = the Keyguard custom role.
     backup_role_definition_id: str | None = None
+    #: ``KEYGUARD_WATCH_SCHEDULE``: when the watch re-checks the needed versions.
+    watch_schedule: str = "0 */15 * * * *"
 
     @property
     def dry_run(self) -> bool:
@@ -446,11 +453,11 @@ def _backup_principal(reader: _Reader) -> str:
     return value
 
 
-def _sweep_schedule(reader: _Reader) -> str:
-    """An NCRONTAB expression that fires (the timer binding reads the setting itself)."""
+def _sweep_schedule(reader: _Reader, name: str = "KEYGUARD_SWEEP_SCHEDULE") -> str:
+    """An NCRONTAB expression that fires (the sweep's timer binding reads the setting itself;
+    the watch's schedule is read here and handed to its binding by ``function_app``)."""
     from shared.ncrontab import CronError, IntervalSchedule, parse_schedule, utcnow
 
-    name = "KEYGUARD_SWEEP_SCHEDULE"
     value = reader.raw(name)
     try:
         schedule = parse_schedule(value)
@@ -660,6 +667,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, host_json: Path = HOS
         raise ConfigError("KEYGUARD_RETRY_CAP_SECONDS", "must not be below the retry base")
     _check_invocation_fits(retry, host_json)
     _sweep_schedule(reader)
+    watch_schedule = _sweep_schedule(reader, "KEYGUARD_WATCH_SCHEDULE")
     backup = BackupSettings(
         window_minutes=reader.integer("KEYGUARD_BACKUP_WINDOW_MINUTES", low=1, high=1440),
         daily_budget=reader.integer(
@@ -694,6 +702,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, host_json: Path = HOS
         coalesce_seconds=reader.integer("KEYGUARD_COALESCE_SECONDS", low=0, high=86400),
         managed_identity_client_id=reader.optional_guid("AZURE_CLIENT_ID"),
         backup_role_definition_id=_role_definition_id(reader, "KEYGUARD_BACKUP_ROLE_DEFINITION_ID"),
+        watch_schedule=watch_schedule,
     )
 
 
