@@ -231,15 +231,26 @@ def plan_vm(
     return AdeVm(vm.vm_id, vm.name, status, after, pin_list, len(retained))
 
 
-def build_ade_report(rt: Runtime, *, progress: Callable[[str], None] | None = None) -> AdeReport:
-    """Read the inventory and, per candidate VM, one VM GET; the planner's report."""
+def build_ade_report(
+    rt: Runtime, *, refresh: bool | None = None, progress: Callable[[str], None] | None = None
+) -> AdeReport:
+    """Read the inventory and, per candidate VM, one VM GET; the planner's report. The
+    inventory is refreshed from the Recovery Services vaults first when ``refresh`` is True,
+    or when None and it knows no VM (as the report does)."""
     from shared.inventory import inventory_for
+    from shared.report import _refresh as refresh_inventory
 
     now = rt.now()
     inventory = inventory_for(rt)
+    known = inventory.all_vms()
+    if refresh or (refresh is None and not known):
+        if progress is not None:
+            progress("refreshing the inventory from the Recovery Services vaults")
+        refresh_inventory(rt, inventory)
+        known = inventory.all_vms()
     before = rt.azure.calls.total
     entries = []
-    vms = sorted(inventory.all_vms(), key=lambda v: (v.name.lower(), v.vm_id.lower()))
+    vms = sorted(known, key=lambda v: (v.name.lower(), v.vm_id.lower()))
     for number, vm in enumerate(vms, start=1):
         points = inventory.recovery_points(vm.vm_id)
         if vm.encryption != "ade" and not any(_ade(p) for p in points):

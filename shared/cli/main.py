@@ -78,10 +78,12 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--point", help="recovery point name or id (default: newest restorable)")
     plan.add_argument("--storage-account", help="staging storage account for restore-disks")
     plan.add_argument("--target-resource-group", help="resource group for the restored disks")
+    plan.add_argument("--refresh", action="store_true", help="re-read the RS vaults first")
     _format(plan)
 
     ade = sub("ade-report", "ADE retirement planner: migration state and points after 2028-09-15")
     _format(ade)
+    ade.add_argument("--refresh", action="store_true", help="re-read the RS vaults first")
 
     dead = sub("dead-letters", "list dead-lettered work items")
     dead.add_argument("--reason", help="only this reason (budget_exhausted, permanent, ...)")
@@ -134,7 +136,9 @@ def _restore_plan(rt: Runtime, args: argparse.Namespace, progress: Progress) -> 
     if args.target_resource_group:
         target = replace(target, target_resource_group=args.target_resource_group)
     progress(f"reading the inventory and Key Vault for {args.vm}")
-    plan = build_restore_plan(rt, args.vm, args.point, target=target)
+    plan = build_restore_plan(
+        rt, args.vm, args.point, target=target, refresh=True if args.refresh else None
+    )
     print(plan.to_text_json() if args.format == "json" else plan.to_text())
     return OK if plan.verdict == READY else FINDINGS
 
@@ -143,7 +147,7 @@ def _ade_report(rt: Runtime, args: argparse.Namespace, progress: Progress) -> in
     from shared.ade_report import build_ade_report
 
     progress("reading the inventory")
-    built = build_ade_report(rt, progress=progress)
+    built = build_ade_report(rt, refresh=True if args.refresh else None, progress=progress)
     print(built.to_text_json() if args.format == "json" else built.to_text())
     return FINDINGS if built.findings else OK
 
