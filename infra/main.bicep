@@ -1,11 +1,15 @@
 // Keyguard: the whole system in one deployment (subscription scope).
 //
-//   az deployment sub create -l <region> -f infra/main.bicep -p infra/main.example.bicepparam
+//   az deployment sub create -l <region> -f infra/main.bicep -p @my.parameters.json
+//
+// (my.parameters.json: a copy of infra/main.example.parameters.json, edited.)
 //
 // Creates Keyguard's resource group (identity, storage, Function App, monitoring, alert topic
 // and alert rules), the two custom roles, and — through modules scoped to other resource
 // groups and subscriptions — Event Grid system topics for every Key Vault and subscription,
-// and Keyguard's least-privilege grants on vaults, Recovery Services vaults and compute.
+// and Keyguard's least-privilege grants on subscriptions, vaults and Recovery Services vaults.
+// Each grant is a custom role holding exactly the actions Keyguard's SDK calls need at that
+// scope: tests/infra/test_arm_grants.py derives them from the code and fails on any drift.
 //
 // The names below are copies of shared/names.py and shared/events/catalog.py, and the
 // keyguardSettings keys are shared/config.py SETTINGS: tests/infra/test_bicep_drift.py fails when
@@ -32,11 +36,8 @@ param keyVaults array
 @description('Subscriptions Keyguard watches: [{ subscriptionId: <id>, topicResourceGroupName: <existing RG there for the ARM system topic> }].')
 param watchedSubscriptions array
 
-@description('Recovery Services vault ARM ids protecting the VMs (Backup Operator for Keyguard on each).')
+@description('Recovery Services vault ARM ids protecting the VMs (the Keyguard backup role on each).')
 param recoveryVaultIds array = []
-
-@description('Resource group ARM ids holding protected VMs, their disks and disk encryption sets (Reader for Keyguard).')
-param computeResourceGroupIds array = []
 
 @description('Create the Event Grid subscriptions (second phase, after the function code is published).')
 param deployEventSubscriptions bool = false
@@ -231,17 +232,75 @@ var vaultIds = [for v in keyVaults: v.id]
 var subscriptionIds = [for s in watchedSubscriptions: s.subscriptionId]
 var subscriptionScopes = [for s in watchedSubscriptions: '/subscriptions/${s.subscriptionId}']
 
-// Keyguard's data actions on RBAC vaults: metadata read, attribute/tag update, and backup
-// only when escrow is on. No create, delete, purge, crypto operations or secret values.
+// Keyguard's grants: one custom role per kind of scope, each with exactly what Keyguard's SDK
+// calls need there (tests/infra/test_arm_grants.py derives the lists from the code).
+//
+// Every watched subscription: the subscription-wide lists (VMs, disks, disk encryption sets
+// for the backup fan-out; vaults with KEYGUARD_VAULTS=*), the per-region backupStatus POST,
+// re-reading a VM, its extensions, disks and DES after an ARM event, and role definitions
+// (assignments name them by subscription-level id).
+var keyguardSubscriptionActions = [
+  'Microsoft.Compute/virtualMachines/read'
+  'Microsoft.Compute/virtualMachines/extensions/read'
+  'Microsoft.Compute/disks/read'
+  'Microsoft.Compute/diskEncryptionSets/read'
+  'Microsoft.KeyVault/vaults/read'
+  'Microsoft.RecoveryServices/locations/backupStatus/action'
+  'Microsoft.Authorization/roleDefinitions/read'
+]
+
+// Every Key Vault (management plane): the vault's properties, and the role and deny
+// assignments at and above it (what "verify Backup access" inspects).
+var keyguardVaultActions = [
+  'Microsoft.KeyVault/vaults/read'
+  'Microsoft.Authorization/roleAssignments/read'
+  'Microsoft.Authorization/denyAssignments/read'
+]
+
+// Keyguard's data actions on RBAC vaults: metadata read, attribute/tag update, recover of a
+// soft-deleted needed object, and backup only when escrow is on. No create, delete, purge,
+// crypto operations or secret values.
 var keyguardVaultDataActions = concat([
   'Microsoft.KeyVault/vaults/keys/read'
   'Microsoft.KeyVault/vaults/keys/update/action'
+  'Microsoft.KeyVault/vaults/keys/recover/action'
   'Microsoft.KeyVault/vaults/secrets/readMetadata/action'
   'Microsoft.KeyVault/vaults/secrets/update/action'
+  'Microsoft.KeyVault/vaults/secrets/recover/action'
 ], escrowOn ? [
   'Microsoft.KeyVault/vaults/keys/backup/action'
   'Microsoft.KeyVault/vaults/secrets/backup/action'
 ] : [])
+
+// Vault writes, only with remediation (add Backup's access policy) or the purge-protection
+// switch (a vaults/write PATCH) on.
+var keyguardVaultWriteActions = concat(remediationOn ? [
+  'Microsoft.KeyVault/vaults/accessPolicies/write'
+] : [], purgeProtectionOn ? [
+  'Microsoft.KeyVault/vaults/write'
+] : [])
+var vaultWritesOn = remediationOn || purgeProtectionOn
+
+// RBAC remediation: create role assignments, constrained by the assignment's ABAC condition
+// (modules/keyvault-access.bicep) to the Backup role for the Backup principal.
+var keyguardAssignerActions = [
+  'Microsoft.Authorization/roleAssignments/write'
+]
+
+// Every Recovery Services vault: read protected items, their recovery points, policies and
+// jobs; trigger an on-demand backup and follow its operation. Not Backup Operator, which can
+// also change protection and restore.
+var keyguardBackupActions = [
+  'Microsoft.RecoveryServices/vaults/backupProtectedItems/read'
+  'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/read'
+  'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/read'
+  'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/backup/action'
+  'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/operationsStatus/read'
+  'Microsoft.RecoveryServices/vaults/backupPolicies/read'
+  'Microsoft.RecoveryServices/vaults/backupJobs/read'
+]
+var keyguardVaultWriterRoleGuid = guid(subscription().id, namePrefix, 'keyguard-vault-writer')
+var keyguardAssignerRoleGuid = guid(subscription().id, namePrefix, 'keyguard-backup-access-assigner')
 
 // Exactly what Azure Backup needs on an RBAC vault (azure-facts §4.2), instead of the Key
 // Vault Administrator role the docs also offer. Access remediation assigns it to Backup
@@ -262,17 +321,97 @@ resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   tags: tags
 }
 
+resource keyguardSubscriptionRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, namePrefix, 'keyguard-subscription-reader')
+  properties: {
+    roleName: 'Keyguard subscription reader (${namePrefix})'
+    description: 'Keyguard: list and read VMs, disks and disk encryption sets, backup status, vaults and role definitions.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: keyguardSubscriptionActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
 resource keyguardVaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, namePrefix, 'keyguard-vault-operator')
   properties: {
     roleName: 'Keyguard vault operator (${namePrefix})'
-    description: 'Keyguard: read key/secret metadata, keep needed versions enabled and tagged, escrow backups.'
+    description: 'Keyguard: read the vault and its role assignments, read key/secret metadata, keep needed versions enabled and tagged, recover them, escrow backups.'
     type: 'CustomRole'
     permissions: [
       {
-        actions: []
+        actions: keyguardVaultActions
         notActions: []
         dataActions: keyguardVaultDataActions
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
+resource keyguardVaultWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (vaultWritesOn) {
+  name: keyguardVaultWriterRoleGuid
+  properties: {
+    roleName: 'Keyguard vault writer (${namePrefix})'
+    description: 'Keyguard remediation: add Backup\'s access policy; switch purge protection on.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: keyguardVaultWriteActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
+resource keyguardAssignerRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (remediationOn) {
+  name: keyguardAssignerRoleGuid
+  properties: {
+    roleName: 'Keyguard Backup access assigner (${namePrefix})'
+    description: 'Keyguard remediation: assign roles (the assignment\'s condition allows only the Backup role for Backup).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: keyguardAssignerActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([
+      subscription().id
+    ], subscriptionScopes)
+  }
+}
+
+resource keyguardBackupRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, namePrefix, 'keyguard-backup-operator')
+  properties: {
+    roleName: 'Keyguard backup operator (${namePrefix})'
+    description: 'Keyguard: read protected items, recovery points, policies and jobs; trigger on-demand backups and follow them.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: keyguardBackupActions
+        notActions: []
+        dataActions: []
         notDataActions: []
       }
     ]
@@ -469,14 +608,29 @@ module subscriptionTopics 'modules/subscription-topic.bicep' = [for s in watched
 
 // --- Keyguard's grants outside its resource group ------------------------------------------
 
+module subscriptionReaders 'modules/subscription-reader.bicep' = [for s in watchedSubscriptions: {
+  name: 'keyguard-sub-reader-${uniqueString(s.subscriptionId)}'
+  scope: subscription(s.subscriptionId)
+  params: {
+    keyguardPrincipalId: identity.outputs.principalId
+    roleGuid: keyguardSubscriptionRole.name
+  }
+}]
+
 module keyVaultAccess 'modules/keyvault-access.bicep' = [for v in keyVaults: {
   name: 'keyguard-kv-access-${uniqueString(v.id)}'
   scope: resourceGroup(split(v.id, '/')[2], split(v.id, '/')[4])
+  dependsOn: [
+    keyguardVaultWriterRole
+    keyguardAssignerRole
+  ]
   params: {
     vaultId: v.id
     rbac: v.rbac
     keyguardPrincipalId: identity.outputs.principalId
     keyguardVaultRoleGuid: keyguardVaultRole.name
+    keyguardVaultWriterRoleGuid: keyguardVaultWriterRoleGuid
+    keyguardAssignerRoleGuid: keyguardAssignerRoleGuid
     escrow: escrowOn
     remediation: remediationOn
     enablePurgeProtection: purgeProtectionOn
@@ -491,14 +645,7 @@ module backupOperators 'modules/backup-operator.bicep' = [for rsvId in recoveryV
   params: {
     recoveryVaultId: rsvId
     keyguardPrincipalId: identity.outputs.principalId
-  }
-}]
-
-module computeReaders 'modules/compute-reader.bicep' = [for rgId in computeResourceGroupIds: {
-  name: 'keyguard-reader-${uniqueString(rgId)}'
-  scope: resourceGroup(split(rgId, '/')[2], split(rgId, '/')[4])
-  params: {
-    keyguardPrincipalId: identity.outputs.principalId
+    roleGuid: keyguardBackupRole.name
   }
 }]
 

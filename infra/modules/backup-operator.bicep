@@ -1,7 +1,8 @@
-// Backup Operator for Keyguard on one Recovery Services vault, deployed into the vault's
-// resource group: read protected items, recovery points and jobs, and trigger on-demand
-// backups — without Backup Contributor's power to change policies or stop protection, and
-// without being able to delete backup data.
+// Keyguard's backup grant on one Recovery Services vault, deployed into the vault's resource
+// group: the custom "Keyguard backup operator" role (main.bicep, keyguardBackupActions) —
+// read protected items, recovery points, policies and jobs, trigger on-demand backups and
+// follow their operations. Not the built-in Backup Operator, which can also configure
+// protection and restore; nothing here can change policies, stop protection or delete data.
 
 @description('Resource id of the Recovery Services vault.')
 param recoveryVaultId string
@@ -9,18 +10,18 @@ param recoveryVaultId string
 @description('Principal (object) id of Keyguard\'s identity.')
 param keyguardPrincipalId string
 
-// Backup Operator (azure-facts §5.7).
-var backupOperator = '00c29273-979b-4161-815c-10b084fb9324'
+@description('GUID of the Keyguard backup operator custom role.')
+param roleGuid string
 
 resource recoveryVault 'Microsoft.RecoveryServices/vaults@2023-04-01' existing = {
   name: last(split(recoveryVaultId, '/'))
 }
 
 resource operator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(recoveryVault.id, keyguardPrincipalId, backupOperator)
+  name: guid(recoveryVault.id, keyguardPrincipalId, roleGuid)
   scope: recoveryVault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', backupOperator)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Keyguard: trigger on-demand backups and follow their jobs.'

@@ -1,18 +1,19 @@
 // Keyguard's access to one Key Vault, deployed into the vault's resource group. Every grant is
-// scoped to this vault alone.
+// scoped to this vault alone, and each is a custom role (main.bicep) with exactly the actions
+// Keyguard's calls need here (tests/infra/test_arm_grants.py derives them from the code).
 //
-// * Reader (management plane) — read the vault's properties (permission model, soft delete,
-//   purge protection), its access policies and, through Microsoft.Authorization/*/read, the
-//   role assignments and role definitions at and above the vault: what "verify Backup access"
-//   inspects. No data access.
-// * Data plane, RBAC vaults — the custom "Keyguard vault operator" role (main.bicep): read
-//   key/secret metadata, update their attributes and tags (keep pinned versions enabled, tag
-//   them), back them up for escrow. Not Crypto/Secrets Officer: those can create, delete and
-//   purge, and Secrets User/Officer read secret values, which Keyguard never needs.
+// * "Keyguard vault operator", on every vault — management plane: read the vault's
+//   properties (permission model, soft delete, purge protection) and the role and deny
+//   assignments at and above it, what "verify Backup access" inspects. Data plane (RBAC
+//   vaults only; an access-policy vault ignores data actions): read key/secret metadata,
+//   update their attributes and tags (keep pinned versions enabled, tag them), recover a
+//   soft-deleted needed object, back them up for escrow. Not Crypto/Secrets Officer: those
+//   can create, delete and purge, and Secrets User/Officer read secret values.
 // * Data plane, access-policy vaults — one policy entry, added (not replacing the others):
-//   keys get/list/update/backup; secrets get/list/set/backup. The access-policy model has no
-//   narrower permission than "set" for updating a secret's attributes and tags, and no
-//   metadata-only "get"; Keyguard reads metadata only, never values.
+//   keys get/list/update/recover(/backup); secrets get/list/set/recover(/backup). The
+//   access-policy model has no narrower permission than "set" for updating a secret's
+//   attributes and tags, and no metadata-only "get" (a deleted object's read needs "get");
+//   Keyguard reads metadata only, never values.
 // * Remediation (off by default) — see the two resources at the end.
 
 @description('Resource id of the Key Vault.')
@@ -26,6 +27,12 @@ param keyguardPrincipalId string
 
 @description('GUID of the Keyguard vault operator custom role (a tenant-wide definition, addressed in this vault\'s subscription).')
 param keyguardVaultRoleGuid string
+
+@description('GUID of the Keyguard vault writer custom role (access-policy and purge-protection writes).')
+param keyguardVaultWriterRoleGuid string
+
+@description('GUID of the Keyguard Backup access assigner custom role (role assignment writes).')
+param keyguardAssignerRoleGuid string
 
 @description('Include keys/secrets backup in the access-policy entry (escrow on).')
 param escrow bool
@@ -42,16 +49,11 @@ param backupPrincipalId string
 @description('GUID of the custom role granting Backup its five data actions (RBAC remediation).')
 param backupRoleGuid string
 
-var roles = {
-  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
-  keyVaultContributor: 'f25e0fa2-a7c8-4377-a976-54943a77a395'
-  rbacAdministrator: 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
-}
-
 var keyPermissions = concat([
   'get'
   'list'
   'update'
+  'recover'
 ], escrow ? [
   'backup'
 ] : [])
@@ -59,6 +61,7 @@ var secretPermissions = concat([
   'get'
   'list'
   'set'
+  'recover'
 ], escrow ? [
   'backup'
 ] : [])
@@ -71,25 +74,14 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: last(split(vaultId, '/'))
 }
 
-resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, keyguardPrincipalId, roles.reader)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader)
-    principalId: keyguardPrincipalId
-    principalType: 'ServicePrincipal'
-    description: 'Keyguard: read vault properties, access policies and role assignments.'
-  }
-}
-
-resource dataRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rbac) {
+resource operator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, keyguardPrincipalId, keyguardVaultRoleGuid)
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyguardVaultRoleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Keyguard: keep needed key/secret versions enabled and tagged; escrow backups.'
+    description: 'Keyguard: read the vault and its role assignments; keep needed key/secret versions enabled, tagged and recovered; escrow backups.'
   }
 }
 
@@ -112,28 +104,30 @@ resource policy 'Microsoft.KeyVault/vaults/accessPolicies@2023-07-01' = if (!rba
 }
 
 // Access-policy vaults: adding Backup's policy entry is a management-plane write
-// (vaults/accessPolicies/write), which only Key Vault Contributor (or broader) grants; it is
-// also what enabling purge protection needs on any vault (vaults/write). Granted only when one
-// of those switches is on, because it lets its holder rewrite the vault's policies.
-resource contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((remediation && !rbac) || enablePurgeProtection) {
-  name: guid(vault.id, keyguardPrincipalId, roles.keyVaultContributor)
+// (vaults/accessPolicies/write); enabling purge protection on any vault is a vaults/write.
+// The "Keyguard vault writer" role holds just those (each only with its switch on), instead
+// of Key Vault Contributor (which can also delete the vault). Granted only when one of the
+// switches is on, because it lets its holder rewrite the vault's policies.
+resource writer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((remediation && !rbac) || enablePurgeProtection) {
+  name: guid(vault.id, keyguardPrincipalId, keyguardVaultWriterRoleGuid)
   scope: vault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyguardVaultWriterRoleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Keyguard remediation: add Backup\'s access policy / enable purge protection.'
   }
 }
 
-// RBAC vaults: remediation assigns the Backup custom role to the Backup principal. Role Based
-// Access Control Administrator, constrained by an ABAC condition to exactly that assignment,
-// instead of User Access Administrator or Owner.
-resource rbacAdmin 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (remediation && rbac) {
-  name: guid(vault.id, keyguardPrincipalId, roles.rbacAdministrator)
+// RBAC vaults: remediation assigns the Backup custom role to the Backup principal. The
+// "Keyguard Backup access assigner" role (roleAssignments/write only), constrained by an ABAC
+// condition to exactly that assignment, instead of Role Based Access Control Administrator,
+// User Access Administrator or Owner.
+resource assigner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (remediation && rbac) {
+  name: guid(vault.id, keyguardPrincipalId, keyguardAssignerRoleGuid)
   scope: vault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.rbacAdministrator)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyguardAssignerRoleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Keyguard remediation: may only assign the Backup custom role to Backup.'

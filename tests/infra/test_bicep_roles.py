@@ -55,18 +55,20 @@ def test_keyguard_vault_role_is_narrow() -> None:
     assert set(actions) == {
         "Microsoft.KeyVault/vaults/keys/read",
         "Microsoft.KeyVault/vaults/keys/update/action",
+        "Microsoft.KeyVault/vaults/keys/recover/action",
         "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
         "Microsoft.KeyVault/vaults/secrets/update/action",
+        "Microsoft.KeyVault/vaults/secrets/recover/action",
         "Microsoft.KeyVault/vaults/keys/backup/action",
         "Microsoft.KeyVault/vaults/secrets/backup/action",
     }
-    assert permissions["actions"] == []
-    # ... and it is the role Keyguard gets on RBAC vaults (only there).
+    # management plane: reads only (tests/infra/test_arm_grants.py checks them against the code)
+    assert all(a.endswith("/read") for a in variable(MAIN, permissions["actions"]))
+    # ... and it is the role Keyguard gets on every vault (data actions count on RBAC vaults).
     _, params = module_call(MAIN, "keyVaultAccess")
     assert string_leaves(params["keyguardVaultRoleGuid"]) == ["keyguardVaultRole", "name"]
-    access = parse(module_file("keyvault-access.bicep"))["resources"]["dataRole"]["config"]
-    assert access["condition"] == "rbac"
-    assert "keyguardVaultRoleGuid" in string_leaves(access["config"]["properties"])
+    access = parse(module_file("keyvault-access.bicep"))["resources"]["operator"]["config"]
+    assert "keyguardVaultRoleGuid" in string_leaves(access["properties"])
 
 
 def _role_assignments() -> list[tuple[str, str, dict[str, Any]]]:
@@ -79,10 +81,10 @@ def _role_assignments() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_role_assignments_are_scoped_and_never_broad() -> None:
     assignments = _role_assignments()
-    assert len(assignments) >= 10
+    assert len(assignments) >= 9
     for file, name, res in assignments:
-        # Every grant names its scope, except the resource-group Reader on compute groups.
-        assert "scope" in res or file == "compute-reader.bicep", f"{file}:{name} has no scope"
+        # Every grant names its scope, except the subscription-level one (its deployment's).
+        assert "scope" in res or file == "subscription-reader.bicep", f"{file}:{name} has no scope"
     # No broad built-in role is referenced anywhere (role ids live in variables).
     for path in bicep_files():
         tree = parse(path)
@@ -98,7 +100,7 @@ def test_rbac_remediation_is_constrained_to_the_backup_role() -> None:
     access = resources_of_type(
         module_file("keyvault-access.bicep"), "Microsoft.Authorization/roleAssignments"
     )
-    props = access["rbacAdmin"]["properties"]
+    props = access["assigner"]["properties"]
     assert props["condition"] == "assignBackupRoleOnly"
     assert props["conditionVersion"] == "2.0"
     condition = variable(module_file("keyvault-access.bicep"), "assignBackupRoleOnly")
@@ -115,7 +117,7 @@ def test_rbac_remediation_is_constrained_to_the_backup_role() -> None:
     ]
     conditions = {
         name: parse(module_file("keyvault-access.bicep"))["resources"][name]["config"]["condition"]
-        for name in ("rbacAdmin", "contributor", "dataRole", "policy")
+        for name in ("assigner", "writer", "policy")
     }
     assert all(conditions.values()), "remediation and model-specific grants are conditional"
 
@@ -127,8 +129,8 @@ def test_access_policy_entry_is_metadata_and_update_only() -> None:
     keys = string_leaves(variable(path, "keyPermissions"))
     secrets = string_leaves(variable(path, "secretPermissions"))
     # Exactly these, "backup" only with escrow (the leaves include the condition's name).
-    assert set(keys) == {"get", "list", "update", "backup", "escrow"}
-    assert set(secrets) == {"get", "list", "set", "backup", "escrow"}
+    assert set(keys) == {"get", "list", "update", "recover", "backup", "escrow"}
+    assert set(secrets) == {"get", "list", "set", "recover", "backup", "escrow"}
 
 
 def test_backup_principal_parameter_documents_the_lookup() -> None:

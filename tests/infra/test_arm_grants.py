@@ -1,0 +1,106 @@
+"""What the code calls, the deployment allows — and nothing more.
+
+The needs come from the code (tests/infra/code_calls.py: every SDK operation Keyguard's code
+names, sent through the real SDK client to read its method and URL, turned into ARM's action
+and scope by the same derivation the local Azure enforces); the grants come from the Bicep
+(local/azure/authorization_infra.py, also what the local Azure gives Keyguard). Per kind of
+scope (subscription, Key Vault, Recovery Services vault) the two must be equal: a call
+without a grant fails, and so does a grant no call needs (or a wildcard).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from local.azure.authorization_infra import keyguard_grants
+from local.azure.keyvault_access import PERMISSIONS
+from tests.infra import code_calls
+from tests.infra.bicep import MAIN, REPO
+
+
+def _granted(**switches: str) -> dict[str, dict[str, str]]:
+    """kind -> {action (lower-case): role} over every grant (both vault models)."""
+    out: dict[str, dict[str, str]] = {}
+    for grant in keyguard_grants(**switches).grants:
+        if not (grant.applies(rbac=True) or grant.applies(rbac=False)):
+            continue
+        for action in grant.actions:
+            out.setdefault(grant.kind, {})[action.lower()] = grant.role
+    return out
+
+
+def _needed() -> dict[str, dict[str, tuple[str, ...]]]:
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for need in code_calls.arm_needs():
+        out.setdefault(need.kind, {})[need.action.lower()] = need.uses
+    return out
+
+
+def test_the_scan_finds_the_calls_issue_13_names() -> None:
+    # a scanner that found nothing would make the grant test pass vacuously
+    needed = _needed()
+    assert "microsoft.compute/virtualmachines/read" in needed["subscription"]  # list_all
+    assert "microsoft.recoveryservices/locations/backupstatus/action" in needed["subscription"]
+    assert "microsoft.keyvault/vaults/read" in needed["subscription"]  # list_by_subscription
+    backup = "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems"
+    assert f"{backup}/backup/action" in needed["recoveryvault"]
+    assert "microsoft.authorization/roleassignments/write" in needed["keyvault"]
+    assert ("key", "recover") in code_calls.data_plane_needs()
+
+
+@pytest.mark.parametrize("kind", ["subscription", "keyvault", "recoveryvault"])
+def test_infra_grants_exactly_the_arm_actions_the_code_needs(kind: str) -> None:
+    needed = _needed().get(kind, {})
+    granted = _granted().get(kind, {})
+    missing = {a: needed[a] for a in sorted(set(needed) - set(granted))}
+    extra = {a: granted[a] for a in sorted(set(granted) - set(needed))}
+    assert not missing, f"infra/ grants Keyguard nothing for these {kind}-scope calls: {missing}"
+    assert not extra, f"infra/ grants at {kind} scope what no call needs: {extra}"
+
+
+def test_infra_grants_exactly_the_data_plane_permissions_the_code_needs() -> None:
+    needs = code_calls.data_plane_needs()
+    infra = keyguard_grants()
+    policy = infra.access_policy
+    assert policy is not None and policy.applies(rbac=False) and not policy.applies(rbac=True)
+    for kind, granted in (("key", policy.keys), ("secret", policy.secrets)):
+        wanted = {PERMISSIONS[kind][op][0] for k, op in needs if k == kind}
+        assert set(granted) == wanted, f"access-policy {kind} permissions"
+    data_actions = {
+        a.lower()
+        for g in infra.grants
+        if g.kind == "keyvault" and g.applies(rbac=True)
+        for a in g.data_actions
+    }
+    wanted_rbac = {PERMISSIONS[kind][op][1].lower() for kind, op in needs}
+    assert data_actions == wanted_rbac
+    assert "microsoft.keyvault/vaults/keys/recover/action" in data_actions
+
+
+def test_switches_off_grant_no_writes_and_no_backups() -> None:
+    off = {"remediation": "false", "escrow": "false", "enablePurgeProtection": "false"}
+    granted = _granted(**off)
+    writes = {
+        a for actions in granted.values() for a in actions if a.endswith(("/write", "/delete"))
+    }
+    assert writes == set(), "remediation and purge protection off: no management-plane write"
+    infra = keyguard_grants(**off)
+    assert infra.access_policy is not None
+    assert "backup" not in infra.access_policy.keys + infra.access_policy.secrets
+    assert not any("backup/action" in a for g in infra.grants for a in g.data_actions)
+
+
+def test_grants_name_actions_exactly() -> None:
+    for grant in keyguard_grants().grants:
+        for action in grant.actions + grant.data_actions:
+            assert "*" not in action, f"{grant.role}: wildcard {action!r}"
+
+
+def test_main_header_names_a_parameters_file_that_exists() -> None:
+    header = "\n".join(line for line in MAIN.read_text().splitlines() if line.startswith("//"))
+    for name in re.findall(r"infra/[\w./-]+\.(?:json|bicepparam)", header):
+        assert (REPO / name).is_file(), name
+    assert ".bicepparam" not in header or (REPO / "infra/main.example.bicepparam").is_file()
+    assert "infra/main.example.parameters.json" in header
