@@ -13,7 +13,9 @@ Azure with ``local/scenarios/demo.yaml`` and the local Functions host running
 3. someone removes Azure Backup's access policy: detected, repaired, alerted;
 4. someone disables an old KEK version that backups still need (Key Vault emits no event
    for that): the report shows the damage, the next sweep finds and re-enables it;
-5. the restorability report, read from the HTTP function behind its function key.
+5. the restorability report, read from the HTTP function behind its function key;
+6. a restore plan for one VM (``GET /api/restore-plan``, as ``keyguard restore-plan`` prints
+   it): its newest restorable point, what to fix in Key Vault first, the restore-disks command.
 
 Everything printed comes from the running system: the local Azure's delivery log, state and
 received alerts, the host's structured logs and Keyguard's own HTTP function. Each act's
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -125,6 +128,20 @@ def report_table(stack: Stack) -> str:
     )
     with urllib.request.urlopen(request, timeout=120) as response:
         return str(response.read().decode())
+
+
+def restore_plan(stack: Stack, vm: str, *, key: bool = True) -> tuple[int, str]:
+    """(status, body) of the restore plan from the HTTP function (``key=False``: without
+    the function key, as anyone else would call it)."""
+    headers = {"x-functions-key": stack.host.function_key} if key else {}
+    request = urllib.request.Request(
+        f"{stack.host.base_url}/api/restore-plan?vm={vm}&format=text", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return int(response.status), str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), ""
 
 
 @dataclass
@@ -263,6 +280,19 @@ def run(scenario: str) -> int:
         for line in final.splitlines():
             say("  " + line)
         checks.expect("NOT RESTORABLE" not in final, "every VM is restorable again")
+
+        heading("Act 6 — a restore plan for vm-web (GET /api/restore-plan?vm=vm-web)")
+        status, plan = restore_plan(stack, "vm-web")
+        for line in plan.splitlines():
+            say("  " + line)
+        checks.expect(
+            status == 200 and "az backup restore restore-disks" in plan and "READY" in plan,
+            "vm-web's newest restorable point has its restore-disks command, nothing to fix first",
+        )
+        checks.expect(
+            restore_plan(stack, "vm-web", key=False)[0] == 401,
+            "without the function key the plan is refused",
+        )
         heading("Done" if not checks.failed else "FAILED")
         for what in checks.failed:
             say(f"  not true: {what}")
