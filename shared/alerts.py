@@ -11,8 +11,10 @@ Without a configured topic, alerts are logged and recorded only.
 
 The dedupe row is an outbox: it is written ``pending`` with the alert before the publish and
 becomes ``sent`` only after it (a topic-less publish counts as sent). A process killed between
-the two (SIGKILL, the topic answering 503 meanwhile) leaves a pending row that never
-suppresses: the next raise of the same alert sends it under the row's CloudEvent id, and the
+the two (SIGKILL, the topic answering 503 meanwhile) leaves a pending row that suppresses
+only while its claim may still be in flight (:data:`IN_FLIGHT`, so workers raising one
+alert at once send it once): the next raise after that sends it under the row's CloudEvent
+id, and the
 sweep (:meth:`AlertPublisher.resend_pending`) sends every row pending for longer than
 :data:`PENDING_GRACE`. A row written before the outbox (no ``State``) counts as sent.
 """
@@ -52,6 +54,12 @@ UNSENDABLE: Final = "unsendable"
 #: A pending row younger than this may still be in flight (a publish, a queued retry that
 #: is about to run): the sweep leaves it alone.
 PENDING_GRACE: Final = timedelta(minutes=5)
+#: A pending row claimed less than this ago is another worker's publish in flight: a raise of
+#: the same problem meanwhile is suppressed (four workers raising one alert at once send it
+#: once). Older, the claimer is presumed dead and the row is re-claimed. A live publish
+#: slower than this costs a second delivery under the same CloudEvent id, which subscribers
+#: drop; a crash within it is re-sent by the next raise after it or by the sweep.
+IN_FLIGHT: Final = timedelta(seconds=30)
 #: Table string properties hold 64 KiB (32 K UTF-16 units); the stored alert stays below.
 MAX_STORED_ALERT: Final = 30000
 
@@ -355,7 +363,11 @@ class AlertPublisher:
             self._count("alerts.deferred")
             # The row stays pending, so the redelivered work (or the sweep) raises it again
             # even when the fallback cannot be stored either.
-            self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
+            try:
+                self._queue.enqueue(alert_item(alert, event_id), delay_seconds=0)
+            except StorageError:
+                self._release(alert, event_id)  # nothing is in flight: the next raise sends
+                raise
             return False
         self._count("alerts.sent" if sent else "alerts.logged_only")
         mark_sent(self._table, alert, event_id, self._now())
@@ -435,6 +447,24 @@ class AlertPublisher:
             log.warning("alert.mark_unsendable_failed", event_id=row.get("EventId"))
         return None
 
+    def _release(self, alert: Alert, event_id: str) -> None:
+        """Drop this worker's claim on a row it failed to send (best effort), so the next raise
+        of the problem is not taken for a publish in flight."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._table.update_entity(
+                {
+                    "PartitionKey": DEDUPE_PARTITION,
+                    "RowKey": alert.dedupe_key,
+                    "ClaimedAt": self._now() - IN_FLIGHT,
+                },
+                mode=UpdateMode.MERGE,
+            )
+        except AzureError:
+            log.warning("alert.release_failed", event_id=event_id)
+
     def _reclaim(self, row: Any, now: datetime) -> bool:
         """Take a pending row for one more send (ETag): False when another worker just did."""
         from azure.core import MatchConditions
@@ -463,8 +493,8 @@ class AlertPublisher:
     def _claim(self, alert: Alert) -> str | None:
         """Claim the dedupe slot for ``alert``: its event id, or None when suppressed.
 
-        A pending row (an alert never sent) is re-claimed under its own event id, never a
-        reason to suppress.
+        A pending row (an alert never sent) is re-claimed under its own event id once its
+        claim is older than :data:`IN_FLIGHT`; a younger one is a publish in flight elsewhere.
         """
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError
@@ -498,6 +528,9 @@ class AlertPublisher:
             except ResourceExistsError:
                 current = self._table.get_entity(DEDUPE_PARTITION, key)
             if current.get("State") == PENDING and current.get("EventId"):
+                claimed = current.get("ClaimedAt")
+                if isinstance(claimed, datetime) and now - claimed < IN_FLIGHT:
+                    return None  # another worker's publish is in flight
                 return str(current["EventId"]) if self._reclaim(current, now) else None
             until = current.get("Until")
             if isinstance(until, datetime) and until > now:

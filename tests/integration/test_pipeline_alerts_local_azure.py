@@ -95,14 +95,19 @@ class _DyingAzure:
 
 
 def _crash(rt: Runtime) -> None:
-    """Raise ALERT in a process that dies before the topic has it (same table and queue)."""
+    """Raise ALERT in a process that dies before the topic has it (same table and queue), a
+    minute ago: older than a publish in flight (``shared.alerts.IN_FLIGHT``)."""
+    from datetime import timedelta
+
     from shared.alerts import AlertPublisher
+    from shared.workitems import utc_now
 
     dying = AlertPublisher(
         _DyingAzure(),  # type: ignore[arg-type]
         rt.storage.table(names.ALERTS_TABLE),
         rt.work_queue,
         dedupe_minutes=rt.settings.alert_dedupe_minutes,
+        now=lambda: utc_now() - timedelta(minutes=1),
     )
     with pytest.raises(SystemExit):
         dying.publish([ALERT])
@@ -142,3 +147,25 @@ def test_the_sweep_sends_an_alert_a_crash_left_pending(
     assert row["State"] == "sent" and row["EventId"] == event["id"]
     assert resend_alerts(rt.alerts) == 0  # nothing pending any more
     assert len(_received(local_azure)) == 1
+
+
+def test_a_raise_during_another_workers_publish_is_suppressed_not_sent_twice(
+    rt: Runtime, local_azure: LocalAzure
+) -> None:
+    """A pending row claimed just now is a publish in flight elsewhere (here: a worker that
+    died a moment ago looks the same): the raise meanwhile sends nothing; after
+    ``IN_FLIGHT`` the next raise sends it."""
+    from shared.alerts import IN_FLIGHT, AlertPublisher
+
+    dying = AlertPublisher(
+        _DyingAzure(),  # type: ignore[arg-type]
+        rt.storage.table(names.ALERTS_TABLE),
+        rt.work_queue,
+        dedupe_minutes=rt.settings.alert_dedupe_minutes,
+    )
+    with pytest.raises(SystemExit):
+        dying.publish([ALERT])
+
+    assert rt.alerts.publish([ALERT]) == []
+    assert _received(local_azure) == []
+    assert IN_FLIGHT.total_seconds() <= 60  # the next redelivery or raise is not held long
