@@ -3,7 +3,8 @@
 Scenario sections (see ``local/azure/README.md``)::
 
     disk_encryption_sets: [{name, resource_group, key_vault, key, key_version?, auto_rotate?,
-                            location?, tags?}]
+                            location?, tags?, principal?: name|oid (system-assigned),
+                            user_assigned?: [name|oid]}]
     disks: [{name, resource_group, location?, size_gb?, des?: name}]   # unattached disks
     virtual_machines: [{name, resource_group, location, os_type, data_disks?: int,
                         security_type?: TrustedLaunch,
@@ -186,6 +187,36 @@ def _os_configuration(windows: bool) -> dict[str, Any]:
     }
 
 
+def _des_identity(world: World, entry: dict[str, Any]) -> dict[str, Any]:
+    """A DES's ``identity`` as Compute returns it: system-assigned (``principal``: a scenario
+    principal's name or an object id; default a fresh id), or with ``user_assigned:
+    [principal, ...]`` user-assigned identities (``userAssignedIdentities`` keyed by the
+    identity's ARM id, each with ``principalId``/``clientId``, as recorded)."""
+    principal = entry.get("principal")
+    system = {"principalId": str(world.principals.get(principal, principal) or uuid.uuid4())}
+    users = list(entry.get("user_assigned") or [])
+    if not users:
+        return {"type": "SystemAssigned", **system, "tenantId": world.tenant_id}
+    sub = subscription_of(world, entry)
+    assigned = {
+        resource_id(
+            sub, entry["resource_group"], "Microsoft.ManagedIdentity/userAssignedIdentities", name
+        ): {
+            "principalId": str(world.principals.get(name, name)),
+            "clientId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"client|{name}")),
+        }
+        for name in users
+    }
+    if entry.get("principal"):
+        return {
+            "type": "SystemAssigned, UserAssigned",
+            **system,
+            "tenantId": world.tenant_id,
+            "userAssignedIdentities": assigned,
+        }
+    return {"type": "UserAssigned", "userAssignedIdentities": assigned}
+
+
 def _load_des(world: World, entry: dict[str, Any]) -> None:
     sub = subscription_of(world, entry)
     rid = resource_id(
@@ -197,11 +228,7 @@ def _load_des(world: World, entry: dict[str, Any]) -> None:
         "type": "Microsoft.Compute/diskEncryptionSets",
         "location": entry.get("location", "westeurope"),
         "tags": dict(entry.get("tags") or {}),
-        "identity": {
-            "type": "SystemAssigned",
-            "principalId": str(uuid.uuid4()),
-            "tenantId": world.tenant_id,
-        },
+        "identity": _des_identity(world, entry),
         "properties": {
             "activeKey": _kv_ref(
                 world, entry["key_vault"], "key", entry["key"], entry.get("key_version")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from shared.access.des_repair import des_alerts
 from shared.access.permissions import Requirement
 from shared.access.remediate import KEYGUARD_ROLE_NAME
 from shared.access.report import AccessReport
@@ -160,6 +161,7 @@ def access_alerts(
         )
     if report.needs_purge_protection:
         alerts.append(_unprotected(report, correlation))
+    alerts.extend(des_alerts(report, correlation))  # DES identities (issue 14)
     return tuple(alerts)
 
 

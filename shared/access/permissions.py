@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 ObjectType = Literal["key", "secret"]
 RequirementSource = Literal["inventory", "work_item", "default"]
@@ -48,6 +48,12 @@ SECRET_DATA_ACTIONS: Final[tuple[str, ...]] = (
 
 #: The permission that stands for every permission of its kind in an access policy.
 ALL: Final = "all"
+
+
+class PolicyNeeds(Protocol):
+    """What an access-policy evaluation asks: permissions per kind (``keys``/``secrets``)."""
+
+    def policy_permissions(self) -> dict[str, tuple[str, ...]]: ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Access-policy evaluation: does Backup's entry grant what the requirement asks?
+"""Access-policy evaluation: does a principal's entry grant what the requirement asks?
+
+The principal is Backup's (its requirement: ``permissions.Requirement``) or a disk
+encryption set's identity (``shared.access.des``).
 
 Only entries for the Backup principal's object id *in the configured tenant* count, and only
 plain ones: an entry with ``applicationId`` is a compound identity (the principal acting
@@ -12,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.access.model import AccessPolicyView
-from shared.access.permissions import Requirement, missing_permissions, normalize
+from shared.access.permissions import PolicyNeeds, missing_permissions, normalize
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def evaluate_policies(
     *,
     object_id: str,
     tenant_id: str,
-    requirement: Requirement,
+    requirement: PolicyNeeds,
 ) -> PolicyVerdict:
     """Compare Backup's entries with the required permissions.
 
@@ -63,7 +66,8 @@ def evaluate_policies(
     object_id, tenant_id:
         The Backup Management Service principal's object id and the configured tenant.
     requirement:
-        Which object kinds Backup must read (see ``permissions.requirement_for``).
+        Which object kinds Backup must read (see ``permissions.requirement_for``), or what a
+        DES identity needs on its key (``shared.access.des.DES_REQUIREMENT``).
     """
     entries = backup_entries(policies, object_id, tenant_id)
     granted = {

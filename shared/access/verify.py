@@ -1,9 +1,11 @@
-"""Verify Azure Backup's access to one vault: one vault GET, then branch on the model.
+"""Verify Azure Backup's access to one vault — and the access of the disk encryption sets
+whose keys it holds (``shared.access.des``): one vault GET, then branch on the model.
 
 Cost per verification (the economy the issue asks for): one vault GET; for RBAC vaults one
 role-assignment list for the Backup principal (it returns inherited assignments too, from
 management groups as well), one deny-assignment list for the vault's scope, and one GET per
-role definition not already in the per-process cache. Nothing else.
+role definition not already in the per-process cache; and one role-assignment list per DES
+identity whose key the (RBAC) vault holds. Nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from shared.access.des import DesKeySource, judge_des
 from shared.access.hygiene import evaluate_hygiene
 from shared.access.model import VaultView
 from shared.access.permissions import requirement_for
@@ -53,7 +56,27 @@ class Verifier:
     def judge(
         self, vault: VaultView, item_object_types: Iterable[str] | None = None
     ) -> AccessReport:
-        """Judge an already read vault (RBAC vaults still list assignments)."""
+        """Judge an already read vault (RBAC vaults still list assignments): Backup's access
+        where protected VMs need it, and every DES identity's access to its key here."""
+        report = self._judge_backup(vault, item_object_types)
+        source = self.needs if isinstance(self.needs, DesKeySource) else None
+        des_keys = source.des_for_vault(vault.id) if source is not None else ()
+        if not des_keys:
+            return report
+        resolve = lambda rid: self.definitions.get(rid, self.roles.get_role_definition)  # noqa: E731
+        access = judge_des(
+            vault,
+            des_keys,
+            tenant_id=self.tenant_id,
+            roles=self.roles,
+            resolve=resolve,
+            denies=lambda: self.roles.list_deny_assignments(vault.id),
+        )
+        return replace(report, des_access=access)
+
+    def _judge_backup(
+        self, vault: VaultView, item_object_types: Iterable[str] | None
+    ) -> AccessReport:
         inventory_needs = self.needs.needs_for_vault(vault.id)
         requirement = requirement_for(inventory_needs, item_object_types)
         vms = tuple(self.needs.vms_for_vault(vault.id)) if requirement.needed else ()

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StorageError
+from shared.inventory.records import DesRecord
 from shared.inventory.store import Inventory
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    from shared.access.des import DesKeyView
     from shared.access.ports import VaultNeeds
     from shared.actions.base import ActionContext
 
@@ -35,6 +37,7 @@ class InventoryVaultNeeds:
         self._inventory = inventory
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._empty: bool | None = None
+        self._des: list[DesRecord] | None = None
 
     def _needs(self, vault_id: str) -> list[dict[str, Any]] | None:
         """The vault's rows; None when the inventory cannot be read (the check goes on
@@ -62,6 +65,25 @@ class InventoryVaultNeeds:
         if rows is None or (not rows and self._knows_nothing()):
             return None
         return {r["type"] for r in rows if r["type"] in ADE_TYPES}
+
+    def des_for_vault(self, vault_id: str) -> Sequence[DesKeyView]:
+        """The disk encryption sets (of protected VMs) whose key lives in the vault, with
+        their identities — what the access check verifies besides Backup (one partition
+        query, cached; none when the inventory cannot be read)."""
+        from shared.access.des import DesKeyView
+
+        if self._des is None:
+            try:
+                self._des = self._inventory.all_des()
+            except StorageError as exc:
+                log.warning("inventory.unreadable", vault_id=vault_id, error=str(exc)[:300])
+                return ()
+        wanted = vault_id.strip().rstrip("/").lower()
+        return [
+            DesKeyView(d.des_id, d.name, d.key_name, d.key_url, d.principals())
+            for d in self._des
+            if d.key_name and (d.key_vault_id or "").rstrip("/").lower() == wanted
+        ]
 
     def vms_for_vault(self, vault_id: str) -> Sequence[str]:
         """Names of the protected VMs whose ADE keys or secrets (or retained points') are

@@ -41,7 +41,9 @@ def _without_backup_on_cmk_vault() -> dict[str, Any]:
     """The demo, but Backup holds no role on the CMK vault (it needs none there)."""
     scenario = demo_scenario()
     scenario["role_assignments"] = [
-        a for a in scenario.get("role_assignments", []) if a.get("vault") != "kv-prod-cmk"
+        a
+        for a in scenario.get("role_assignments", [])
+        if (a.get("principal"), a.get("vault")) != ("backup_management", "kv-prod-cmk")
     ]
     return scenario
 
@@ -97,3 +99,63 @@ def test_inventory_keeps_every_disk_des_and_its_key_versions(cmk_rt: Runtime) ->
     assert [d.des_id for d in inventory.des_for_vault(KV_CMK)] == [des.des_id]
     refs = inventory.references(des.key_url)
     assert {r.vm_name for r in refs if r.point_id is None} == {"vm-cmk", "des-prod"}
+
+
+def _des_assignment(local_azure: Any, principal: str) -> list[dict[str, Any]]:
+    assignments = local_azure.admin.state()["authorization"]["role_assignments"]
+    return [a for a in assignments if principal in str(a)]
+
+
+def test_des_identity_losing_its_key_role_is_alerted_then_repaired(
+    local_azure: Any, cmk_rt: Runtime
+) -> None:
+    """The DES identity's role on the CMK vault is deleted behind Keyguard's back: the vault's
+    verification (remediation on) assigns Key Vault Crypto Service Encryption User on the key
+    and alerts DesKeyAccessRepaired; with nothing to repair, nothing is written. Fails on the
+    previous code (no DES check at all)."""
+    sweep_refresh(cmk_rt, "20261122T000000Z")
+    drain(cmk_rt)
+    des = inventory_for(cmk_rt).get_des(DES)
+    assert des is not None
+    [principal] = des.principals()
+    [granted] = _des_assignment(local_azure, principal)
+    guid = granted["name"] if "name" in granted else granted["id"].rsplit("/", 1)[-1]
+    local_azure.admin.delete(f"/keyvault/roleAssignments/{guid}")
+    assert _des_assignment(local_azure, principal) == []
+    local_azure.admin.clear_alerts()
+    work = verify_item(KV_CMK, bucket="20261122T010000Z", reasons=("t",))
+    assert process(cmk_rt, work.to_json()) is Outcome.DONE
+    alerts = _alerts(local_azure)
+    assert "Keyguard.DesKeyAccessMissing" not in alerts
+    [repaired] = alerts["Keyguard.DesKeyAccessRepaired"]
+    assert DES in repaired["resource_ids"] and principal in repaired["problem"]
+    [created] = _des_assignment(local_azure, principal)
+    assert created["properties"]["scope"].lower() == f"{KV_CMK}/keys/des-key".lower()
+    assert created["properties"]["roleDefinitionId"].endswith(
+        "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+    )
+    local_azure.admin.clear_alerts()
+    again = verify_item(KV_CMK, bucket="20261122T020000Z", reasons=("t",))
+    assert process(cmk_rt, again.to_json()) is Outcome.DONE
+    assert "Keyguard.DesKeyAccessRepaired" not in _alerts(local_azure)
+    assert len(_des_assignment(local_azure, principal)) == 1
+
+
+def test_des_identity_missing_access_alerts_without_remediation(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = demo_scenario()
+    scenario["role_assignments"] = [
+        a for a in scenario["role_assignments"] if a.get("principal") != "des_prod"
+    ]
+    local_azure.admin.load_scenario(scenario)
+    rt = runtime(local_azure, storage_env, monkeypatch)
+    sweep_refresh(rt, "20261122T000000Z")
+    drain(rt)
+    alerts = _alerts(local_azure)
+    [missing] = alerts["Keyguard.DesKeyAccessMissing"]
+    assert missing["severity"] == "high" and DES in missing["resource_ids"]
+    assert "az role assignment create --role e147488a-f6f5-4113-8e2d-b22465e65bf6" in (
+        missing["remedy"]
+    )
+    assert "Keyguard.BackupAccessMissing" not in alerts
