@@ -241,7 +241,9 @@ def remove_policy(world: World, request: Request) -> Response:
 
 @ROUTER.route("PATCH", _BASE, name="admin.keyvault.setVault", surface="admin")
 def set_vault(world: World, request: Request) -> Response:
-    """Body: ``{"rbac", "purge_protection", "soft_delete", "retention_days"}`` (any subset).
+    """Body: ``{"rbac", "purge_protection", "soft_delete", "retention_days",
+    "enabled_for_disk_encryption", "network_acls"}`` (any subset; ``network_acls`` in ARM's
+    ``networkAcls`` spelling, replacing the firewall as a PUT/PATCH does).
 
     Goes through the same one-way rules as ARM (purge protection never off) and emits ARM's
     ``Microsoft.KeyVault/vaults/write`` event (+ VaultAccessPolicyChanged on an RBAC switch).
@@ -254,6 +256,8 @@ def set_vault(world: World, request: Request) -> Response:
         "purge_protection": "enablePurgeProtection",
         "soft_delete": "enableSoftDelete",
         "retention_days": "softDeleteRetentionInDays",
+        "enabled_for_disk_encryption": "enabledForDiskEncryption",
+        "network_acls": "networkAcls",
     }
     apply_properties(
         world, vault, {names[k]: v for k, v in body.items() if k in names}, create=False

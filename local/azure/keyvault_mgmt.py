@@ -5,8 +5,12 @@ Vault GET/PUT/PATCH, list by resource group and by subscription
 ``vaults.list_by_subscription`` uses) and ``accessPolicies/{add|replace|remove}``. Bodies
 follow ``keyvault-mgmt/getVault.json`` and the recorded vault lists; ``vaultUri`` is the
 vault's local data-plane listener. Purge protection can be switched on, never off (400, as
-Azure answers). Every access-policy change (and a switch of the permission model) also emits
-``Microsoft.KeyVault.VaultAccessPolicyChanged`` on the vault's topic.
+Azure answers). ``networkAcls`` (the firewall) is kept whole as PUT/PATCH send it and shown
+only once set (recorded: ``kv_mgmt_vault_network_rule_get_put``); with ``defaultAction``
+``Deny`` and ``bypass`` ``None`` the data plane refuses Azure Backup's reads
+(:mod:`local.azure.keyvault_access`). Every access-policy change (and a switch of the
+permission model) also emits ``Microsoft.KeyVault.VaultAccessPolicyChanged`` on the vault's
+topic.
 
 Access-policy merge semantics — our best reading, UNCONFIRMED by Azure docs: ``add`` merges
 the listed permissions into the principal's entry (creating it), ``replace`` overwrites the
@@ -78,6 +82,12 @@ def vault_json(state: KeyVaultState, vault: Vault) -> dict[str, Any]:
     props: dict[str, Any] = {
         "sku": {"family": "A", "name": vault.sku},
         "tenantId": vault.tenant_id,
+    }
+    if vault.network_acls is not None:  # recorded: after tenantId, absent without a firewall
+        props["networkAcls"] = {
+            k: list(v) if isinstance(v, list) else v for k, v in vault.network_acls.items()
+        }
+    props |= {
         "accessPolicies": [policy_json(p) for p in vault.access_policies],
         "enabledForDeployment": vault.enabled_for_deployment,
         "enabledForDiskEncryption": vault.enabled_for_disk_encryption,
@@ -121,6 +131,44 @@ def parse_policy(world: World, raw: dict[str, Any]) -> AccessPolicy:
         application_id=raw.get("applicationId"),
         shown={c for c in _CATEGORIES if perms.get(c) is not None},
     )
+
+
+_BYPASS = ("AzureServices", "None")
+_DEFAULT_ACTIONS = ("Allow", "Deny")
+
+
+def parse_network_acls(raw: Any) -> dict[str, Any]:
+    """``networkAcls`` from a PUT/PATCH (or a scenario, ARM spelling) as ARM keeps it.
+
+    The set replaces the vault's whole firewall (recorded: the CLI's ``network-rule remove``
+    PUTs the full set and the answer echoes it); ``bypass`` absent is ``AzureServices`` and
+    ``defaultAction`` absent ``Allow`` (the API's defaults); other values are refused (400).
+    """
+    if not isinstance(raw, dict):
+        raise AzureHttpError(400, "BadRequest", "networkAcls must be an object.")
+    bypass = raw.get("bypass") or "AzureServices"
+    action = raw.get("defaultAction") or "Allow"
+    by_case = {v.lower(): v for v in _BYPASS}
+    actions = {v.lower(): v for v in _DEFAULT_ACTIONS}
+    if str(bypass).lower() not in by_case or str(action).lower() not in actions:
+        raise AzureHttpError(
+            400,
+            "BadRequest",
+            f"Invalid networkAcls: bypass must be one of {list(_BYPASS)} and defaultAction one "
+            f"of {list(_DEFAULT_ACTIONS)}.",
+        )
+    ip_rules = [{"value": str(r["value"])} for r in raw.get("ipRules") or [] if r.get("value")]
+    subnets = [
+        {k: r[k] for k in ("id", "ignoreMissingVnetServiceEndpoint") if k in r}
+        for r in raw.get("virtualNetworkRules") or []
+        if r.get("id")
+    ]
+    return {
+        "bypass": by_case[str(bypass).lower()],
+        "defaultAction": actions[str(action).lower()],
+        "ipRules": ip_rules,
+        "virtualNetworkRules": subnets,
+    }
 
 
 def access_policy_changed(world: World, vault: Vault) -> None:
@@ -176,6 +224,8 @@ def apply_properties(world: World, vault: Vault, props: dict[str, Any], *, creat
             setattr(vault, attr, props[key])
     if props.get("enablePurgeProtection"):
         vault.purge_protection = True
+    if props.get("networkAcls") is not None:
+        vault.network_acls = parse_network_acls(props["networkAcls"])
     if props.get("sku"):
         vault.sku = props["sku"].get("name", vault.sku)
     if props.get("accessPolicies") is not None:

@@ -36,6 +36,7 @@ VAULT_KEYS = frozenset(
         "enabled_for_disk_encryption",
         "enabled_for_deployment",
         "enabled_for_template_deployment",
+        "network_acls",
         "sku",
         "tags",
         "access_policies",
@@ -85,10 +86,11 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
     Vault keys: ``name``, ``resource_group``, ``subscription`` (default: the first scenario
     subscription), ``location``, ``rbac``, ``soft_delete``, ``purge_protection``,
     ``retention_days``, ``enabled_for_disk_encryption``, ``enabled_for_deployment``,
-    ``enabled_for_template_deployment``, ``sku``, ``tags``, ``access_policies``,
-    ``grant_keyguard``, ``keys``, ``secrets`` (see README "Key Vault").
+    ``enabled_for_template_deployment``, ``network_acls`` (ARM's ``networkAcls`` spelling:
+    ``defaultAction``, ``bypass``, ``ipRules``, ``virtualNetworkRules``), ``sku``, ``tags``,
+    ``access_policies``, ``grant_keyguard``, ``keys``, ``secrets`` (see README "Key Vault").
     """
-    from local.azure.keyvault_mgmt import parse_policy
+    from local.azure.keyvault_mgmt import parse_network_acls, parse_policy
 
     state: KeyVaultState = world.kv
     default_sub = world.subscriptions[0] if world.subscriptions else DEFAULT_SUBSCRIPTION
@@ -110,6 +112,8 @@ def load_vaults(world: World, scenario: dict[str, Any]) -> None:
             sku=str(raw.get("sku", "standard")),
             tags=dict(raw.get("tags") or {}),
         )
+        if raw.get("network_acls") is not None:
+            vault.network_acls = parse_network_acls(raw["network_acls"])
         state.add_vault(vault)
         vault.access_policies = [parse_policy(world, p) for p in raw.get("access_policies") or []]
         if raw.get("grant_keyguard"):

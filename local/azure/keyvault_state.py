@@ -146,6 +146,8 @@ class Vault:
     enabled_for_disk_encryption: bool = True
     enabled_for_deployment: bool = False
     enabled_for_template_deployment: bool = False
+    #: ``networkAcls`` as ARM shows it (None: no firewall configured, left out of the body)
+    network_acls: dict[str, Any] | None = None
     sku: str = "standard"
     tags: dict[str, str] = field(default_factory=dict)
     #: the data-plane URI (``https://127.0.0.1:{port}/`` once the server gives it a listener)

@@ -6,6 +6,12 @@
 * ``VaultUnprotected`` (medium): purge protection (or soft delete) is off on a vault whose
   keys/secrets backups need.
 * ``VaultProtectionEnabled`` (info): Keyguard switched purge protection on (irreversible).
+* ``VaultDiskEncryptionDisabled`` (high): ``enabledForDiskEncryption`` is off on a vault holding
+  ADE keys/secrets — a redeployed or restored VM cannot boot.
+* ``VaultFirewallBlocksBackup`` (high): the vault's firewall denies by default without the
+  trusted-services bypass — Azure Backup cannot read the keys and secrets.
+* ``VaultHygieneRepaired`` (medium): Keyguard switched disk-encryption access on or added the
+  bypass (``KEYGUARD_REMEDIATION``) and re-verified it.
 
 ``problem`` texts hold no timestamps, so identical findings deduplicate (``Alert.dedupe_key``).
 """
@@ -13,12 +19,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from shared.access.des_repair import des_alerts
+from shared.access.hygiene import disk_encryption_command, trusted_services_command
 from shared.access.permissions import Requirement
 from shared.access.remediate import KEYGUARD_ROLE_NAME
-from shared.access.report import AccessReport
+from shared.access.report import AccessReport, Repair
 
 if TYPE_CHECKING:
     from shared.alerts import Alert
@@ -145,6 +151,8 @@ def access_alerts(
                 )
             )
             continue
+        if repair.what in _HYGIENE_REPAIRS:
+            continue  # one VaultHygieneRepaired for all of them, below
         alerts.append(
             Alert(
                 name="BackupAccessRepaired",
@@ -159,10 +167,98 @@ def access_alerts(
                 details=repair.to_dict(),
             )
         )
+    hygiene_repairs = [r for r in report.repairs if r.succeeded and r.what in _HYGIENE_REPAIRS]
+    if hygiene_repairs:
+        alerts.append(_hygiene_repaired(report, hygiene_repairs, correlation))
     if report.needs_purge_protection:
         alerts.append(_unprotected(report, correlation))
-    alerts.extend(des_alerts(report, correlation))  # DES identities (issue 14)
+    if report.needs_disk_encryption:
+        alerts.append(_disk_encryption_off(report, correlation))
+    if report.needs_trusted_services:
+        alerts.append(_firewall_blocks_backup(report, correlation))
     return tuple(alerts)
+
+
+def _tried(report: AccessReport, what: str) -> str:
+    """' Keyguard tried to fix it: {error}.' for a failed repair of ``what``, else ''."""
+    for repair in report.repairs:
+        if repair.what == what and not repair.succeeded:
+            return f" Keyguard's repair failed: {repair.error or 'not effective'}."
+    return ""
+
+
+def _disk_encryption_off(report: AccessReport, correlation: Mapping[str, Any]) -> Alert:
+    from shared.alerts import Alert
+
+    vms = report.vms_at_risk
+    at_risk = f" VMs at risk: {', '.join(vms)}." if vms else ""
+    command = disk_encryption_command(report.vault_name)
+    return Alert(
+        name="VaultDiskEncryptionDisabled",
+        severity="high",
+        resource_ids=(report.vault_id, *vms),
+        problem=(
+            f"enabledForDiskEncryption is off on Key Vault {report.vault_name}, which holds "
+            f"{_case(report.requirement)} of ADE-encrypted VMs: the platform cannot read the "
+            "disk encryption secret when it starts a redeployed or restored VM, which then "
+            f"cannot boot.{at_risk}{_tried(report, 'disk_encryption')}"
+        ),
+        remedy=f"{command} (or set KEYGUARD_REMEDIATION=true to let Keyguard do it)",
+        correlation=dict(correlation),
+        details={"hygiene": report.hygiene.to_dict(), "vms_at_risk": list(vms), "command": command},
+    )
+
+
+def _firewall_blocks_backup(report: AccessReport, correlation: Mapping[str, Any]) -> Alert:
+    from shared.alerts import Alert
+
+    network = report.hygiene.network
+    bypass = network.bypass if network else "None"
+    vms = report.vms_at_risk
+    at_risk = f" VMs at risk: {', '.join(vms)}." if vms else ""
+    command = trusted_services_command(report.vault_name)
+    return Alert(
+        name="VaultFirewallBlocksBackup",
+        severity="high",
+        resource_ids=(report.vault_id, *vms),
+        problem=(
+            f"Key Vault {report.vault_name}'s firewall denies by default (networkAcls "
+            f"defaultAction Deny) and does not let trusted Microsoft services through (bypass "
+            f"{bypass}): Azure Backup cannot read the {_case(report.requirement)} it must back "
+            f"up with encrypted VMs.{at_risk}{_tried(report, 'trusted_services')}"
+        ),
+        remedy=(
+            f"{command} (keeps defaultAction Deny and the rules; or set KEYGUARD_REMEDIATION=true "
+            "to let Keyguard add the bypass)"
+        ),
+        correlation=dict(correlation),
+        details={"hygiene": report.hygiene.to_dict(), "vms_at_risk": list(vms), "command": command},
+    )
+
+
+def _hygiene_repaired(
+    report: AccessReport, repairs: list[Repair], correlation: Mapping[str, Any]
+) -> Alert:
+    from shared.alerts import Alert
+
+    changes = " and ".join(_HYGIENE_REPAIRS[r.what] for r in repairs)
+    return Alert(
+        name="VaultHygieneRepaired",
+        severity="medium",
+        resource_ids=(report.vault_id,),
+        problem=f"Keyguard {changes} on Key Vault {report.vault_name} and re-verified it.",
+        remedy="Review the change; no action is needed for encrypted VMs and their backups.",
+        correlation=dict(correlation),
+        details={"repairs": [r.to_dict() for r in repairs]},
+    )
+
+
+#: The hygiene repairs (``Repair.what``) and how the alert says what they changed.
+_HYGIENE_REPAIRS: Final = {
+    "disk_encryption": "switched enabledForDiskEncryption on",
+    "trusted_services": "added bypass AzureServices to the firewall (defaultAction and rules "
+    "unchanged)",
+}
 
 
 def _unprotected(report: AccessReport, correlation: Mapping[str, Any]) -> Alert:

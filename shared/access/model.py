@@ -63,6 +63,31 @@ class AccessPolicyView:
 
 
 @dataclass(frozen=True)
+class NetworkView:
+    """A vault's firewall (``networkAcls``), kept whole so a repair can send it back as read.
+
+    ``bypass`` is ``AzureServices`` or ``None`` (ARM's default when absent: ``AzureServices``);
+    ``default_action`` ``Allow`` or ``Deny``; the rules are the raw ARM values (CIDRs, subnet
+    ids) — Keyguard never changes them, it only adds the trusted-services bypass.
+    """
+
+    default_action: str = "Allow"
+    bypass: str = "AzureServices"
+    ip_rules: tuple[str, ...] = ()
+    virtual_network_rules: tuple[str, ...] = ()
+
+    @property
+    def denies(self) -> bool:
+        """True when requests no rule allows are refused (``defaultAction`` Deny)."""
+        return self.default_action.lower() == "deny"
+
+    @property
+    def trusted_services(self) -> bool:
+        """True when trusted Microsoft services (Azure Backup among them) get through."""
+        return "azureservices" in {p.strip().lower() for p in self.bypass.split(",")}
+
+
+@dataclass(frozen=True)
 class VaultView:
     """What one vault GET tells the access check."""
 
@@ -74,6 +99,11 @@ class VaultView:
     soft_delete: bool | None = None
     purge_protection: bool | None = None
     retention_days: int | None = None
+    #: ``enabledForDiskEncryption``; None: not read (the SDK reader maps a GET without the
+    #: key to False, the API's default).
+    disk_encryption: bool | None = None
+    #: ``networkAcls`` as read (None: the vault has no firewall rules at all).
+    network: NetworkView | None = None
 
     @property
     def permission_model(self) -> PermissionModel:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from shared.access.model import (
     DenyAssignmentView,
+    NetworkView,
     RoleAssignmentView,
     RoleDefinitionView,
     VaultView,
@@ -27,7 +28,8 @@ class VaultReader(Protocol):
 
 
 class VaultWriter(Protocol):
-    """The only vault writes Keyguard makes: *add* permissions, switch purge protection on."""
+    """The only vault writes Keyguard makes, each add-only: permissions, purge protection,
+    disk encryption access, the trusted-services firewall bypass."""
 
     def add_access_policy(
         self,
@@ -43,6 +45,14 @@ class VaultWriter(Protocol):
 
     def enable_purge_protection(self, vault_id: str) -> None:
         """PATCH ``enablePurgeProtection: true`` (irreversible)."""
+        ...
+
+    def enable_disk_encryption(self, vault_id: str) -> None:
+        """PATCH ``enabledForDiskEncryption: true`` (lets the platform read ADE secrets)."""
+        ...
+
+    def allow_trusted_services(self, vault_id: str, network: NetworkView) -> None:
+        """PATCH ``networkAcls`` as read plus ``bypass: AzureServices`` (never defaultAction)."""
         ...
 
 

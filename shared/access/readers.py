@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from shared.access.model import (
     AccessPolicyView,
     DenyAssignmentView,
+    NetworkView,
     PermissionBlock,
     RoleAssignmentView,
     RoleDefinitionView,
@@ -97,6 +98,23 @@ def vault_view(vault: Any, ref: VaultRef) -> VaultView:
         soft_delete=props.enable_soft_delete,
         purge_protection=props.enable_purge_protection,
         retention_days=props.soft_delete_retention_in_days,
+        disk_encryption=bool(props.enabled_for_disk_encryption),  # absent: off (its default)
+        network=network_view(props.network_acls),
+    )
+
+
+def network_view(acls: Any) -> NetworkView | None:
+    """A :class:`NetworkView` from an SDK ``NetworkRuleSet`` (None when the GET has none).
+
+    Absent ``bypass``/``defaultAction`` take ARM's defaults (``AzureServices``, ``Allow``).
+    """
+    if acls is None:
+        return None
+    return NetworkView(
+        default_action=_text(acls.default_action) if acls.default_action else "Allow",
+        bypass=_text(acls.bypass) if acls.bypass else "AzureServices",
+        ip_rules=tuple(str(r.value) for r in (acls.ip_rules or ()) if r.value),
+        virtual_network_rules=tuple(str(r.id) for r in (acls.virtual_network_rules or ()) if r.id),
     )
 
 
@@ -212,6 +230,48 @@ class SdkVaults:
 
         ref = VaultRef.parse(vault_id)
         patch = VaultPatchParameters(properties=VaultPatchProperties(enable_purge_protection=True))
+        client = self._azure.keyvault_mgmt(ref.subscription_id)
+        with _keyguard_may(
+            "Microsoft.KeyVault/vaults/write (e.g. Key Vault Contributor)",
+            f"update Key Vault {ref.id}",
+        ):
+            client.vaults.update(ref.resource_group, ref.name, patch)
+
+    def enable_disk_encryption(self, vault_id: str) -> None:
+        """One ``vaults.update`` PATCH with ``enabled_for_disk_encryption=True`` (add-only)."""
+        from azure.mgmt.keyvault.models import VaultPatchParameters, VaultPatchProperties
+
+        self._patch(
+            vault_id,
+            VaultPatchParameters(properties=VaultPatchProperties(enabled_for_disk_encryption=True)),
+        )
+
+    def allow_trusted_services(self, vault_id: str, network: NetworkView) -> None:
+        """One ``vaults.update`` PATCH of ``networkAcls`` with ``bypass: AzureServices``.
+
+        The rule set is sent whole, as read (``defaultAction``, IP and virtual-network rules
+        unchanged), so the write only adds the bypass whatever ARM does with a partial set.
+        """
+        from azure.mgmt.keyvault.models import (
+            IPRule,
+            NetworkRuleSet,
+            VaultPatchParameters,
+            VaultPatchProperties,
+            VirtualNetworkRule,
+        )
+
+        acls = NetworkRuleSet(
+            bypass="AzureServices",
+            default_action=network.default_action,
+            ip_rules=[IPRule(value=v) for v in network.ip_rules],
+            virtual_network_rules=[VirtualNetworkRule(id=v) for v in network.virtual_network_rules],
+        )
+        self._patch(
+            vault_id, VaultPatchParameters(properties=VaultPatchProperties(network_acls=acls))
+        )
+
+    def _patch(self, vault_id: str, patch: Any) -> None:
+        ref = VaultRef.parse(vault_id)
         client = self._azure.keyvault_mgmt(ref.subscription_id)
         with _keyguard_may(
             "Microsoft.KeyVault/vaults/write (e.g. Key Vault Contributor)",

@@ -10,6 +10,10 @@ Rules, each asserted by tests:
   role (``KEYGUARD_BACKUP_ROLE_DEFINITION_ID``, else the custom role
   :data:`KEYGUARD_ROLE_NAME`), and only when that role really grants the missing data
   actions. Keyguard never deletes an assignment.
+* Vault hygiene that breaks encrypted VMs (issue 14 item 4), under the same switch and
+  add-only: ``enabledForDiskEncryption`` switched on; a firewall that keeps trusted services
+  out gets ``bypass: AzureServices`` (its ``defaultAction`` and rules sent back as read, never
+  changed).
 * Every write is followed by a fresh verification; a repair counts as done only when that
   verification says so ("no blind success").
 * A write Keyguard's identity may not make (403) is recorded in the report, and the
@@ -22,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.access.des_repair import repair_des
 from shared.access.ports import RoleWriter, VaultWriter
 from shared.access.rbac import role_grants
 from shared.access.report import AccessReport, Repair
@@ -70,18 +73,40 @@ class Remediator:
                 report = self._repair_rbac(report, object_types)
             else:
                 report = self._repair_policy(report, object_types)
+        if self.policy.remediation and report.needs_disk_encryption:
+            report = self._hygiene(report, object_types, "disk_encryption")
+        if self.policy.remediation and report.needs_trusted_services:
+            report = self._hygiene(report, object_types, "trusted_services")
         if self.policy.enable_purge_protection and report.needs_purge_protection:
             report = self._protect(report, object_types)
-        if self.policy.remediation and not report.des_ok:  # DES identities (issue 14)
-            report = repair_des(
-                report,
-                tenant_id=self.policy.tenant_id,
-                verifier=self.verifier,
-                vaults=self.vaults,
-                roles=self.roles,
-                object_types=object_types,
-            )
         return report
+
+    def _hygiene(
+        self, report: AccessReport, object_types: list[str] | None, what: str
+    ) -> AccessReport:
+        """Switch disk-encryption access on, or add the trusted-services bypass (add-only)."""
+        network = report.hygiene.network
+        detail: dict[str, Any] = (
+            {"enabled_for_disk_encryption": True}
+            if what == "disk_encryption"
+            else {"bypass": "AzureServices", "default_action": network and network.default_action}
+        )
+        try:
+            if what == "disk_encryption":
+                self.vaults.enable_disk_encryption(report.vault_id)
+            elif network is not None:  # needs_trusted_services implies a firewall
+                self.vaults.allow_trusted_services(report.vault_id, network)
+        except PermanentError as exc:
+            return self._failed(report, what, detail, str(exc))
+        log.info("access.repair.written", vault_id=report.vault_id, what=what)
+        after = self.verifier.verify(report.vault_id, object_types)
+        fixed = (
+            after.hygiene.disk_encryption
+            if what == "disk_encryption"
+            else not after.hygiene.firewall_blocks_backup
+        )
+        repair = Repair(what, detail, succeeded=fixed)
+        return self._logged(after.with_repairs(*report.repairs, repair), repair)
 
     def _repair_policy(self, report: AccessReport, object_types: list[str] | None) -> AccessReport:
         keys = report.missing_permissions.get("keys", ())

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.access.des import DesAccess
 from shared.access.hygiene import Hygiene
 from shared.access.model import PermissionModel
 from shared.access.permissions import Requirement
@@ -21,7 +20,8 @@ from shared.access.permissions import Requirement
 class Repair:
     """One write Keyguard made (or tried) to fix access or hygiene.
 
-    ``what`` is ``"access_policy"``, ``"role_assignment"`` or ``"purge_protection"``;
+    ``what`` is ``"access_policy"``, ``"role_assignment"``, ``"purge_protection"``,
+    ``"disk_encryption"`` or ``"trusted_services"``;
     ``succeeded`` is true only when the re-verification after the write found it fixed.
     """
 
@@ -68,13 +68,6 @@ class AccessReport:
     current_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     protected_vms: tuple[str, ...] = ()
     repairs: tuple[Repair, ...] = ()
-    #: Each disk encryption set identity's access to its key in this vault (issue 14).
-    des_access: tuple[DesAccess, ...] = ()
-
-    @property
-    def des_ok(self) -> bool:
-        """True when every DES identity can get, wrap and unwrap with its key here."""
-        return all(d.ok for d in self.des_access)
 
     @property
     def access_ok(self) -> bool:
@@ -87,9 +80,22 @@ class AccessReport:
         return self.requirement.needed and self.hygiene.unprotected
 
     @property
+    def needs_disk_encryption(self) -> bool:
+        """``enabledForDiskEncryption`` is off on a vault holding ADE keys/secrets."""
+        return self.requirement.needed and not self.hygiene.disk_encryption
+
+    @property
+    def needs_trusted_services(self) -> bool:
+        """The firewall keeps Azure Backup from the ADE keys/secrets it must read."""
+        return self.requirement.needed and self.hygiene.firewall_blocks_backup
+
+    @property
     def vms_at_risk(self) -> tuple[str, ...]:
-        """Protected VMs using the vault, when access is missing or purge protection is off."""
-        if self.access_ok and not self.needs_purge_protection:
+        """Protected VMs using the vault, when access is missing, purge protection is off,
+        disk encryption access is off or the firewall keeps Backup out."""
+        if self.access_ok and not (
+            self.needs_purge_protection or self.needs_disk_encryption or self.needs_trusted_services
+        ):
             return ()
         return self.protected_vms
 
@@ -125,5 +131,4 @@ class AccessReport:
             "protected_vms": list(self.protected_vms),
             "hygiene": self.hygiene.to_dict(),
             "repairs": [r.to_dict() for r in self.repairs],
-            "des_access": [d.to_dict() for d in self.des_access],
         }

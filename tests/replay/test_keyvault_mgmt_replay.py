@@ -70,7 +70,8 @@ def test_access_check_reads_soft_delete_as_unknown_and_purge_protection_as_off()
     hygiene = summary["hygiene"]
     assert hygiene["soft_delete"] is None  # unknown: Azure enforces soft delete since 2025
     assert hygiene["purge_protection"] is False  # absent = off, its default
-    assert hygiene["findings"] == ["PurgeProtectionDisabled"]  # no SoftDeleteDisabled
+    # no SoftDeleteDisabled; enabledForDiskEncryption is recorded false (issue 14 item 4)
+    assert hygiene["findings"] == ["PurgeProtectionDisabled", "DiskEncryptionDisabled"]
     assert hygiene["retention_days"] == 90 and hygiene["retention_reported"] is False
 
 
@@ -79,7 +80,12 @@ def test_access_check_alerts_backup_missing_and_unprotected_without_claiming_sof
 ):
     result, transport = _verify()
     by_name = {a.name: a for a in result.alerts}
-    assert set(by_name) == {"BackupAccessMissing", "VaultUnprotected"}
+    # the firewall denies by default but lets trusted services through: no firewall alert
+    assert set(by_name) == {
+        "BackupAccessMissing",
+        "VaultUnprotected",
+        "VaultDiskEncryptionDisabled",
+    }
     missing = by_name["BackupAccessMissing"]
     # the one recorded policy is another principal's: Backup lacks every key and secret right
     assert BACKUP_PRINCIPAL in missing.problem and "access policies" in missing.problem

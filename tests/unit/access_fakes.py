@@ -14,6 +14,7 @@ from typing import Any
 from shared.access.model import (
     AccessPolicyView,
     DenyAssignmentView,
+    NetworkView,
     PermissionBlock,
     RoleAssignmentView,
     RoleDefinitionView,
@@ -168,6 +169,20 @@ class FakeVaults:
         if self.deny_writes:
             raise PermanentError("Keyguard's identity may not update the vault")
         self.current = replace(self.current, purge_protection=True)
+
+    def enable_disk_encryption(self, vault_id: str) -> None:
+        self.calls.append(("update", {"enabled_for_disk_encryption": True}))
+        if self.deny_writes:
+            raise PermanentError("Keyguard's identity may not update the vault")
+        if not self.ignore_writes:
+            self.current = replace(self.current, disk_encryption=True)
+
+    def allow_trusted_services(self, vault_id: str, network: NetworkView) -> None:
+        self.calls.append(("update", {"network_acls": network}))
+        if self.deny_writes:
+            raise PermanentError("Keyguard's identity may not update the vault")
+        if not self.ignore_writes:
+            self.current = replace(self.current, network=replace(network, bypass="AzureServices"))
 
     def count(self, name: str) -> int:
         return sum(1 for call, _ in self.calls if call == name)

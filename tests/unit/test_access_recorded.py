@@ -70,12 +70,17 @@ def test_update_access_policy_cassette_capitalised_full_entry_is_complete() -> N
     # 17285ecf... holds "Get", "List", "Backup" (capitalised) on keys and secrets: complete.
     # The vault reports neither enableSoftDelete nor enablePurgeProtection (API 2019-09-01):
     # soft delete unknown (enforced by Azure since 2025), purge protection off -> unprotected.
+    # It records enabledForDiskEncryption false: a finding on a vault ADE VMs need (issue 14
+    # item 4). Its firewall denies by default but lets trusted services through: no finding.
     body = recorded_vault(UPDATE_POLICY, "GET", "/vaults/cckeyvault1zd2yzvhwvtnsu?")
     report = judge(body, "17285ecf-6528-44e9-a94d-e77024b77418", REC_TENANT, ["key"])
     assert report.access_ok
     assert report.hygiene.soft_delete is None
-    assert report.hygiene.findings == ("PurgeProtectionDisabled",)
-    assert report.needs_purge_protection
+    assert report.hygiene.findings == ("PurgeProtectionDisabled", "DiskEncryptionDisabled")
+    assert report.needs_purge_protection and report.needs_disk_encryption
+    network = report.hygiene.network
+    assert network is not None and network.denies and network.trusted_services
+    assert len(network.ip_rules) == 8 and not report.needs_trusted_services
 
 
 def test_update_access_policy_cassette_wrong_tenant_does_not_count() -> None:
