@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from shared.access.des_repair import des_alerts
 from shared.access.hygiene import disk_encryption_command, trusted_services_command
 from shared.access.permissions import Requirement
 from shared.access.remediate import KEYGUARD_ROLE_NAME
@@ -176,6 +177,7 @@ def access_alerts(
         alerts.append(_disk_encryption_off(report, correlation))
     if report.needs_trusted_services:
         alerts.append(_firewall_blocks_backup(report, correlation))
+    alerts.extend(des_alerts(report, correlation))  # DES identities (issue 14)
     return tuple(alerts)
 
 

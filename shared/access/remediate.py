@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from shared.access.des_repair import repair_des
 from shared.access.ports import RoleWriter, VaultWriter
 from shared.access.rbac import role_grants
 from shared.access.report import AccessReport, Repair
@@ -79,6 +80,15 @@ class Remediator:
             report = self._hygiene(report, object_types, "trusted_services")
         if self.policy.enable_purge_protection and report.needs_purge_protection:
             report = self._protect(report, object_types)
+        if self.policy.remediation and not report.des_ok:  # DES identities (issue 14)
+            report = repair_des(
+                report,
+                tenant_id=self.policy.tenant_id,
+                verifier=self.verifier,
+                vaults=self.vaults,
+                roles=self.roles,
+                object_types=object_types,
+            )
         return report
 
     def _hygiene(

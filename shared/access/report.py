@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared.access.des import DesAccess
 from shared.access.hygiene import Hygiene
 from shared.access.model import PermissionModel
 from shared.access.permissions import Requirement
@@ -68,6 +69,13 @@ class AccessReport:
     current_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     protected_vms: tuple[str, ...] = ()
     repairs: tuple[Repair, ...] = ()
+    #: Each disk encryption set identity's access to its key in this vault (issue 14).
+    des_access: tuple[DesAccess, ...] = ()
+
+    @property
+    def des_ok(self) -> bool:
+        """True when every DES identity can get, wrap and unwrap with its key here."""
+        return all(d.ok for d in self.des_access)
 
     @property
     def access_ok(self) -> bool:
@@ -131,4 +139,5 @@ class AccessReport:
             "protected_vms": list(self.protected_vms),
             "hygiene": self.hygiene.to_dict(),
             "repairs": [r.to_dict() for r in self.repairs],
+            "des_access": [d.to_dict() for d in self.des_access],
         }
