@@ -218,6 +218,13 @@ def child(spec_path: str) -> None:
     )
 
 
+#: The design's request floor per completed step (bench/README.md, "The request floor"): its
+#: queue message sent and deleted (2.4 with duplicate deliveries), a ledger claim and outcome
+#: (2), the Azure reads the action exists for (1.5), the inventory read it decides from
+#: (0.8) and its share of intake's event-id check and mark (1.1). A diagnostic, not a goal.
+REQUESTS_PER_STEP_FLOOR = 7.8
+
+
 def steps(result: dict[str, Any]) -> tuple[int, int]:
     """(work items completed — steps DONE, messages the worker handled) of one path."""
     worker = result["worker"]
@@ -324,6 +331,11 @@ def main() -> None:
     say(f"pipeline_work_items_per_s: {inproc_items:.1f}")
     say(f"ratio_vs_raw: {inproc_items / raw:.2f}")
     say(f"host_peak_rss_mib: {host['peak_rss_mib']:.1f}")
+    inproc_completed, _ = steps(inproc)
+    per_step = sum(inproc.get("http_requests", {}).values()) / max(inproc_completed, 1)
+    say(f"requests_per_completed_step: {per_step:.2f}")
+    say(f"requests_per_step_floor: {REQUESTS_PER_STEP_FLOOR}")
+    say(f"requests_vs_floor: {per_step / REQUESTS_PER_STEP_FLOOR:.2f}")
 
 
 if __name__ == "__main__":
