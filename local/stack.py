@@ -8,13 +8,13 @@ webhooks to the local Azure's Key Vault and subscription topics, as ``infra/`` d
 
 Both subscriptions dead-letter to Keyguard's ``names.EVENTGRID_DEADLETTER_CONTAINER`` in
 Azurite, as ``infra/`` configures ``deadLetterDestination`` in Azure, so an event Event Grid
-gives up on is a blob that ``python -m local.ops replay --blobs`` ingests.
+gives up on is a blob that ``keyguard replay --blobs`` ingests.
 
 The demo and the end-to-end tests use it; ``stop()`` (or ``with``) tears everything down.
 
 ``./dev stack --scenario FILE`` (``python -m local.stack``) starts the stack with a scenario
 of one's own and leaves it running: it prints the endpoints, the function key and the app
-settings (the same ones ``python -m local.ops`` needs), then waits for Ctrl-C.
+settings (the same ones ``keyguard`` needs), then waits for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _print_text(info: dict[str, Any]) -> None:
         f"  local Azure      {azure['arm_url']}   (CA bundle {azure['ca_bundle']})",
         f"  admin API        {azure['admin']}",
         f"  Azurite          {info['azurite']['connection_string']}",
-        "  app settings (export them to run python -m local.ops against this stack):",
+        "  app settings (keyguard --settings FILE reads these lines; or export them):",
         *(f"    {name}={value}" for name, value in sorted(info["app_settings"].items())),
     ]
     print("\n".join(lines), flush=True)
