@@ -52,7 +52,7 @@ USABLE: Final = frozenset({ENABLED, EXPIRED})
 #: What a plan says about itself.
 READY, ACTIONS_NEEDED, NOT_POSSIBLE = "ready", "actions needed", "not possible"
 #: How the point was chosen.
-ASKED, NEWEST_RESTORABLE, NEWEST = "asked for", "newest restorable", "newest (none is restorable)"
+ASKED, NEWEST_RESTORABLE, NEWEST = "asked for", "newest restorable", "newest; none is restorable"
 
 #: Restore limits for ADE VMs, as the seeds state them (azure-facts.md §4.5 and §4.6, from
 #: the Azure Backup restore/encrypted-VM docs).

@@ -62,7 +62,7 @@ def test_disabled_kek_and_deleted_bek_get_their_commands(
     # vm-db: every point needs the deleted BEK and the disabled KEK: the newest is planned
     code, db = plan(capsys, "--vm", "vm-db")
     assert code == FINDINGS and db["verdict"] == "actions needed"
-    assert db["recovery_point"]["chosen"] == "newest (none is restorable)"
+    assert db["recovery_point"]["chosen"] == "newest; none is restorable"
     assert [v["state"] for v in db["versions"]] == ["disabled", "deleted but recoverable"]
     assert db["commands"] == [
         f"az keyvault key set-attributes --vault-name {VAULT} --name kek-app --version {old} "
