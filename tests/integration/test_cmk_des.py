@@ -155,7 +155,48 @@ def test_des_identity_missing_access_alerts_without_remediation(
     alerts = _alerts(local_azure)
     [missing] = alerts["Keyguard.DesKeyAccessMissing"]
     assert missing["severity"] == "high" and DES in missing["resource_ids"]
-    assert "az role assignment create --role e147488a-f6f5-4113-8e2d-b22465e65bf6" in (
-        missing["remedy"]
+    assert (
+        "az role assignment create --role e147488a-f6f5-4113-8e2d-b22465e65bf6"
+        in (missing["remedy"])
     )
     assert "Keyguard.BackupAccessMissing" not in alerts
+
+
+def test_report_gives_cmk_vms_a_verdict_from_the_des(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restorability report judges vm-cmk by des-prod's key versions and its identity's
+    access, never "restorable, no ADE keys". Fails on the previous code (vm-cmk restorable
+    with its DES identity stripped of access and its key version disabled)."""
+    from shared.report import DISABLED, ENABLED, NOT_RESTORABLE, RESTORABLE, build_report
+
+    local_azure.admin.load_scenario(demo_scenario())
+    rt = runtime(local_azure, storage_env, monkeypatch)
+    report = build_report(rt)  # empty inventory: refreshed first
+    cmk = {vm.name: vm for vm in report.vms}["vm-cmk"]
+    assert cmk.verdict == RESTORABLE and cmk.points
+    [des] = cmk.des
+    assert des.access == "ok" and [v.status for v in des.versions] == [ENABLED]
+    table = report.to_table()
+    assert "CMK via des-prod: des-key/" in table and "no ADE keys" not in table
+    as_json = {vm["name"]: vm for vm in report.to_json()["vms"]}
+    assert as_json["vm-db"]["disk_encryption_sets"] == []  # ADE only
+    assert as_json["vm-cmk"]["disk_encryption_sets"][0]["access"] == "ok"
+    # the identity loses its role on the key's vault
+    principal = "5a1c7e0e-0000-4000-8000-00000000d004"
+    [granted] = _des_assignment(local_azure, principal)
+    local_azure.admin.delete(f"/keyvault/roleAssignments/{granted['name']}")
+    cmk = {vm.name: vm for vm in build_report(rt).vms}["vm-cmk"]
+    assert cmk.verdict == NOT_RESTORABLE
+    assert {p.verdict for p in cmk.points} == {NOT_RESTORABLE}
+    assert cmk.des[0].access.startswith("missing Microsoft.KeyVault/vaults/keys/")
+    # and, access back, the active key version is disabled
+    local_azure.admin.load_scenario(demo_scenario())
+    rt = runtime(local_azure, storage_env, monkeypatch)
+    active = build_report(rt, refresh=True)
+    url = {vm.name: vm for vm in active.vms}["vm-cmk"].des[0].versions[0].url
+    version = url.rstrip("/").rsplit("/", 1)[-1]
+    local_azure.admin.post(f"/keyvault/vaults/kv-prod-cmk/keys/des-key/{version}/disable", {})
+    cmk = {vm.name: vm for vm in build_report(rt).vms}["vm-cmk"]
+    assert cmk.verdict == NOT_RESTORABLE and cmk.des[0].versions[0].status == DISABLED
+    assert cmk.des[0].access == "ok"
