@@ -448,8 +448,11 @@ class EscrowShelf:
             blob = f"{name[: -len('.json')]}.blob"
             if blob not in names:
                 continue
-            manifest = json.loads(self._container.download_blob(name).readall())
-            listed = {str(v).lower() for v in manifest.get("needed_versions") or []}
+            try:
+                manifest = json.loads(self._container.download_blob(name).readall())
+                listed = {str(v).lower() for v in manifest.get("needed_versions") or []}
+            except (ValueError, AttributeError, TypeError):  # not a manifest Keyguard wrote
+                listed = set()
             if version in listed:
                 return self._copy(blob, listed=True)
             if dated is None and name[len(prefix) : -len(".json")] >= day:

@@ -4,8 +4,11 @@ command carries the inventory's names (quoted for a shell)."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,7 @@ from shared.restore_plan import (
     NOT_POSSIBLE,
     READY,
     EscrowCopy,
+    EscrowShelf,
     Needed,
     RestoreTarget,
     find_vm,
@@ -193,3 +197,51 @@ def test_no_retained_point_is_not_possible() -> None:
     plan = plan_point(VM, [], lambda u: ENABLED, lambda n, p: None)
     assert plan.point_id is None and plan.verdict == NOT_POSSIBLE
     assert "no retained recovery point" in plan.to_text()
+
+
+class FakeContainer:
+    """The few ContainerClient calls EscrowShelf makes, over a dict of blobs."""
+
+    account_name = "stkeyguard"
+    container_name = "keyguard-escrow"
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.reads: list[str] = []
+
+    def list_blobs(self, name_starts_with: str) -> list[Any]:
+        return [SimpleNamespace(name=n) for n in self.blobs if n.startswith(name_starts_with)]
+
+    def download_blob(self, name: str) -> Any:
+        self.reads.append(name)
+        return SimpleNamespace(readall=lambda: self.blobs[name])
+
+
+def test_escrow_shelf_prefers_a_manifest_listing_the_version_then_a_blob_dated_after() -> None:
+    base = "kv-ade/key/kek-app/"
+    listing = json.dumps({"needed_versions": ["1111AAAA"]}).encode()
+    other = json.dumps({"needed_versions": ["9999"]}).encode()
+    container = FakeContainer(
+        {
+            f"{base}2026-10-01.blob": b"x",
+            f"{base}2026-10-01.json": listing,
+            f"{base}2026-11-30.blob": b"x",
+            f"{base}2026-11-30.json": other,
+            f"{base}2026-12-01.blob": b"x",
+            f"{base}2026-12-01.json": b"not json",
+            "kv-ade/key/kek-other/2026-12-01.blob": b"x",
+        }
+    )
+    shelf = EscrowShelf(container)  # type: ignore[arg-type]
+    found = shelf.find(KEK, point("p", 20))
+    assert found == EscrowCopy("stkeyguard", "keyguard-escrow", f"{base}2026-10-01.blob", True)
+    assert container.reads == [
+        f"{base}2026-12-01.json",
+        f"{base}2026-11-30.json",
+        found.blob[:-4] + "json",
+    ]
+    # a version no manifest lists: the newest blob dated on or after the point's day
+    other_version = Needed("KEK", "key", KEK2, KV)
+    dated = shelf.find(other_version, point("p", 5))
+    assert dated is not None and not dated.listed and dated.blob == f"{base}2026-12-01.blob"
+    assert shelf.find(other_version, point("p", -30)) is None  # every blob predates the point
