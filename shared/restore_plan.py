@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.errors import UnknownTargetError
-from shared.inventory.records import RecoveryPointRecord, VmRecord, parse_object_url
+from shared.inventory.records import DesRecord, RecoveryPointRecord, VmRecord, parse_object_url
 from shared.report import DELETED, DISABLED, ENABLED, EXPIRED, MISSING
 
 if TYPE_CHECKING:
@@ -67,8 +67,10 @@ ADE_LIMITS: Final = (
     "geography, and fails while an object of that name exists (azure-facts §4.4).",
 )
 DES_NOTE: Final = (
-    "The inventory records the key version the disk encryption set uses now, not one per "
-    "recovery point: it must be enabled for the restored disks to be readable."
+    "CMK: the inventory keeps the disk encryption sets' key versions now (active and "
+    "previous), not one per recovery point; they must be enabled, and the DES identity must "
+    "keep get/wrapKey/unwrapKey on the key (`keyguard report` checks that), for restored "
+    "disks to be readable."
 )
 MISSING_NOTE: Final = (
     "Key Vault no longer has this version and Keyguard's escrow holds no copy of it. The "
@@ -264,14 +266,24 @@ class RestorePlan:
 # -- pure logic -----------------------------------------------------------------------------
 
 
-def needed_versions(vm: VmRecord, point: RecoveryPointRecord) -> tuple[Needed, ...]:
-    """The versions a point needs: its KEK and BEK (ADE), or the DES key in use (CMK)."""
+def needed_versions(
+    vm: VmRecord, point: RecoveryPointRecord, des: Sequence[DesRecord] = ()
+) -> tuple[Needed, ...]:
+    """The versions a point needs: its KEK and BEK (ADE); for a point without ADE keys, the
+    key versions of the disk encryption sets the VM's disks use (CMK: the active version,
+    then the previous ones disks may still be wrapped with), else the VM's DES key in use."""
     needed: list[Needed] = []
     if point.kek_key_url:
         needed.append(Needed("KEK", "key", point.kek_key_url, point.kek_vault_id))
     if point.bek_secret_url:
         needed.append(Needed("BEK", "secret", point.bek_secret_url, point.bek_vault_id))
-    if not needed and vm.encryption == "des" and vm.des_key_url:
+    if needed:
+        return tuple(needed)
+    for record in des:
+        for number, url in enumerate(record.key_urls()):
+            role = f"DES key ({record.name}, {'active' if number == 0 else 'previous'})"
+            needed.append(Needed(role, "key", url, record.key_vault_id))
+    if not needed and vm.des_key_url:
         needed.append(Needed("DES key", "key", vm.des_key_url, vm.des_key_vault_id))
     return tuple(needed)
 
@@ -370,13 +382,15 @@ def plan_point(
     *,
     wanted: str | None = None,
     target: RestoreTarget | None = None,
+    des: Sequence[DesRecord] = (),
 ) -> RestorePlan:
-    """The plan for ``vm``'s chosen point, given the status of each versioned URL now and an
-    escrow lookup (called only for versions Key Vault no longer has)."""
+    """The plan for ``vm``'s chosen point, given the status of each versioned URL now, an
+    escrow lookup (called only for versions Key Vault no longer has) and the inventory's
+    records of the disk encryption sets the VM's disks use."""
     target = target or RestoreTarget()
 
     def restorable(point: RecoveryPointRecord) -> bool:
-        return all(status(n.url) in USABLE for n in needed_versions(vm, point))
+        return all(status(n.url) in USABLE for n in needed_versions(vm, point, des))
 
     flags = tuple((p.point_id, restorable(p)) for p in points)
     point, chosen = choose_point(points, restorable, wanted)
@@ -399,11 +413,11 @@ def plan_point(
             **common,  # type: ignore[arg-type]
         )
     steps = []
-    for needed in needed_versions(vm, point):
+    for needed in needed_versions(vm, point, des):
         state = status(needed.url)
         copy = escrow(needed, point) if state == MISSING else None
         steps.append(step_for(needed, state, copy))
-    notes = (DES_NOTE,) if any(s.needed.role == "DES key" for s in steps) else ()
+    notes = (DES_NOTE,) if any(s.needed.role.startswith("DES key") for s in steps) else ()
     return RestorePlan(
         point_id=point.point_id,
         point_time=point.time,
@@ -517,7 +531,10 @@ def build_restore_plan(
     before = rt.azure.calls.total
     oracle = VersionOracle(rt, now)
     shelf = EscrowShelf(rt.storage.container(names.ESCROW_CONTAINER))
-    plan = plan_point(record, retained, oracle.status, shelf.find, wanted=point, target=target)
+    des = [d for d in (inventory.get_des(i) for i in record.all_des_ids()) if d is not None]
+    plan = plan_point(
+        record, retained, oracle.status, shelf.find, wanted=point, target=target, des=des
+    )
     calls = rt.azure.calls.total - before
     return _with(plan, azure_calls=calls, generated=now)
 

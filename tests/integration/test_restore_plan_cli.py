@@ -100,6 +100,12 @@ def test_text_form_and_unknown_targets(local_azure: Any, app_env: None, capsys: 
     text = capsys.readouterr().out
     assert text.startswith("Restore plan — vm-web (ade)")
     assert "1. az backup restore restore-disks" in text and "same subscription" in text
+    # a CMK VM: the key versions of its disk encryption set, read live
+    code, cmk = plan(capsys, "--vm", "vm-cmk")
+    assert code == OK and cmk["verdict"] == "ready" and cmk["limits"] == []
+    roles = [v["role"] for v in cmk["versions"]]
+    assert roles and roles[0] == "DES key (des-prod, active)", roles
+    assert all(v["state"] == "enabled" for v in cmk["versions"])
     assert main(["restore-plan", "--vm", "vm-nope", "--quiet"]) == USAGE
     assert "no protected VM 'vm-nope'" in capsys.readouterr().err
     assert main(["restore-plan", "--vm", "vm-web", "--point", "nope", "--quiet"]) == USAGE

@@ -245,3 +245,26 @@ def test_escrow_shelf_prefers_a_manifest_listing_the_version_then_a_blob_dated_a
     dated = shelf.find(other_version, point("p", 5))
     assert dated is not None and not dated.listed and dated.blob == f"{base}2026-12-01.blob"
     assert shelf.find(other_version, point("p", -30)) is None  # every blob predates the point
+
+
+def test_cmk_vm_plans_every_key_version_of_its_disk_encryption_sets() -> None:
+    from shared.inventory.records import DesRecord
+
+    active = "https://kv-cmk.vault.azure.net/keys/des-key/5555"
+    previous = "https://kv-cmk.vault.azure.net/keys/des-key/4444"
+    des = DesRecord(
+        "/s/des-prod", "des-prod", key_url=active, key_vault_id=KV, previous_key_urls=previous
+    )
+    cmk = VmRecord("/s/vm-cmk", "vm-cmk", "s", "rg", "we", encryption="des", des_key_url=active)
+    plain = RecoveryPointRecord(point_id="p1", time=NOW, expiry=NOW + timedelta(days=3))
+    status = {active: ENABLED, previous: DISABLED}
+    plan = plan_point(cmk, [plain], status.__getitem__, lambda n, p: None, des=[des])
+    assert [(s.needed.role, s.state) for s in plan.steps] == [
+        ("DES key (des-prod, active)", ENABLED),
+        ("DES key (des-prod, previous)", DISABLED),
+    ]
+    assert plan.steps[1].commands == (
+        "az keyvault key set-attributes --vault-name kv-ade --name des-key --version 4444 "
+        "--enabled true",
+    )
+    assert plan.verdict == ACTIONS_NEEDED and plan.chosen == NEWEST
