@@ -26,6 +26,10 @@ through ``world.emit`` themselves):
   ``rotationToLatestKeyVersionEnabled`` does after a key rotation: ``activeKey`` moves to the
   new version, ``lastKeyRotationTimestamp`` is set (``previousKeys`` stays empty: the
   emulator re-wraps the disks at once); emits the DES write.
+* ``POST /_admin/compute/diskEncryptionSets/{des}/autorotate`` — the platform's automatic
+  rotation as Azure does it: no ARM write event, the old version moves to ``previousKeys``
+  until ``complete: true``; refused (``autoKeyRotationError``) when the DES identity lacks
+  ``get``/``wrapKey``/``unwrapKey`` on the key.
 """
 
 from __future__ import annotations
@@ -494,4 +498,65 @@ def rotate_des(world: World, request: Request) -> Response:
         version = world.kv.new_version(vault, "key", key)
     if rotate_to_latest(world, des, resolve_version(world, vault, "key", key, version)):
         emit_write(world, DES_WRITE, des["id"])
+    return Response(200, copy.deepcopy(des))
+
+
+def _des_principals(des: dict[str, Any]) -> list[str]:
+    identity = des.get("identity") or {}
+    oids = [identity.get("principalId")]
+    oids += [
+        (u or {}).get("principalId")
+        for u in (identity.get("userAssignedIdentities") or {}).values()
+    ]
+    return [str(o) for o in oids if o]
+
+
+@core.ROUTER.route(
+    "POST",
+    "/_admin/compute/diskEncryptionSets/{des}/autorotate",
+    name="admin.compute.autorotate_des",
+    surface="admin",
+)
+def autorotate_des(world: World, request: Request) -> Response:
+    """What the platform's automatic key rotation does — with **no ARM write event** (Azure
+    sends none: the sweep must see it in the DES's next GET).
+
+    Body (optional): ``key_version`` (default: the key's current version; rotate the key first
+    through Key Vault) or ``new_key_version: true`` to create one here. ``activeKey`` moves to
+    that version and the old one goes to ``previousKeys`` (the disks are re-wrapped within the
+    hour, ``lastKeyRotationTimestamp`` is set). ``complete: true`` instead ends a rotation:
+    ``previousKeys`` is emptied (every disk re-wrapped).
+
+    Compute wraps with the DES's identity: when an identity lacks ``get``/``wrapKey``/
+    ``unwrapKey`` on the key (access policy or RBAC, as Key Vault decides for any caller),
+    nothing rotates and ``autoKeyRotationError`` says why (the platform's property).
+    """
+    from local.azure.keyvault_access import des_lacks
+
+    body = request.json() if request.body else {}
+    name = request.params["des"].lower()
+    found = [d for d in world.compute.des.values() if d["name"].lower() == name]
+    if not found:
+        raise core.not_found("Microsoft.Compute/diskEncryptionSets", request.params["des"])
+    des = found[0]
+    props = des["properties"]
+    if body.get("complete"):
+        props["previousKeys"] = []
+        return Response(200, copy.deepcopy(des))
+    active = copy.deepcopy(props["activeKey"])
+    vault = _vault_name(world, active["sourceVault"]["id"])
+    key, _ = _version_from(active["keyUrl"])
+    lacking = des_lacks(world, world.kv.vault(vault), _des_principals(des), key)
+    if lacking:
+        props["autoKeyRotationError"] = {
+            "code": "KeyVaultAccessForbidden",
+            "message": f"The disk encryption set identity lacks {', '.join(lacking)} on {key}.",
+        }
+        return Response(200, copy.deepcopy(des))
+    version = body.get("key_version")
+    if version is None and body.get("new_key_version"):
+        version = world.kv.new_version(vault, "key", key)
+    if rotate_to_latest(world, des, resolve_version(world, vault, "key", key, version)):
+        props["previousKeys"] = [active]  # the disks still wrapped with it, for now
+        props.pop("autoKeyRotationError", None)
     return Response(200, copy.deepcopy(des))

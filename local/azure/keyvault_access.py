@@ -39,6 +39,9 @@ PERMISSIONS: dict[Kind, dict[str, tuple[str, str]]] = {
         "purge": ("purge", _KV + "keys/purge/action"),
         "getrotationpolicy": ("getrotationpolicy", _KV + "keyrotationpolicies/read"),
         "setrotationpolicy": ("setrotationpolicy", _KV + "keyrotationpolicies/write"),
+        # what a disk encryption set's identity does with its key (Compute, on its behalf)
+        "wrapkey": ("wrapkey", _KV + "keys/wrap/action"),
+        "unwrapkey": ("unwrapkey", _KV + "keys/unwrap/action"),
     },
     "secret": {
         "get": ("get", _KV + "secrets/getSecret/action"),
@@ -60,6 +63,37 @@ def caller_object_id(request: Request) -> str | None:
     """The ``oid`` claim of the caller's (server-validated) token; None without one."""
     oid = request.claims.get("oid")
     return str(oid) if oid else None
+
+
+#: What Compute does with a DES key on behalf of the DES's identity.
+DES_OPERATIONS: tuple[str, ...] = ("get", "wrapkey", "unwrapkey")
+
+
+def principal_may(
+    world: World, vault: Vault, oid: str, kind: Kind, operation: str, name: str | None
+) -> bool:
+    """Whether ``oid`` may do ``operation`` — Key Vault's decision without a request: for
+    callers that are not HTTP clients of the emulator (a disk encryption set's identity,
+    whose key Compute wraps and unwraps with)."""
+    permission, data_action = PERMISSIONS[kind][operation]
+    collection = "keys" if kind == "key" else "secrets"
+    if vault.rbac:
+        scope = f"{vault.id}/{collection}/{name}" if name else vault.id
+        return world.authz is not None and world.authz.allows_data_action(oid, scope, data_action)
+    policy = vault.policy_for(oid)
+    return policy is not None and policy.allows(kind, permission)
+
+
+def des_lacks(world: World, vault: Vault, oids: list[str], key: str) -> list[str]:
+    """``oid/operation`` pairs a DES's identities lack on ``key`` (empty: Compute can use it)."""
+    if not oids:
+        return ["(no identity)"]
+    return [
+        f"{oid}/{op}"
+        for oid in oids
+        for op in DES_OPERATIONS
+        if not principal_may(world, vault, oid, "key", op, key)
+    ]
 
 
 def authorize(

@@ -35,6 +35,7 @@ DES = (
     f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute"
     "/diskEncryptionSets/des-prod"
 )
+DES_PRINCIPAL = "5a1c7e0e-0000-4000-8000-00000000d004"  # the demo's des_prod
 
 
 def _without_backup_on_cmk_vault() -> dict[str, Any]:
@@ -106,39 +107,54 @@ def _des_assignment(local_azure: Any, principal: str) -> list[dict[str, Any]]:
     return [a for a in assignments if principal in str(a)]
 
 
-def test_des_identity_losing_its_key_role_is_alerted_then_repaired(
-    local_azure: Any, cmk_rt: Runtime
+def _policy_cmk_vault(des_keys: list[str]) -> dict[str, Any]:
+    """The demo with kv-prod-cmk on access policies: des-prod's identity holds ``des_keys``."""
+    scenario = demo_scenario()
+    for vault in scenario["key_vaults"]:
+        if vault["name"] == "kv-prod-cmk":
+            vault["rbac"] = False
+            vault["access_policies"] = [
+                {"principal": "des_prod", "keys": des_keys},
+                {
+                    "principal": "keyguard",
+                    "keys": ["get", "list", "update", "backup", "recover"],
+                    "secrets": ["get", "list"],
+                },
+            ]
+    return scenario
+
+
+def _des_policy(local_azure: Any) -> list[str]:
+    body = local_azure.admin.get("/keyvault/vaults/kv-prod-cmk")
+    for entry in body["properties"]["accessPolicies"]:
+        if entry["objectId"] == DES_PRINCIPAL:
+            return sorted(p.lower() for p in entry["permissions"].get("keys", []))
+    return []
+
+
+def test_des_identity_that_lost_unwrap_key_is_repaired_add_only(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The DES identity's role on the CMK vault is deleted behind Keyguard's back: the vault's
-    verification (remediation on) assigns Key Vault Crypto Service Encryption User on the key
-    and alerts DesKeyAccessRepaired; with nothing to repair, nothing is written. Fails on the
-    previous code (no DES check at all)."""
-    sweep_refresh(cmk_rt, "20261122T000000Z")
-    drain(cmk_rt)
-    des = inventory_for(cmk_rt).get_des(DES)
-    assert des is not None
-    [principal] = des.principals()
-    [granted] = _des_assignment(local_azure, principal)
-    guid = granted["name"] if "name" in granted else granted["id"].rsplit("/", 1)[-1]
-    local_azure.admin.delete(f"/keyvault/roleAssignments/{guid}")
-    assert _des_assignment(local_azure, principal) == []
-    local_azure.admin.clear_alerts()
-    work = verify_item(KV_CMK, bucket="20261122T010000Z", reasons=("t",))
-    assert process(cmk_rt, work.to_json()) is Outcome.DONE
+    """des-prod's identity lost ``unwrapKey`` on an access-policy vault: the vault's
+    verification (remediation on) adds just that permission, re-verifies and alerts
+    DesKeyAccessRepaired; the next verification writes nothing. Fails on the previous code
+    (no DES check at all)."""
+    local_azure.admin.load_scenario(_policy_cmk_vault(["get", "wrapKey", "list"]))
+    rt = runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
+    sweep_refresh(rt, "20261122T000000Z")
+    drain(rt)
     alerts = _alerts(local_azure)
     assert "Keyguard.DesKeyAccessMissing" not in alerts
     [repaired] = alerts["Keyguard.DesKeyAccessRepaired"]
-    assert DES in repaired["resource_ids"] and principal in repaired["problem"]
-    [created] = _des_assignment(local_azure, principal)
-    assert created["properties"]["scope"].lower() == f"{KV_CMK}/keys/des-key".lower()
-    assert created["properties"]["roleDefinitionId"].endswith(
-        "e147488a-f6f5-4113-8e2d-b22465e65bf6"
-    )
+    assert DES in repaired["resource_ids"] and DES_PRINCIPAL in repaired["problem"]
+    assert _des_policy(local_azure) == ["get", "list", "unwrapkey", "wrapkey"]
+    assert "Keyguard.BackupAccessMissing" not in alerts  # nothing asked of Backup there
     local_azure.admin.clear_alerts()
     again = verify_item(KV_CMK, bucket="20261122T020000Z", reasons=("t",))
-    assert process(cmk_rt, again.to_json()) is Outcome.DONE
-    assert "Keyguard.DesKeyAccessRepaired" not in _alerts(local_azure)
-    assert len(_des_assignment(local_azure, principal)) == 1
+    assert process(rt, again.to_json()) is Outcome.DONE
+    assert not {"Keyguard.DesKeyAccessRepaired", "Keyguard.DesKeyAccessMissing"} & set(
+        _alerts(local_azure)
+    )
 
 
 def test_des_identity_missing_access_alerts_without_remediation(
@@ -153,7 +169,7 @@ def test_des_identity_missing_access_alerts_without_remediation(
     sweep_refresh(rt, "20261122T000000Z")
     drain(rt)
     alerts = _alerts(local_azure)
-    [missing] = alerts["Keyguard.DesKeyAccessMissing"]
+    missing = alerts["Keyguard.DesKeyAccessMissing"][0]
     assert missing["severity"] == "high" and DES in missing["resource_ids"]
     assert (
         "az role assignment create --role e147488a-f6f5-4113-8e2d-b22465e65bf6"
@@ -200,3 +216,69 @@ def test_report_gives_cmk_vms_a_verdict_from_the_des(
     cmk = {vm.name: vm for vm in build_report(rt).vms}["vm-cmk"]
     assert cmk.verdict == NOT_RESTORABLE and cmk.des[0].versions[0].status == DISABLED
     assert cmk.des[0].access == "ok"
+
+
+def _tags(local_azure: Any) -> dict[str, dict[str, str]]:
+    from tests.integration.pinning_support import versions
+
+    return {
+        v["id"]: dict(v.get("tags") or {})
+        for v in versions(local_azure, "kv-prod-cmk", "keys", "des-key")
+    }
+
+
+def test_auto_rotation_without_an_arm_write_is_seen_by_the_sweep_and_pinned(
+    local_azure: Any, cmk_rt: Runtime
+) -> None:
+    """The platform rotates des-prod to a new key version and sends no ARM write: the next
+    sweep sees it in the DES (inventory diff), keeps the old version pinned "in use" while
+    previousKeys lists it (disks still wrapped with it), and releases it once the rotation is
+    complete. Fails on the previous code (the DES's previousKeys were never read: the old
+    version lost its in-use pin while disks still used it)."""
+    sweep_refresh(cmk_rt, "20261122T000000Z")
+    drain(cmk_rt)
+    before = inventory_for(cmk_rt).get_des(DES)
+    assert before is not None and before.key_url
+    old = before.key_url.rsplit("/", 1)[-1]
+    assert _tags(local_azure)[old]["keyguard-pinned-until"] == "in-use"
+    arm = lambda: [e for e in local_azure.admin.events() if e["topic_kind"] != "keyvault"]  # noqa: E731
+    writes = len(arm())
+    des = local_azure.admin.post(
+        "/compute/diskEncryptionSets/des-prod/autorotate", {"new_key_version": True}
+    )
+    assert len(arm()) == writes  # no ARM write, as in Azure (Key Vault's new version only)
+    new = des["properties"]["activeKey"]["keyUrl"].rsplit("/", 1)[-1]
+    assert new != old and des["properties"]["previousKeys"][0]["keyUrl"] == before.key_url
+    sweep_refresh(cmk_rt, "20261122T010000Z")
+    drain(cmk_rt)
+    after = inventory_for(cmk_rt).get_des(DES)
+    assert after is not None and after.key_url and after.key_url.endswith(new)
+    assert after.previous_key_urls == before.key_url
+    tags = _tags(local_azure)
+    assert tags[new]["keyguard-pinned-until"] == "in-use"
+    assert (
+        tags[old]["keyguard-pinned-until"] == "in-use"
+        and "des-prod" in (tags[old]["keyguard-pinned-by"])
+    )
+    # every disk re-wrapped: the old version is no longer needed, its pin is released
+    local_azure.admin.post("/compute/diskEncryptionSets/des-prod/autorotate", {"complete": True})
+    sweep_refresh(cmk_rt, "20261122T020000Z")
+    drain(cmk_rt)
+    tags = _tags(local_azure)
+    assert "keyguard-pinned-until" not in tags[old]
+    assert tags[new]["keyguard-pinned-until"] == "in-use"
+
+
+def test_auto_rotation_refused_when_the_des_identity_cannot_wrap(local_azure: Any) -> None:
+    """The local Azure asks Key Vault for the DES identity's access as for any caller."""
+    scenario = demo_scenario()
+    scenario["role_assignments"] = [
+        a for a in scenario["role_assignments"] if a.get("principal") != "des_prod"
+    ]
+    local_azure.admin.load_scenario(scenario)
+    des = local_azure.admin.post(
+        "/compute/diskEncryptionSets/des-prod/autorotate", {"new_key_version": True}
+    )
+    assert des["properties"]["autoKeyRotationError"]["code"] == "KeyVaultAccessForbidden"
+    assert "unwrapkey" in des["properties"]["autoKeyRotationError"]["message"]
+    assert not des["properties"].get("previousKeys")
