@@ -143,12 +143,12 @@ def test_http_replay_answers_a_json_summary(monkeypatch: pytest.MonkeyPatch) -> 
 def test_ops_cli_lists_and_replays(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import shared.runtime
+    import shared.cli.env
     from local import ops
 
     rt, storage, _ = make_runtime()
     record_id = _dead_letter(rt, "pin:a")
-    monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
+    monkeypatch.setattr(shared.cli.env, "build_runtime", lambda *_a, **_k: rt)
 
     assert ops.main(["dead-letters"]) == 0
     listed = json.loads(capsys.readouterr().out)["dead_letters"]
@@ -168,13 +168,13 @@ def test_ops_cli_reports_storage_failures(
 ) -> None:
     from azure.core.exceptions import ServiceRequestError
 
-    import shared.runtime
+    import shared.cli.env
     from local import ops
 
     rt, storage, _ = make_runtime()
     storage.table(names.DEAD_LETTER_TABLE).fail = ServiceRequestError("down")
-    monkeypatch.setattr(shared.runtime, "get_runtime", lambda: rt)
-    assert ops.main(["replay", "--all"]) == 1
+    monkeypatch.setattr(shared.cli.env, "build_runtime", lambda *_a, **_k: rt)
+    assert ops.main(["replay", "--all"]) == 3  # an Azure/storage failure (shared.cli.AZURE)
     assert "could not list dead letters" in capsys.readouterr().err
 
 
