@@ -198,7 +198,10 @@ def child(spec_path: str) -> None:
             time.sleep(0.05)  # only delayed retries left
             continue
         for message in messages:
-            done[worker.process(rt, message.content, message_id=message.id).value] += 1
+            outcome = worker.process(
+                rt, message.content, message_id=message.id, inserted_at=message.inserted_on
+            )
+            done[outcome.value] += 1
             queue.delete_message(message)
     finished = time.perf_counter()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

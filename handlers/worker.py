@@ -27,7 +27,9 @@ def handle(msg: func.QueueMessage) -> None:
     from shared.runtime import get_runtime
     from shared.worker import process
 
-    process(get_runtime(), _body(msg), message_id=msg.id)
+    # The insertion time is the queue service's clock: the re-run rule compares it with the
+    # Table service's time of a finished claim (shared.worker._covered), never an instance's.
+    process(get_runtime(), _body(msg), message_id=msg.id, inserted_at=msg.insertion_time)
 
 
 def handle_poison(msg: func.QueueMessage) -> None:

@@ -41,18 +41,27 @@ race exactly as before.
 Keys are arbitrary text (ARM ids contain ``/``, which Table keys forbid), so the row is
 ``PartitionKey = kind`` (or ``event``), ``RowKey = sha256(key)``; the readable key is kept
 in the ``Key`` property.
+
+**Server start time.** Besides ``StartedAt`` (this instance's clock), a claim keeps
+``ServerStartedAt``: the Table service's ``Timestamp`` of the write that claimed the row,
+read from that write's ETag (``W/"datetime'<Timestamp>'"``: the service's ETag of an entity
+*is* its Timestamp — azure-data-tables builds one from the other, ``_deserialize.py``). It
+costs no request, and it is what the worker's re-run rule compares (``shared.worker``): the
+service's clock, not a Functions instance's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote
 
 from shared.errors import StorageError
 from shared.logs import get_logger
@@ -104,6 +113,24 @@ class Claim:
     started_at: datetime | None = None
     #: DONE/FAILED: the event ids the finished run was for (at most ``MAX_REASONS``).
     reasons: frozenset[str] = frozenset()
+    #: The Table service's time of the write that claimed the record (module docstring);
+    #: None when the service's ETag did not carry it, or for records written before.
+    server_started_at: datetime | None = None
+
+
+_ETAG_TIME = re.compile(r"""^W/"datetime'([^']+)'"$""")
+
+
+def server_time(etag: object) -> datetime | None:
+    """The Table service's ``Timestamp`` an entity ETag carries, or None for any other ETag."""
+    match = _ETAG_TIME.match(etag) if isinstance(etag, str) else None
+    if match is None:
+        return None
+    try:
+        when = datetime.fromisoformat(unquote(match.group(1)))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def row_key(key: str) -> str:
@@ -239,8 +266,16 @@ class Ledger:
         }
 
     def _claimed(
-        self, partition: str, row: str, key: str, meta: Mapping[str, Any], entity: dict[str, Any]
+        self,
+        partition: str,
+        row: str,
+        key: str,
+        meta: Mapping[str, Any],
+        entity: dict[str, Any],
+        server_started_at: datetime | None = None,
     ) -> Claim:
+        """The claim a write (``meta``: its response) gave us. A fresh claim's server start
+        is that write's ETag time; a renewal keeps the claim's (``server_started_at``)."""
         return Claim(
             ClaimStatus.CLAIMED,
             partition,
@@ -249,6 +284,7 @@ class Ledger:
             etag=str(meta.get("etag")),
             lease_until=entity["LeaseUntil"],
             started_at=entity["StartedAt"],
+            server_started_at=server_started_at or server_time(meta.get("etag")),
         )
 
     def _existing(self, partition: str, row: str, key: str, current: Any) -> Claim:
@@ -259,7 +295,7 @@ class Ledger:
         state = current.get("State")
         if state in (LedgerState.DONE.value, LedgerState.FAILED.value):
             status = ClaimStatus.DONE if state == LedgerState.DONE.value else ClaimStatus.FAILED
-            started = current.get("StartedAt")
+            started, server = current.get("StartedAt"), current.get("ServerStartedAt")
             return Claim(
                 status,
                 partition,
@@ -268,6 +304,7 @@ class Ledger:
                 summary=_summary(current),
                 started_at=started if isinstance(started, datetime) else None,
                 reasons=_reasons(current),
+                server_started_at=server if isinstance(server, datetime) else None,
             )
         lease_until = current.get("LeaseUntil")
         if isinstance(lease_until, datetime) and lease_until > self._now():
@@ -383,6 +420,8 @@ class Ledger:
         from azure.data.tables import UpdateMode
 
         entity = self._in_progress(claim.partition, claim.row, claim.key, claim.started_at)
+        if claim.server_started_at is not None:
+            entity["ServerStartedAt"] = claim.server_started_at
         try:
             meta = self._table.update_entity(
                 entity,
@@ -394,7 +433,9 @@ class Ledger:
             if _status(exc) in (404, 412):
                 return None
             raise _storage_error(f"renew {claim.key}", exc) from exc
-        return self._claimed(claim.partition, claim.row, claim.key, meta, entity)
+        return self._claimed(
+            claim.partition, claim.row, claim.key, meta, entity, claim.server_started_at
+        )
 
     def release(self, claim: Claim, *, unlock: Claim | None = None) -> None:
         """Give the claim up (transient failure or deferral): the row is deleted if still ours;
@@ -569,6 +610,8 @@ def _reason_fields(claim: Claim, reasons: Sequence[str]) -> dict[str, Any]:
     fields: dict[str, Any] = {"Reasons": json.dumps(list(dict.fromkeys(reasons))[:MAX_REASONS])}
     if claim.started_at is not None:
         fields["StartedAt"] = claim.started_at
+    if claim.server_started_at is not None:
+        fields["ServerStartedAt"] = claim.server_started_at
     return fields
 
 

@@ -132,7 +132,7 @@ def _replay_one(rt: Runtime, record_id: str, reason: str | None) -> str | None:
         return f"stored item unreadable: {exc}"
     if item is None:
         return f"no work item to replay ({record.reason}: only the raw body was kept)"
-    fresh = replace(item, attempt=0, first_seen=rt.now().isoformat(), history=())
+    fresh = replace(item, attempt=0, first_seen=rt.now().isoformat(), history=(), enqueued_at=None)
     rt.ledger.reset(item.kind.value, item.key)
     rt.work_queue.enqueue(fresh)
     rt.dead_letters.mark_replayed(record_id)

@@ -39,6 +39,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -90,8 +91,18 @@ class Outcome(StrEnum):
     MALFORMED = "malformed"
 
 
-def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome:
+def process(
+    rt: Runtime,
+    body: str,
+    *,
+    message_id: str | None = None,
+    inserted_at: datetime | None = None,
+) -> Outcome:
     """Run one message's step (see the module docstring).
+
+    ``inserted_at`` is the queue's insertion time of the message (``QueueMessage.
+    insertion_time``, the storage service's clock): an item that has none yet takes it as its
+    ``enqueued_at`` and keeps it through re-enqueues, for the re-run rule (:func:`_covered`).
 
     Raises
     ------
@@ -113,6 +124,8 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
         )
         rt.counters.increment("worker.malformed")
         return Outcome.MALFORMED
+    if item.enqueued_at is None and inserted_at is not None:
+        item = replace(item, enqueued_at=inserted_at.astimezone(UTC).isoformat())
     lock_key = _lock_key(item, rt.settings)
     claimed_at = time.monotonic()  # the lease runs from (just after) here
     if lock_key is None:
@@ -128,7 +141,7 @@ def process(rt: Runtime, body: str, *, message_id: str | None = None) -> Outcome
                 again = replace(again, params={**again.params, "after_uses": claim.summary["uses"]})
             log.info("worker.rerun", work_key=item.key, rerun_key=again.key)
             rt.counters.increment("worker.rerun")
-            return process(rt, again.to_json(), message_id=message_id)
+            return process(rt, again.to_json(), message_id=message_id)  # keeps enqueued_at
         log.info("worker.duplicate", work_key=item.key, state=claim.status.value)
         rt.counters.increment("worker.duplicate")
         return Outcome.DUPLICATE
@@ -175,25 +188,53 @@ def _rechecks(item: WorkItem) -> bool:
     return item.kind in RECHECK_KINDS
 
 
-#: Clocks of the intake and worker instances may differ a little: a run counts as covering
-#: an item only if it started this long after the item was first seen.
-CLOCK_SKEW_SECONDS: Final = 2.0
+#: Storage queues report a message's insertion time to the whole second (RFC 1123), truncated:
+#: a message stamped with a whole second went in before that time + this.
+QUEUE_TIME_RESOLUTION: Final = timedelta(seconds=1)
 
 
 def _covered(item: WorkItem, finished: Claim) -> bool:
     """Whether the finished run of ``item.key`` already did ``item``'s work: it ran for all
-    of ``item``'s events, or it started after ``item`` was first seen (so after its event
-    happened). Items without events, of other kinds, or records without a start time are
-    covered, as every duplicate was before the ledger kept start times; an item whose
-    ``first_seen`` cannot be read is not (nothing shows the run saw its event)."""
-    from shared.workqueue import item_age_seconds
+    of ``item``'s events, or it started after ``item`` existed (so after its event happened).
 
+    "After" is decided on the storage service's clocks only: the queue's insertion time of the
+    item's first message (``enqueued_at``, an upper bound of when intake or a worker made the
+    item) against the Table service's time of the finished run's claim
+    (``Claim.server_started_at``). Neither is an instance's clock, so an intake instance whose
+    clock runs seconds ahead of or behind the worker's can neither have a later event
+    swallowed as covered nor an earlier one run twice. (The rule it replaces compared the
+    intake's ``first_seen`` with the worker's ``started_at`` with 2 s of tolerance: an intake
+    3 s behind had a change made after the run started acked as its duplicate.)
+
+    The queue reports whole seconds, so a message inserted in the second the run started runs
+    again (a time with a fraction is taken as precise).
+
+    Items without events, of other kinds, or records without a start time are covered, as
+    every duplicate was before the ledger kept start times; an item or record without a
+    server time (a message from an earlier release, an ETag without its time) is not:
+    nothing shows the run saw its event, so it runs again.
+    """
     if not _rechecks(item) or not item.reasons or finished.started_at is None:
         return True
     if set(item.reasons) <= finished.reasons:
         return True
-    started_after = item_age_seconds(item, finished.started_at)
-    return started_after is not None and started_after >= CLOCK_SKEW_SECONDS
+    queued, started = _utc(item.enqueued_at), finished.server_started_at
+    if queued is None or started is None:
+        return False
+    if queued.microsecond == 0:  # whole seconds, as the queue service reports them: truncated
+        queued += QUEUE_TIME_RESOLUTION
+    return queued < started
+
+
+def _utc(text: str | None) -> datetime | None:
+    """An aware ISO time, or None (absent, unreadable, or naive)."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 #: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.

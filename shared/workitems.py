@@ -18,7 +18,10 @@ Key shapes, one per kind (see :func:`work_key`)::
 events about one target within the window yields one item, while a later event yields a
 new one. An event that arrives within the window *after* its step ran is not swallowed as a
 duplicate: the worker runs it again under ``{key}|after:{start of the finished run}``
-(``WorkItem.rerun_after``).
+(``WorkItem.rerun_after``). Whether it came after is decided on the storage service's clocks
+alone (``enqueued_at``, the queue's insertion time of the item's first message, against the
+server time of the finished run's claim: ``shared.worker``), never on ``first_seen``, which
+the clock of whichever instance made the item stamped.
 """
 
 from __future__ import annotations
@@ -72,7 +75,9 @@ class WorkItem:
 
     ``params`` holds small kind-specific data (e.g. the object type, a VM list); it must be
     JSON-serialisable. ``history`` keeps the last few failed attempts for the dead-letter
-    record.
+    record. ``enqueued_at`` is the Storage queue's insertion time (ISO, the service's clock)
+    of the item's first message: None until the worker first receives it, then kept on every
+    re-enqueue (busy, deferred, retried), so it bounds when the item was made.
     """
 
     kind: WorkKind
@@ -84,6 +89,7 @@ class WorkItem:
     params: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[AttemptRecord, ...] = ()
     version: int = SCHEMA_VERSION
+    enqueued_at: str | None = None
 
     def to_json(self) -> str:
         """Serialise.
@@ -93,21 +99,20 @@ class WorkItem:
         WorkItemTooLargeError
             The item is larger than :data:`MAX_ITEM_BYTES` (it would not fit a queue message).
         """
-        text = json.dumps(
-            {
-                "v": self.version,
-                "kind": self.kind.value,
-                "target": self.target,
-                "key": self.key,
-                "reasons": list(self.reasons),
-                "attempt": self.attempt,
-                "first_seen": self.first_seen,
-                "params": dict(self.params),
-                "history": [h.to_dict() for h in self.history],
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        fields: dict[str, Any] = {
+            "v": self.version,
+            "kind": self.kind.value,
+            "target": self.target,
+            "key": self.key,
+            "reasons": list(self.reasons),
+            "attempt": self.attempt,
+            "first_seen": self.first_seen,
+            "params": dict(self.params),
+            "history": [h.to_dict() for h in self.history],
+        }
+        if self.enqueued_at is not None:  # optional: items of earlier releases lack it
+            fields["enqueued_at"] = self.enqueued_at
+        text = json.dumps(fields, separators=(",", ":"), sort_keys=True)
         size = len(text.encode())
         if size > MAX_ITEM_BYTES:
             raise WorkItemTooLargeError(
@@ -157,6 +162,7 @@ class WorkItem:
                 first_seen=str(raw["first_seen"]),
                 params=params,
                 history=history,
+                enqueued_at=str(raw["enqueued_at"]) if raw.get("enqueued_at") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedWorkItemError(f"invalid work item: {exc!r}") from exc

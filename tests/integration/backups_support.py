@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.azure.api import LocalAzure
@@ -103,18 +103,23 @@ def scenario(protected: int = 20, *, naked: bool = True) -> dict[str, Any]:
 
 
 class VirtualQueue:
-    """A ``QueueClient`` stand-in: messages due at emulator time ``now + visibility``."""
+    """A ``QueueClient`` stand-in: messages due at emulator time ``now + visibility``. Each
+    keeps its insertion time as the queue service stamps it: on the service's (real) clock,
+    the one Azurite stamps the ledger's rows with (to the microsecond: the worker takes a
+    whole second as truncated, the service's resolution)."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
         self._seq = 0
         self.pending: list[tuple[datetime, int, str]] = []
+        self.inserted: dict[int, datetime] = {}
 
     def send_message(
         self, content: str, *, visibility_timeout: int | None = None, time_to_live: Any = None
     ) -> None:
         due = self._clock() + timedelta(seconds=visibility_timeout or 0)
         heapq.heappush(self.pending, (due, self._seq, content))
+        self.inserted[self._seq] = datetime.now(UTC)
         self._seq += 1
 
     def items(self) -> list[WorkItem]:
@@ -153,7 +158,7 @@ class Harness:
         for _ in range(max_messages):
             if not self.queue.pending:
                 break
-            due, _, body = self.queue.pending[0]
+            due, seq, body = self.queue.pending[0]
             if (due - start).total_seconds() > horizon_seconds:
                 break
             wait = (due - self.clock()).total_seconds()
@@ -164,7 +169,7 @@ class Harness:
             if item.kind not in kinds:
                 self.set_aside.append(item)
                 continue
-            outcome = process(self.rt, body)
+            outcome = process(self.rt, body, inserted_at=self.queue.inserted.pop(seq))
             self.processed.append((item, outcome))
             seen[(item.kind.value, outcome.value)] += 1
         self.outcomes.update(seen)

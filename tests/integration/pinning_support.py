@@ -62,7 +62,9 @@ def drain(rt: Runtime, *, limit: int = 500) -> list[tuple[WorkItem, Outcome]]:
         if not batch:
             return ran
         for message in batch:
-            outcome = process(rt, message.content, message_id=message.id)
+            outcome = process(
+                rt, message.content, message_id=message.id, inserted_at=message.inserted_on
+            )
             ran.append((WorkItem.from_json(message.content), outcome))
             queue.delete_message(message)
     raise AssertionError(f"queue not drained after {limit} items")

@@ -83,7 +83,9 @@ def drain(rt: Runtime, *, expect: int | None = None, wait_seconds: float = 0.0) 
             time.sleep(0.2)
             continue
         for message in messages:
-            outcomes.append(process(rt, message.content, message_id=message.id))
+            outcomes.append(
+                process(rt, message.content, message_id=message.id, inserted_at=message.inserted_on)
+            )
             queue.delete_message(message)
     return outcomes
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from azure.core.exceptions import (
     ResourceExistsError,
@@ -50,11 +51,14 @@ def _status_error(cls: type[Exception], status: int, message: str) -> Exception:
 
 
 class FakeTable:
-    """An in-memory table with ETags."""
+    """An in-memory table with ETags shaped as the Table service's: ``W/"datetime'<the
+    write's Timestamp>'"``, the time from ``clock`` (the service's clock; the real one unless
+    given) plus one microsecond per write, so every ETag differs."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.rows: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         self._etags = itertools.count(1)
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self.fail: Exception | None = None
 
@@ -63,7 +67,9 @@ class FakeTable:
             raise self.fail
 
     def _store(self, entity: Mapping[str, Any]) -> dict[str, Any]:
-        etag = f'W/"{next(self._etags)}"'
+        when = self._clock() + timedelta(microseconds=next(self._etags))
+        stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+        etag = "W/\"datetime'" + quote(stamp) + "'\""
         key = (entity["PartitionKey"], entity["RowKey"])
         self.rows[key] = (dict(entity), etag)
         return {"etag": etag}
@@ -238,18 +244,20 @@ class FakeContainer:
 
 
 class FakeStorage:
-    """``StorageClients`` stand-in: one fake per queue/table/container name."""
+    """``StorageClients`` stand-in: one fake per queue/table/container name; ``clock`` is the
+    storage service's (its tables' ETag times)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.queues: dict[str, FakeQueue] = {}
         self.tables: dict[str, FakeTable] = {}
         self.containers: dict[str, FakeContainer] = {}
+        self._clock = clock
 
     def queue(self, name: str) -> FakeQueue:
         return self.queues.setdefault(name, FakeQueue())
 
     def table(self, name: str) -> FakeTable:
-        return self.tables.setdefault(name, FakeTable())
+        return self.tables.setdefault(name, FakeTable(self._clock))
 
     def container(self, name: str) -> FakeContainer:
         return self.containers.setdefault(name, FakeContainer())
@@ -322,10 +330,11 @@ def make_runtime(
     **overrides: str,
 ) -> tuple[Runtime, FakeStorage, Clock]:
     """A runtime over fakes, with a seeded jitter source (and a settable clock, unless
-    ``clock`` is given: then the third value is a settable clock the runtime ignores)."""
-    storage = FakeStorage()
+    ``clock`` is given: then the third value is a settable clock the runtime ignores). The
+    runtime's clock is the storage service's too (its ETag times)."""
     settable = Clock()
     clock = clock or settable
+    storage = FakeStorage(clock)
     rt = Runtime(
         settings or make_settings(**overrides),
         FakeAzure(publisher),  # type: ignore[arg-type]
