@@ -137,6 +137,9 @@ param backupDailyBudget string = '4'
 @description('KEYGUARD_BACKUP_RETENTION_DAYS: Expiry of on-demand recovery points.')
 param backupRetentionDays string = '30'
 
+@description('KEYGUARD_EXPIRY_WARNING_DAYS: Days ahead the sweep warns that a needed key/secret version expires (1-365).')
+param expiryWarningDays string = '30'
+
 @allowed([
   'AzurePublic'
   'AzureUSGovernment'
@@ -257,11 +260,13 @@ var keyguardVaultActions = [
   'Microsoft.Authorization/denyAssignments/read'
 ]
 
-// Keyguard's data actions on RBAC vaults: metadata read, attribute/tag update, recover of a
-// soft-deleted needed object, and backup only when escrow is on. No create, delete, purge,
+// Keyguard's data actions on RBAC vaults: metadata read (keys' rotation policies too, for the
+// sweep's foresight), attribute/tag update, recover of a soft-deleted needed object, and backup
+// only when escrow is on. No create, delete, purge,
 // crypto operations or secret values.
 var keyguardVaultDataActions = concat([
   'Microsoft.KeyVault/vaults/keys/read'
+  'Microsoft.KeyVault/vaults/keyrotationpolicies/read'
   'Microsoft.KeyVault/vaults/keys/update/action'
   'Microsoft.KeyVault/vaults/keys/recover/action'
   'Microsoft.KeyVault/vaults/secrets/readMetadata/action'
@@ -520,6 +525,7 @@ var keyguardSettings = {
   KEYGUARD_BACKUP_WINDOW_MINUTES: backupWindowMinutes
   KEYGUARD_BACKUP_DAILY_BUDGET: backupDailyBudget
   KEYGUARD_BACKUP_RETENTION_DAYS: backupRetentionDays
+  KEYGUARD_EXPIRY_WARNING_DAYS: expiryWarningDays
   KEYGUARD_CLOUD: cloud
   KEYGUARD_ARM_ENDPOINT: armEndpoint
   KEYGUARD_ARM_AUDIENCE: armAudience

@@ -114,6 +114,11 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     _S("KEYGUARD_BACKUP_WINDOW_MINUTES", "15", "Coalescing window: one backup per VM per window."),
     _S("KEYGUARD_BACKUP_DAILY_BUDGET", "4", "On-demand backups per VM per day (1-9)."),
     _S("KEYGUARD_BACKUP_RETENTION_DAYS", "30", "Expiry of on-demand recovery points."),
+    _S(
+        "KEYGUARD_EXPIRY_WARNING_DAYS",
+        "30",
+        "Days ahead the sweep warns that a needed key/secret version expires (1-365).",
+    ),
     # cloud profile
     _S(
         "KEYGUARD_CLOUD",
@@ -285,6 +290,8 @@ class Settings:
     backup_role_definition_id: str | None = None
     #: ``KEYGUARD_WATCH_SCHEDULE``: when the watch re-checks the needed versions.
     watch_schedule: str = "0 */15 * * * *"
+    #: ``KEYGUARD_EXPIRY_WARNING_DAYS``: how far ahead foresight warns of a needed expiry.
+    expiry_warning_days: int = 30
 
     @property
     def dry_run(self) -> bool:
@@ -703,6 +710,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, host_json: Path = HOS
         managed_identity_client_id=reader.optional_guid("AZURE_CLIENT_ID"),
         backup_role_definition_id=_role_definition_id(reader, "KEYGUARD_BACKUP_ROLE_DEFINITION_ID"),
         watch_schedule=watch_schedule,
+        expiry_warning_days=reader.integer("KEYGUARD_EXPIRY_WARNING_DAYS", low=1, high=365),
     )
 
 

@@ -36,6 +36,17 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RECOVERY_VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
+#: How a sweep's items (and the follow-ups they plan) say they come from a sweep.
+SWEEP_REASON_PREFIX = "sweep:"
+
+
+def from_sweep(reasons: Iterable[str]) -> bool:
+    """True when an item was planned by a sweep run (its reasons carry ``sweep:{time}``).
+
+    Work that should run once per object per sweep — foresight's rotation-policy read
+    (:mod:`shared.pinning.foresight`) — keys on this, not on events or the watch.
+    """
+    return any(str(r).startswith(SWEEP_REASON_PREFIX) for r in reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +180,7 @@ def plan_sweep(
         settings=settings,
         now=now,
         bucket=window_bucket(now, settings.coalesce_seconds),
-        reasons=(f"sweep:{now.isoformat()}",),
+        reasons=(f"{SWEEP_REASON_PREFIX}{now.isoformat()}",),
         vaults=tuple(vaults),
     )
     by_key: dict[str, WorkItem] = {}

@@ -10,7 +10,8 @@
 //   soft-deleted needed object, back them up for escrow. Not Crypto/Secrets Officer: those
 //   can create, delete and purge, and Secrets User/Officer read secret values.
 // * Data plane, access-policy vaults — one policy entry, added (not replacing the others):
-//   keys get/list/update/recover(/backup); secrets get/list/set/recover(/backup). The
+//   keys get/list/update/recover/getrotationpolicy(/backup); secrets get/list/set/recover
+//   (/backup). getrotationpolicy: the sweep's foresight reads each needed key's rotation policy. The
 //   access-policy model has no narrower permission than "set" for updating a secret's
 //   attributes and tags, and no metadata-only "get" (a deleted object's read needs "get");
 //   Keyguard reads metadata only, never values.
@@ -54,6 +55,7 @@ var keyPermissions = concat([
   'list'
   'update'
   'recover'
+  'getrotationpolicy'
 ], escrow ? [
   'backup'
 ] : [])

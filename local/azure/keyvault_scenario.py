@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _DAY = 86400
 
-#: what ``grant_keyguard: true`` gives the Keyguard principal (access policies / RBAC roles)
-KEYGUARD_KEYS = ["get", "list", "update", "backup"]
+#: what ``grant_keyguard: true`` gives the Keyguard principal (access policies / RBAC roles);
+#: ``getrotationpolicy`` as infra grants it for foresight (issue 15 item 2)
+KEYGUARD_KEYS = ["get", "list", "update", "backup", "getrotationpolicy"]
 KEYGUARD_SECRETS = ["get", "list", "set", "backup"]
 KEYGUARD_ROLES = ["Key Vault Crypto Officer", "Key Vault Secrets Officer"]
 

@@ -9,6 +9,10 @@ use), NearExpiry/Expired (needed expired versions are reported, not extended), a
 refresh after an ADE/disk/DES change or a completed backup, and the daily sweep (Key Vault
 emits no event when a version is disabled or an object deleted).
 
+A sweep's pass (``shared.sweep.from_sweep``) also runs foresight (issue 15 item 2,
+``shared.pinning.foresight``): one rotation-policy read per key, the expiries from the listing,
+alerts ahead of a needed version's expiry; ``foresight`` in the step's summary.
+
 With ``KEYGUARD_ESCROW`` the pass then escrows the object's backup blob. An escrow failure
 (its container missing, a refused write or Key Vault backup) is reported on its own —
 ``Keyguard.EscrowFailed``, a log line and ``escrow_error`` in the step's ledger summary — and
@@ -34,9 +38,12 @@ from shared.actions.base import ActionContext, ActionResult
 from shared.alerts import Alert
 from shared.errors import EscrowError, LeaseLostError, PermanentError
 from shared.logs import get_logger
+from shared.sweep import from_sweep
 from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
+    from shared.inventory import Inventory
+    from shared.inventory.store import Reference
     from shared.pinning.decide import VersionState
     from shared.pinning.execute import ObjectRef, PinOutcome
     from shared.pinning.keyvault import ObjectStore
@@ -134,6 +141,8 @@ class PinAction:
                 delay_seconds=RELIST_DELAY_SECONDS,
             )
         alerts = list(outcome.alerts)
+        if from_sweep(item.reasons) and outcome.needed and outcome.versions:
+            alerts.extend(_foresight(ctx, item, inventory, obj, outcome, refs, summary))
         escrowable = outcome.state in ("listed", "recovered") and not outcome.plan.too_many_versions
         if ctx.settings.escrow and outcome.needed and escrowable and dry is not None:
             summary["escrow"] = "dry_run"
@@ -149,6 +158,62 @@ class PinAction:
             alerts=summary["alerts"],
         )
         return ActionResult(summary=summary, alerts=tuple(alerts))
+
+
+def _foresight(
+    ctx: ActionContext,
+    item: WorkItem,
+    inventory: Inventory,
+    obj: ObjectRef,
+    outcome: PinOutcome,
+    refs: list[Reference],
+    summary: dict[str, Any],
+) -> list[Alert]:
+    """Foresight for a sweep's pin (issue 15 item 2): one rotation-policy read for a key, the
+    rest from this pass's listing and the inventory; recorded in ``summary["foresight"]``.
+
+    A refused or failed policy read is logged and recorded (``policy_error``); the expiry
+    findings still come from the listing, and the pin's own outcome stands.
+    """
+    from shared.pinning.foresight import foresee, longest_retention, read_rotation_policy
+    from shared.retry import classify
+
+    record: dict[str, Any] = {"policy_reads": 0, "policy": None}
+    policy = None
+    if obj.object_type == "key":
+        record["policy_reads"] = 1
+        try:
+            policy = read_rotation_policy(ctx.azure.key_client(obj.vault_uri), obj.name)
+            record["policy"] = policy.to_dict()
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # the policy is foresight's extra; its failure never the pin's
+            error = classify(exc)
+            record["policy_error"] = {"code": error.code, "message": str(error)[:500]}
+            log.warning(
+                "pin.foresight_policy_failed", work_key=item.key, object=obj.url(), code=error.code
+            )
+    spans = [
+        p.expiry - p.time
+        for vm_id in sorted({r.vm_id for r in refs})
+        for p in inventory.recovery_points(vm_id)
+        if p.time is not None and p.expiry is not None and not p.expiry_assumed
+    ]
+    retention = longest_retention(spans, ctx.settings.backup.retention_days)
+    found = foresee(
+        obj,
+        outcome.versions,
+        refs,
+        now=ctx.now(),
+        warning_days=ctx.settings.expiry_warning_days,
+        retention=retention,
+        policy=policy,
+        correlation={"work_key": item.key, "reasons": list(item.reasons)},
+    )
+    record.update(longest_retention_days=retention.days, alerts=[a.name for a in found])
+    summary["foresight"] = record
+    summary["alerts"] = [*summary["alerts"], *record["alerts"]]
+    return found
 
 
 def _escrow(

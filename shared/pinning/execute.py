@@ -25,7 +25,7 @@ from typing import Any
 from shared.alerts import Alert
 from shared.errors import TransientError
 from shared.inventory.store import Reference
-from shared.pinning.decide import Need, PinPlan, plan_object
+from shared.pinning.decide import Need, PinPlan, VersionState, plan_object
 from shared.pinning.keyvault import ObjectStore
 
 #: How long a needed object may be neither live nor deleted before it is called missing: the
@@ -66,6 +66,8 @@ class PinOutcome:
     listed_versions: int = 0
     #: Recovered but not listed yet (Key Vault's visibility lag): run the pass again.
     relist: bool = False
+    #: The versions Key Vault listed (what foresight reads ``expires_on`` from; no extra call).
+    versions: list[VersionState] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         p = self.plan
@@ -212,6 +214,7 @@ def pin_object(
             return out
     plan = plan_object(versions, needs, now=now, remediation=remediation)
     out.plan = plan
+    out.versions = list(versions)
     for update in plan.updates:
         store.update(obj.name, update.version, update.tags, update.enable)
         out.writes += 1

@@ -317,6 +317,7 @@ DATA_PLANE_OPERATIONS: dict[str, str] = {
     "begin_recover_deleted_secret": "recover",
     "backup_key": "backup",
     "backup_secret": "backup",
+    "get_key_rotation_policy": "getrotationpolicy",
 }
 
 

@@ -54,6 +54,7 @@ def test_keyguard_vault_role_is_narrow() -> None:
     actions = [a for a in actions if a.startswith("Microsoft.")]
     assert set(actions) == {
         "Microsoft.KeyVault/vaults/keys/read",
+        "Microsoft.KeyVault/vaults/keyrotationpolicies/read",  # foresight (issue 15 item 2)
         "Microsoft.KeyVault/vaults/keys/update/action",
         "Microsoft.KeyVault/vaults/keys/recover/action",
         "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
@@ -129,7 +130,15 @@ def test_access_policy_entry_is_metadata_and_update_only() -> None:
     keys = string_leaves(variable(path, "keyPermissions"))
     secrets = string_leaves(variable(path, "secretPermissions"))
     # Exactly these, "backup" only with escrow (the leaves include the condition's name).
-    assert set(keys) == {"get", "list", "update", "recover", "backup", "escrow"}
+    assert set(keys) == {
+        "get",
+        "list",
+        "update",
+        "recover",
+        "getrotationpolicy",
+        "backup",
+        "escrow",
+    }
     assert set(secrets) == {"get", "list", "set", "recover", "backup", "escrow"}
 
 
