@@ -5,7 +5,11 @@
   deferred by its ``Retry-After``; Succeeded → the job id goes into the budget table and a
   job-stage item follows; Failed → handled like a failed job.
 * **job stage** (``track:{vm}:job:{job}``): one job look per run, the next one after as long
-  again as the job has run (:func:`shared.backups.track.next_job_poll`). Completed /
+  again as the job has run (:func:`shared.backups.track.next_job_poll`), never sooner than the
+  vault's poll interval. The look is the vault's job board
+  (:mod:`shared.backups.job_board`): one ``backup_jobs.list`` per vault and interval serves
+  every tracked job of the vault, the step that finds the board stale lists, the others read
+  storage only; a job the list does not show costs one ``job_details.get``. Completed /
   CompletedWithWarnings → the new recovery point is read (list + one get), recorded in the
   inventory, and PIN items follow for its key and secret versions; none listed →
   ``BackupNoRecoveryPoint``. Failed / Cancelled →
@@ -27,6 +31,13 @@ from shared.backups import notices
 from shared.backups import track as tracking
 from shared.backups.errors import Disposition, JobError, disposition, job_errors
 from shared.backups.items import STAGE_JOB, ProtectedVm, track_item, vm_backup_item
+from shared.backups.job_board import (
+    CLAIM_WAIT_SECONDS,
+    SINCE_MARGIN,
+    JobBoard,
+    ListedJob,
+    poll_interval,
+)
 from shared.events.catalog import ObjectType
 from shared.logs import get_logger
 from shared.planning import pin_item
@@ -98,18 +109,71 @@ def _operation(item: WorkItem, ctx: ActionContext, vm: ProtectedVm, now: datetim
 def _job(item: WorkItem, ctx: ActionContext, vm: ProtectedVm, now: datetime) -> ActionResult:
     job_id = str(item.params["job_id"])
     client = _client(ctx, vm)
-    job = tracking.get_job(client, vm, job_id)
+    looked = _look(item, ctx, vm, client, job_id, now)
+    if isinstance(looked, ActionResult):
+        return looked
+    job, interval, source = looked
     if job.status in tracking.RUNNING or job.status not in (
         *tracking.SUCCEEDED,
         *tracking.FAILED,
     ):
-        delay = tracking.next_job_poll(job.start, now)
+        delay = max(tracking.next_job_poll(job.start, now), interval)
         return ActionResult(
-            status="deferred", summary={"job": job.status, "job_id": job_id}, delay_seconds=delay
+            status="deferred",
+            summary={"job": job.status, "job_id": job_id, "looked": source},
+            delay_seconds=delay,
         )
     if job.status in tracking.FAILED:
         return _failed(item, vm, job.status, job_errors(job.properties), job_id)
     return _completed(item, ctx, vm, job, client)
+
+
+def _state(job: ListedJob) -> tracking.JobState:
+    return tracking.JobState(job.status, job.start, job.end, dict(job.properties))
+
+
+def _look(
+    item: WorkItem, ctx: ActionContext, vm: ProtectedVm, client: Any, job_id: str, now: datetime
+) -> tuple[tracking.JobState, float, str] | ActionResult:
+    """The job's state through its vault's job board: (state, poll interval, how it was
+    seen: ``board`` (no call), ``list`` (this step listed the vault) or ``get``), or a
+    deferred result while another step lists the vault (see ``shared.backups.job_board``)."""
+    rs_vault = str(vm.rs_vault_id)
+    triggered = budgets.parse_time(item.params.get("triggered_at")) or now
+    earliest = triggered - SINCE_MARGIN
+    if ctx.storage is None:  # no board (the tracker run on its own): an unshared list
+        listing = tracking.list_jobs(client, rs_vault, since=earliest, now=now)
+        found = listing.jobs.get(job_id.lower())
+        if found is not None:
+            return _state(found), poll_interval(listing.pages), "list"
+        return tracking.get_job(client, vm, job_id), poll_interval(listing.pages), "get"
+    board = JobBoard(ctx.storage.table(names.BACKUP_BUDGET_TABLE))
+    view = board.view(rs_vault, job_id, now)
+    seen = view.usable_job(now)
+    if seen is not None:
+        return _state(seen), view.interval, "board"
+    since = min(view.since or earliest, earliest)
+    if not view.fresh(now):
+        if not board.claim(rs_vault, view, now):
+            return ActionResult(
+                status="deferred",
+                summary={"job_id": job_id, "waiting_for_list": True},
+                delay_seconds=CLAIM_WAIT_SECONDS,
+            )
+        listing = tracking.list_jobs(client, rs_vault, since=since, now=now)
+        board.store(rs_vault, listing, now)
+        found = listing.jobs.get(job_id.lower())
+        if found is not None:
+            return _state(found), view.interval, "list"
+    # the fresh list does not show this job: one GET, and the next list will
+    job = tracking.get_job(client, vm, job_id)
+    board.note(
+        rs_vault,
+        ListedJob(job_id, job.status, job.start, job.end, {}),
+        now,
+        since=since,
+    )
+    return job, view.interval, "get"
 
 
 def _completed(

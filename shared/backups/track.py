@@ -1,21 +1,25 @@
 """Follow a triggered backup: the async operation to its job id, the job to its end, and
 the recovery point it made.
 
-Every look is one Azure call in one work-item run; waiting happens between runs (a deferred
-item), never inside one. The operation is looked at after ``Retry-After``; the job first
-after :data:`FIRST_JOB_POLL_SECONDS`, then each time after as long again as it has run
-(bounded by :data:`MAX_JOB_POLL_SECONDS`), so a short job costs two looks and a long one
-a handful per hour.
+Every look is at most one Azure call in one work-item run; waiting happens between runs (a
+deferred item), never inside one. The operation is looked at after ``Retry-After``; the job
+first after :data:`FIRST_JOB_POLL_SECONDS`, then each time after as long again as it has run
+(bounded by :data:`MAX_JOB_POLL_SECONDS`) and never sooner than the vault's poll interval.
+A job is looked at through its vault's job list (:func:`list_jobs`, shared by every tracked
+job of the vault through :mod:`shared.backups.job_board`), not one GET per job: Recovery
+Services' own budget (~150 reads an hour per subscription, assumed) could not serve 1,000
+jobs otherwise. :func:`get_job` remains for a job the list does not show.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.backups.budget import field_of, parse_time
 from shared.backups.items import ProtectedVm, vault_parts
+from shared.backups.job_board import ListedJob, Listing, listed_job
 from shared.retry import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -88,6 +92,33 @@ def get_job(client: RecoveryServicesBackupClient, vm: ProtectedVm, job_id: str) 
         end=parse_time(field_of(props, "endTime")),
         properties=props,
     )
+
+
+def jobs_filter(since: datetime, until: datetime) -> str:
+    """The jobs ``$filter`` for the Azure VM backup jobs started between ``since`` and
+    ``until``, in Backup's own ``yyyy-MM-dd hh:mm:ss AM`` time form (UTC), as the recorded
+    list was asked (rs_jobs_list_time_filter_failed_job)."""
+    fmt = "%Y-%m-%d %I:%M:%S %p"
+    lo, hi = since.astimezone(UTC), until.astimezone(UTC)
+    return (
+        f"startTime eq '{lo.strftime(fmt)}' and endTime eq '{hi.strftime(fmt)}' "
+        "and operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'"
+    )
+
+
+def list_jobs(
+    client: RecoveryServicesBackupClient, rs_vault_id: str, *, since: datetime, now: datetime
+) -> Listing:
+    """``backup_jobs.list`` of one vault, filtered from ``since`` (one call per page)."""
+    _, rg, vault = vault_parts(rs_vault_id)
+    jobs: dict[str, ListedJob] = {}
+    pages = 0
+    for page in client.backup_jobs.list(vault, rg, filter=jobs_filter(since, now)).by_page():
+        pages += 1
+        for job in page:
+            listed = listed_job(job)
+            jobs[listed.job_id.lower()] = listed
+    return Listing(jobs=jobs, pages=max(pages, 1))
 
 
 def next_job_poll(start: datetime | None, now: datetime) -> float:

@@ -47,8 +47,12 @@ def test_completed_job_without_a_new_point_alerts() -> None:
         f"{quote(str(VM.protected_item), safe='')}/recoveryPoints?api-version=2023-01-01"
     )
     empty = replace(job, uri=points_uri, body={"value": []})  # documented list shape
+    # the vault's job list (documented page shape) does not show the job: one GET of it,
+    # answered as recorded
+    jobs_uri = f"https://management.azure.com{VAULT}/backupJobs?api-version=2023-01-01"
+    no_jobs = replace(job, uri=jobs_uri, body={"value": []})
     settings = replay_settings([SUB])
-    azure, transport = replay_clients([job, empty], settings=settings)
+    azure, transport = replay_clients([no_jobs, job, empty], settings=settings)
     now = datetime(2023, 4, 18, 20, 30, tzinfo=UTC)
     ctx = ActionContext(settings=settings, azure=azure, storage=None, now=lambda: now)  # type: ignore[arg-type]
     backup = vm_backup_item(VM, window="w1", reasons=("event-1",))
@@ -67,3 +71,4 @@ def test_completed_job_without_a_new_point_alerts() -> None:
     assert alert.correlation["event_ids"] == ["event-1"]
     assert result.follow_ups == ()  # nothing to pin
     assert len(transport.calls("GET", "/recoverypoints")) == 1
+    assert len(transport.calls("GET", f"/backupJobs/{JOB}")) == 1

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from shared import names
 from shared.actions.backup import backup_vm
@@ -83,20 +83,43 @@ VM22 = ProtectedVm(
 # -- plain fakes at Keyguard's own storage boundary ------------------------------------------
 
 
+class _Row(dict[str, Any]):
+    metadata = {"etag": "e"}
+
+
 class _Table:
-    """The two calls :class:`~shared.backups.budget.BudgetLedger` makes, in memory."""
+    """The calls :class:`~shared.backups.budget.BudgetLedger` and the job board
+    (:class:`~shared.backups.job_board.JobBoard`) make, in memory (no ETag contention)."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def query_entities(self, query: str, parameters: dict[str, str]) -> Iterator[dict[str, Any]]:
         for (pk, rk), row in sorted(self.rows.items()):
-            if pk == parameters["pk"] and parameters["lo"] <= rk < parameters["hi"]:
+            if "p" in parameters and pk == parameters["p"]:
+                yield _Row(row)
+            elif pk == parameters.get("pk") and parameters["lo"] <= rk < parameters["hi"]:
                 yield row
+
+    def get_entity(self, pk: str, rk: str) -> dict[str, Any]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if (pk, rk) not in self.rows:
+            raise ResourceNotFoundError("no row")
+        return _Row(self.rows[(pk, rk)])
 
     def upsert_entity(self, entity: dict[str, Any], mode: Any = None) -> None:
         key = (entity["PartitionKey"], entity["RowKey"])
         self.rows[key] = {**self.rows.get(key, {}), **entity}
+
+    create_entity = upsert_entity
+
+    def update_entity(self, entity: dict[str, Any], **_: Any) -> None:
+        self.upsert_entity(entity)
+
+    def submit_transaction(self, ops: list[tuple[str, dict[str, Any], Any]]) -> None:
+        for _, entity, _ in ops:
+            self.upsert_entity(entity)
 
 
 class _Storage:
@@ -303,7 +326,9 @@ def test_job_stage_defers_a_running_job_by_its_age() -> None:
     start = budgets.parse_time(running.body["properties"]["startTime"])
     assert start is not None
     now = start + timedelta(minutes=5)
-    ctx, _, _ = _ctx([running], SUB22, now)
+    # Keyguard looks through the vault's job list (one paged call for every tracked job of
+    # the vault), answered with the recorded job
+    ctx, transport, _ = _ctx([_job_list_page(running, VAULT22)], SUB22, now)
     backup = vm_backup_item(VM22, window="w1", reasons=("test",))
     track = replace(
         backup,
@@ -320,6 +345,14 @@ def test_job_stage_defers_a_running_job_by_its_age() -> None:
     assert result.status == "deferred" and result.summary["job"] == "InProgress"
     assert result.delay_seconds == 300.0  # as long again as it has run
     assert result.follow_ups == ()
+    assert result.summary["looked"] == "list"
+    (sent,) = transport.calls("GET", "/backupJobs")
+    assert "operation eq 'Backup'" in unquote(sent.url) and "startTime eq '" in unquote(sent.url)
+    # a second look within the vault's poll interval reads the board: no Azure call
+    ctx2 = replace(ctx, now=lambda: now + timedelta(seconds=20))
+    again = TRACK_BACKUP.run(track, ctx2)
+    assert again.summary["looked"] == "board" and again.status == "deferred"
+    assert len(transport.calls("GET", "/backupJobs")) == 1
 
 
 # -- protected items -------------------------------------------------------------------------
