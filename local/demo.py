@@ -198,6 +198,38 @@ def _pinned(version: dict[str, Any]) -> bool:
     return bool((version.get("tags") or {}).get("keyguard-pinned-until"))
 
 
+def act_des_access(stack: Stack, checks: Checks) -> None:
+    """Act 7: a disk encryption set's identity loses its key role (CMK, not ADE)."""
+
+    def strip_des_role() -> str:
+        state = stack.azure.admin.state()
+        oid = state["principals"]["des_prod"]
+        for grant in state["authorization"]["role_assignments"]:
+            if grant["properties"]["principalId"] == oid:
+                stack.azure.admin.delete(f"/keyvault/roleAssignments/{grant['name']}")
+        stack.run_timer("sweep")
+        return (
+            "Removed des-prod's identity's role (Key Vault Crypto Service Encryption User) on "
+            "kv-prod-cmk: it can no longer unwrap vm-cmk's disk keys; then the sweep"
+        )
+
+    cmk = act(stack, "Act 7 — a DES identity loses its key access (CMK, not ADE)", strip_des_role)
+    alerts = stack.azure.admin.alerts()
+    missing = [a for a in alerts if a["event"]["type"] == "Keyguard.DesKeyAccessMissing"]
+    if missing:
+        say("  fix      " + _short(missing[-1]["event"]["data"].get("remedy", ""), 150))
+    checks.expect(
+        "Keyguard.DesKeyAccessMissing" in cmk.alerts
+        and "Keyguard.BackupAccessMissing" not in cmk.alerts,
+        "the DES identity's lost key access was alerted with its fix (none asked of Backup)",
+    )
+    after = report_table(stack)
+    for line in after.splitlines():
+        if "vm-cmk" in line or "CMK via" in line:
+            say("  " + line)
+    checks.expect("vm-cmk (des): NOT RESTORABLE" in after, "the report judges vm-cmk by its DES")
+
+
 def run(scenario: str) -> int:
     heading("Keyguard offline demo")
     say("Starting Azurite, the local Azure (demo estate) and the local Functions host…")
@@ -293,6 +325,8 @@ def run(scenario: str) -> int:
             restore_plan(stack, "vm-web", key=False)[0] == 401,
             "without the function key the plan is refused",
         )
+
+        act_des_access(stack, checks)
         heading("Done" if not checks.failed else "FAILED")
         for what in checks.failed:
             say(f"  not true: {what}")

@@ -182,7 +182,7 @@ def des_alerts(report: AccessReport, correlation: Mapping[str, Any]) -> tuple[Al
                     f"{access.key_name} in Key Vault {report.vault_name} ({model}): Compute "
                     "cannot wrap or unwrap the disks' keys with it, so VMs on this DES fail to "
                     "start and their backups cannot be restored."
-                    f"{_caveats(access)}"
+                    f"{_caveats(access)}{_refused(access)}"
                 ),
                 remedy=command,
                 correlation=dict(correlation),
@@ -194,6 +194,12 @@ def des_alerts(report: AccessReport, correlation: Mapping[str, Any]) -> tuple[Al
 
 def _succeeded(repairs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in repairs if r.get("succeeded")]
+
+
+def _refused(access: DesAccess) -> str:
+    """Why Keyguard's repair did not take (e.g. its grants do not let it assign the role)."""
+    errors = [str(r["error"]) for r in access.repairs if r.get("error")]
+    return f" Keyguard's repair was refused: {errors[-1][:300]}" if errors else ""
 
 
 def _caveats(access: DesAccess) -> str:

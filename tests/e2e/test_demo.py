@@ -18,4 +18,4 @@ def test_every_act_of_the_demo_holds(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "FAILED" not in out, out[-3000:]
     assert code == 0
-    assert out.count("  ok: ") == 13, out[-3000:]
+    assert out.count("  ok: ") == 15, out[-3000:]

@@ -191,3 +191,26 @@ def test_judge_des_lists_denies_once_for_many_des() -> None:
     )
     assert roles.count("list_deny_assignments") == 1
     assert roles.count("list_for_scope") == 2
+
+
+def test_refused_repair_is_recorded_and_named_in_the_alert() -> None:
+    """Keyguard's own grants may not let it assign the role (infra's condition allows only
+    Backup's role for Backup): the repair is refused, the alert says so and keeps the fix."""
+
+    class Refusing(Roles):
+        def create_assignment(self, scope: str, role_definition_id: str, principal_id: str) -> str:
+            from shared.errors import PermanentError
+
+            self.calls.append(("create_assignment", (scope, role_definition_id, principal_id)))
+            raise PermanentError("Keyguard's identity may not assign roles at the key (403)")
+
+    roles = Refusing()
+    vaults = FakeVaults(vault(rbac=True))
+    report = verify(vaults, roles, Needs([des(DES_OID)]), remediation=True)
+    [access] = report.des_access
+    assert not access.ok and access.repairs[0]["succeeded"] is False
+    assert vaults.count("get_vault") == 1  # nothing written: no re-verification
+    [alert] = access_alerts(report, role_definition_id=None, correlation={})
+    assert alert.name == "DesKeyAccessMissing"
+    assert "repair was refused: Keyguard's identity may not assign roles" in alert.problem
+    assert alert.remedy.startswith("az role assignment create --role e147488a")
