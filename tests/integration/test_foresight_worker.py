@@ -96,3 +96,28 @@ def test_an_event_pin_reads_no_rotation_policy(local_azure: Any, rt: Runtime) ->
     ran = drain(rt)
     assert [i.kind.value for i, _ in ran] == ["pin"]
     assert "keyvault.keys.getRotationPolicy" not in local_azure.admin.calls()["routes"]
+
+
+def test_a_refused_policy_read_is_recorded_and_the_pin_still_completes(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keyguard's access policy without getrotationpolicy (infra before issue 15 item 2)
+    scenario = demo_scenario()
+    ade = next(v for v in scenario["key_vaults"] if v["name"] == "kv-prod-ade")
+    (kek,) = [k for k in ade["keys"] if k["name"] == "kek-app"]
+    kek["versions"][-1]["expires_in_days"] = 10
+    local_azure.admin.load_scenario(scenario)
+    rt = runtime(local_azure, storage_env, monkeypatch)
+    sweep_refresh(rt, "20261203T030000Z")
+    drain(rt)
+    from shared.actions.pin import PIN
+
+    item = pin_item(KV_ADE, ObjectType.KEY, "kek-app", bucket="b2", reasons=("sweep:again",))
+    result = PIN.run(item, rt.action_context())
+    assert result.status == "done" and result.summary["state"] == "listed"
+    foresight = result.summary["foresight"]
+    assert foresight["policy_reads"] == 1 and foresight["policy"] is None
+    assert foresight["policy_error"]["code"] == "Forbidden"
+    assert "getrotationpolicy" in foresight["policy_error"]["message"]
+    # the expiry findings come from the listing all the same
+    assert "NeededVersionNearExpiry" in [a.name for a in result.alerts]
