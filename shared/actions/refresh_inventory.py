@@ -201,7 +201,7 @@ class RefreshInventoryAction:
         return ActionResult(
             summary=summary,
             follow_ups=tuple(follow_ups),
-            alerts=unreadable_alerts(outcome.unreadable),
+            alerts=(*unreadable_alerts(outcome.unreadable), *outcome.alerts),
         )
 
     @staticmethod

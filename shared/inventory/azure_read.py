@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 IAAS_FILTER = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+#: api-version of the Recovery Services vault GET (its ``encryption`` and ``identity``).
+RSV_API = "2023-04-01"
 FABRIC = "Azure"
 
 
@@ -154,6 +156,11 @@ class AzureInventoryReader:
         self._item_policies: dict[str, str | None] = {}
         #: Policy GETs sent (one per policy per reader: a reader lives for one run).
         self.policy_reads = 0
+
+    @property
+    def azure(self) -> AzureClients:
+        """The clients this reader reads through (for checks of what it read)."""
+        return self._azure
 
     # -- compute ----------------------------------------------------------------------------
 
@@ -283,6 +290,19 @@ class AzureInventoryReader:
             policy = _policy_id(ref.id, props.get("policyId"), props.get("policyName"))
             found.append(ProtectedVm(str(vm_id), ref.id, container, str(item.name), policy))
         return found
+
+    def recovery_vault(self, rsv_id: str) -> dict[str, Any]:
+        """The Recovery Services vault's own GET (its identity and CMK encryption settings;
+        ``azure-mgmt-recoveryservicesbackup`` has no vault operation, so the backup client
+        sends the ARM request itself — one GET, paced and counted like any)."""
+        from azure.core.rest import HttpRequest
+
+        ref = ArmId.parse(rsv_id)
+        client = self._azure.backup(ref.subscription_id)
+        response = client.send_request(HttpRequest("GET", f"{ref.id}?api-version={RSV_API}"))
+        response.raise_for_status()
+        body = response.json()
+        return dict(body) if isinstance(body, Mapping) else {}
 
     def protection_of(self, vm: ArmId, location: str) -> ProtectedVm | None:
         """Where a VM is protected (``backupStatus``), None when it is not."""

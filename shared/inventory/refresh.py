@@ -35,10 +35,17 @@ from shared.errors import (
     TransientError,
 )
 from shared.inventory.azure_read import ArmId, AzureInventoryReader, ProtectedVm
-from shared.inventory.records import DesRecord, RecoveryPointRecord, UnreadableRecord, VmRecord
+from shared.inventory.records import (
+    DesRecord,
+    RecoveryPointRecord,
+    UnreadableRecord,
+    VmRecord,
+    parse_object_url,
+)
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    from shared.alerts import Alert
     from shared.inventory.store import Inventory
 
 #: Records an unreadable point with its payload; returns the quarantine record id.
@@ -67,6 +74,8 @@ class RefreshOutcome:
     #: (the sweep) is how a new active version or a finished rotation is seen.
     des: list[DesRecord] = field(default_factory=list)
     des_changed: list[tuple[DesRecord | None, DesRecord]] = field(default_factory=list)
+    #: Alerts of the Recovery Services vault's own CMK (key unusable, identity's access).
+    alerts: list[Alert] = field(default_factory=list)
 
     def add(self, other: RefreshOutcome) -> None:
         self.vms += other.vms
@@ -79,6 +88,7 @@ class RefreshOutcome:
         known = {d.des_id.lower() for d in self.des}
         self.des += [d for d in other.des if d.des_id.lower() not in known]
         self.des_changed += other.des_changed
+        self.alerts += other.alerts
 
 
 def _uses_changed(old: VmRecord | None, new: VmRecord) -> bool:
@@ -239,6 +249,7 @@ def refresh_recovery_vault(
         if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
             inv.remove_vm(vm.vm_id)  # protection stopped: its keys are no longer "in use"
             out.removed.append(vm.vm_id)
+    out.alerts += _vault_key_alerts(inv, reader, rsv_id, out.vms)
     log.info(
         "inventory.vault_refreshed",
         rsv_id=rsv_id,
@@ -250,6 +261,38 @@ def refresh_recovery_vault(
         retry=len(out.retry),
     )
     return out
+
+
+def _vault_key_alerts(
+    inv: Inventory, reader: AzureInventoryReader, rsv_id: str, vms: list[VmRecord]
+) -> list[Alert]:
+    """The alerts of the Recovery Services vault's own CMK (``shared.access.vault_cmk``): an
+    unusable key or an identity without access breaks backup and restore of every VM in it.
+    A failure to read is logged and left for the next sweep (the VMs' refresh stands)."""
+    from shared.access.vault_cmk import check_recovery_vault, vault_key_from_json
+
+    try:
+        body = reader.recovery_vault(rsv_id)
+        key = vault_key_from_json(body)
+        parsed = parse_object_url(key.key_uri) if key else None
+        key_vault = inv.vault_for_uri(parsed.vault_uri) if parsed else None
+        alerts, summary = check_recovery_vault(
+            reader.azure,
+            body,
+            key_vault_id=key_vault,
+            vms=[vm.name for vm in vms],
+            now=inv.now(),
+            correlation={"rsv_id": rsv_id},
+        )
+    except (StorageError, LeaseLostError):
+        raise
+    except Exception as exc:
+        error = _isolated(exc)
+        log.warning("inventory.vault_key_unread", rsv_id=rsv_id, code=error.code, error=str(error))
+        return []
+    if summary.get("cmk"):
+        log.info("inventory.vault_key", rsv_id=rsv_id, **summary)
+    return list(alerts)
 
 
 def _protection(inv: Inventory, reader: AzureInventoryReader, vm_id: str) -> ProtectedVm | None:

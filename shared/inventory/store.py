@@ -530,6 +530,15 @@ class Inventory:
             for r in self._query(OBJECTS_PARTITION)
         ]
 
+    def vault_for_uri(self, vault_uri: str) -> str | None:
+        """The Key Vault ARM id whose data-plane URI is ``vault_uri`` (as learned from the
+        URLs VMs use), if known — one partition query."""
+        wanted = vault_uri.rstrip("/").lower()
+        for row in self._query(VAULTS_PARTITION):
+            if str(row.get("vault_uri", "")).rstrip("/").lower() == wanted:
+                return str(row["vault_id"])
+        return None
+
     def vault_uri(self, vault_id: str) -> str | None:
         """A Key Vault's data-plane URI as learned from the URLs the VMs use, if known."""
         row = self._get(VAULTS_PARTITION, h(vault_id))

@@ -52,6 +52,7 @@ def _without_backup_on_cmk_vault() -> dict[str, Any]:
 @pytest.fixture
 def cmk_rt(local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     local_azure.admin.load_scenario(_without_backup_on_cmk_vault())
+    local_azure.admin.clear_alerts()
     return runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
 
 
@@ -140,6 +141,7 @@ def test_des_identity_that_lost_unwrap_key_is_repaired_add_only(
     DesKeyAccessRepaired; the next verification writes nothing. Fails on the previous code
     (no DES check at all)."""
     local_azure.admin.load_scenario(_policy_cmk_vault(["get", "wrapKey", "list"]))
+    local_azure.admin.clear_alerts()
     rt = runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
     sweep_refresh(rt, "20261122T000000Z")
     drain(rt)
@@ -165,6 +167,7 @@ def test_des_identity_missing_access_alerts_without_remediation(
         a for a in scenario["role_assignments"] if a.get("principal") != "des_prod"
     ]
     local_azure.admin.load_scenario(scenario)
+    local_azure.admin.clear_alerts()
     rt = runtime(local_azure, storage_env, monkeypatch)
     sweep_refresh(rt, "20261122T000000Z")
     drain(rt)
@@ -187,6 +190,8 @@ def test_report_gives_cmk_vms_a_verdict_from_the_des(
     from shared.report import DISABLED, ENABLED, NOT_RESTORABLE, RESTORABLE, build_report
 
     local_azure.admin.load_scenario(demo_scenario())
+
+    local_azure.admin.clear_alerts()
     rt = runtime(local_azure, storage_env, monkeypatch)
     report = build_report(rt)  # empty inventory: refreshed first
     cmk = {vm.name: vm for vm in report.vms}["vm-cmk"]
@@ -208,6 +213,7 @@ def test_report_gives_cmk_vms_a_verdict_from_the_des(
     assert cmk.des[0].access.startswith("missing Microsoft.KeyVault/vaults/keys/")
     # and, access back, the active key version is disabled
     local_azure.admin.load_scenario(demo_scenario())
+    local_azure.admin.clear_alerts()
     rt = runtime(local_azure, storage_env, monkeypatch)
     active = build_report(rt, refresh=True)
     url = {vm.name: vm for vm in active.vms}["vm-cmk"].des[0].versions[0].url
@@ -276,6 +282,7 @@ def test_auto_rotation_refused_when_the_des_identity_cannot_wrap(local_azure: An
         a for a in scenario["role_assignments"] if a.get("principal") != "des_prod"
     ]
     local_azure.admin.load_scenario(scenario)
+    local_azure.admin.clear_alerts()
     des = local_azure.admin.post(
         "/compute/diskEncryptionSets/des-prod/autorotate", {"new_key_version": True}
     )
