@@ -106,6 +106,7 @@ class AzureClients:
         self.calls = CallCounter()
         self.pacer = ArmPacer()
         self._vault_uris: dict[str, str] = {}
+        self._vault_ids: dict[str, str] = {}  # ARM's spelling of each vault id read from ARM
 
     # -- shared pieces ----------------------------------------------------------------------
 
@@ -182,9 +183,6 @@ class AzureClients:
         PermanentError
             The vault id is not a Key Vault ARM id, or ARM returned no ``vaultUri``.
         """
-        from shared.access.model import VaultRef
-        from shared.errors import PermanentError
-
         with self._lock:
             uri = self._vault_uris.get(_vault_key(vault_id))
         if uri:
@@ -195,13 +193,46 @@ class AzureClients:
             # a vault Keyguard should send its data-plane calls to; ARM says where it is
             uri = None
         if not uri:
-            ref = VaultRef.parse(vault_id)
-            vault = self.keyvault_mgmt(ref.subscription_id).vaults.get(ref.resource_group, ref.name)
-            uri = vault.properties.vault_uri if vault.properties else None
-            if not uri:
-                raise PermanentError(f"vault {vault_id} has no vaultUri", code="NoVaultUri")
-        self.remember_vault_uri(vault_id, str(uri))
+            return self._read_vault(vault_id)[1]
+        self.remember_vault_uri(vault_id, str(uri), from_arm=False)
         return str(uri)
+
+    def arm_vault_id(self, vault_id: str, known: Callable[[str], str | None] | None = None) -> str:
+        """The vault's ARM id as ARM spells it (an event may spell the resource group or the
+        name in another case; what Keyguard writes and reports uses ARM's): remembered from
+        any ARM read of the vault in this process (:meth:`vault_uri`'s, the access check's);
+        else ``known`` (the inventory: the id as the VMs' ARM models name the vault, storage
+        only); else one ``vaults.get``, which serves :meth:`vault_uri` too — so it costs no
+        ARM call the URI lookup would not make.
+
+        Raises
+        ------
+        PermanentError
+            The vault id is not a Key Vault ARM id, or ARM returned no ``vaultUri``.
+        """
+        with self._lock:
+            remembered = self._vault_ids.get(_vault_key(vault_id))
+        if remembered:
+            return remembered
+        spelled = known(vault_id) if known is not None else None
+        if spelled and _vault_key(spelled) == _vault_key(vault_id):
+            return spelled
+        return self._read_vault(vault_id)[0]
+
+    def _read_vault(self, vault_id: str) -> tuple[str, str]:
+        """(ARM's id, the vaultUri) of a vault from one ARM GET, both remembered."""
+        from shared.access.model import VaultRef
+        from shared.errors import PermanentError
+
+        ref = VaultRef.parse(vault_id)
+        vault = self.keyvault_mgmt(ref.subscription_id).vaults.get(ref.resource_group, ref.name)
+        uri = vault.properties.vault_uri if vault.properties else None
+        if not uri:
+            raise PermanentError(f"vault {vault_id} has no vaultUri", code="NoVaultUri")
+        returned = str(vault.id or "")
+        arm_id = returned if _vault_key(returned) == _vault_key(vault_id) else vault_id
+        self.remember_vault_uri(arm_id, str(uri))
+        return arm_id, str(uri)
 
     def _in_keyvault_domain(self, uri: str) -> bool:
         """Whether ``uri`` is an https URL under the cloud's Key Vault suffix (any, if None)."""
@@ -212,10 +243,13 @@ class AzureClients:
         host = (parsed.hostname or "").lower()
         return parsed.scheme == "https" and host.endswith("." + suffix.lower())
 
-    def remember_vault_uri(self, vault_id: str, uri: str) -> None:
-        """Record a vault URI read elsewhere (the access check reads the vault anyway)."""
+    def remember_vault_uri(self, vault_id: str, uri: str, *, from_arm: bool = True) -> None:
+        """Record a vault URI read elsewhere (the access check reads the vault anyway);
+        ``from_arm``: ``vault_id`` is spelled as ARM returned it (:meth:`arm_vault_id`)."""
         with self._lock:
             self._vault_uris[_vault_key(vault_id)] = uri
+            if from_arm:
+                self._vault_ids[_vault_key(vault_id)] = vault_id
 
     def key_client(self, vault_url: str) -> KeyClient:
         """A ``KeyClient`` for one vault (``https://{vault}.vault.azure.net``)."""

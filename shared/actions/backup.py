@@ -35,7 +35,7 @@ from shared.actions.base import ActionContext, ActionResult
 from shared.backups import budget as budgets
 from shared.backups import notices, rotation
 from shared.backups.errors import Disposition, JobError, disposition
-from shared.backups.impact import ObjectRef, default_resolver
+from shared.backups.impact import ObjectRef, VmUse, default_resolver
 from shared.backups.items import STAGE_OPERATION, ProtectedVm, track_item, vm_backup_item
 from shared.config import MAX_ON_DEMAND_BACKUPS_PER_DAY
 from shared.logs import get_logger
@@ -83,8 +83,10 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
         log.warning("backup.fan_out_rejected", work_key=item.key, **summary)
         return ActionResult(summary=summary)
     cause["version"] = new.version
-    new_id = f"{vault_uri.rstrip('/')}/{ref.object_type}s/{ref.name}/{new.version}"
     uses = default_resolver(ctx).uses(ref)
+    ref = as_returned(ref, new, uses)
+    cause.update(vault_id=ref.vault_id, object_name=ref.name)
+    new_id = f"{vault_uri.rstrip('/')}/{ref.object_type}s/{ref.name}/{new.version}"
     points = _latest_points(ctx, [u.vm.vm_id for u in uses if u.vm.protected])
     alerts: list[Alert] = []
     protected: list[ProtectedVm] = []
@@ -157,6 +159,22 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
         **{k: v for k, v in summary.items() if k not in ("vm_ids", "skipped")},
     )
     return ActionResult(summary=summary, follow_ups=follow_ups, alerts=tuple(alerts))
+
+
+def as_returned(ref: ObjectRef, listed: rotation.VersionInfo, uses: Iterable[VmUse]) -> ObjectRef:
+    """``ref`` spelled as Azure returned it, not as the event did (names are compared
+    case-blind, but alerts, commands and the per-VM items carry them): the object's name as
+    Key Vault listed it, the vault's ARM id as the VMs' models (ARM) name it."""
+    vault = next(
+        (
+            v
+            for use in uses
+            for kind, url, v in use.refs
+            if v and kind == ref.object_type and ref.matches(url, v)
+        ),
+        None,
+    )
+    return replace(ref, vault_id=vault or ref.vault_id, name=listed.name or ref.name)
 
 
 def _read_new_version(

@@ -108,6 +108,7 @@ class PinAction:
         if not ctx.settings.vault_in_scope(vault_id):
             raise PermanentError(f"vault {vault_id} is outside Keyguard's scope", code="OutOfScope")
         inventory = inventory_for(ctx)
+        vault_id = ctx.azure.arm_vault_id(vault_id, inventory.vault_id)  # ARM's, not the event's
         obj = ObjectRef(
             vault_id, ctx.azure.vault_uri(vault_id, inventory.vault_uri), object_type, name
         )
@@ -127,6 +128,7 @@ class PinAction:
             # attempt records are stamped with the wall clock: compare with the same clock
             absent_for_seconds=absent_for_seconds(item.history, utc_now()),
         )
+        obj = outcome.object or obj  # as Key Vault listed it: escrow and alerts use that
         summary: dict[str, Any] = {"object": obj.url(), **outcome.summary()}
         if dry is not None:
             summary.update(dry_run=True, writes=0, would_write=dry.would_write)

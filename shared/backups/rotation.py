@@ -67,6 +67,8 @@ class VersionInfo:
     version: str
     enabled: bool
     created: datetime | None
+    #: The object's name as Key Vault spells it (an event may spell it in another case).
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,7 @@ def read_versions(
     try:
         found = {
             str(p.version).lower(): VersionInfo(
-                str(p.version).lower(), bool(p.enabled), p.created_on
+                str(p.version).lower(), bool(p.enabled), p.created_on, p.name or None
             )
             for p in lister(name)
             if p.version

@@ -544,6 +544,12 @@ class Inventory:
         row = self._get(VAULTS_PARTITION, h(vault_id))
         return str(row["vault_uri"]) if row else None
 
+    def vault_id(self, vault_id: str) -> str | None:
+        """A Key Vault's ARM id as ARM's VM models spell it (``sourceVault.id``), if known:
+        ``vault_id`` may be an event's spelling of it."""
+        row = self._get(VAULTS_PARTITION, h(vault_id))
+        return str(row["vault_id"]) if row and row.get("vault_id") else None
+
     def vault_needs(self, vault_id: str) -> list[dict[str, Any]]:
         """The rows saying what protected VMs need from a vault (``type``, ``vm_id``,
         ``vm_name``, ``expiry`` — empty for in use), one partition query."""

@@ -44,6 +44,9 @@ class VersionState:
     enabled: bool
     expires_on: datetime | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The object's name as Key Vault spells it (names are case-insensitive; an event may
+    #: spell one differently); None when the listing did not say.
+    name: str | None = None
 
 
 @dataclass(frozen=True)

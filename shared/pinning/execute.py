@@ -18,7 +18,7 @@ object that is not listed yet ends the pass with ``relist`` set: the caller runs
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,12 @@ NOT_VISIBLE_CODE = "PinnedObjectNotVisible"
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """The object a pass is about."""
+    """The object a pass is about, spelled as Azure returned it, never as an event spelled
+    it: ``vault_id`` as ARM names the vault (``AzureClients.arm_vault_id``) and, after the
+    listing, the object's name as Key Vault lists it (:meth:`as_listed`). An event naming
+    ``KV-PROD``/``KEK-A`` for ``kv-prod``/``kek-a`` thus tags, escrows
+    (``{vault}/{type}/{name}/{date}``) and alerts under the names the sweep uses.
+    """
 
     vault_id: str  # Key Vault ARM id
     vault_uri: str
@@ -47,6 +52,12 @@ class ObjectRef:
     @property
     def vault_name(self) -> str:
         return self.vault_id.rstrip("/").rsplit("/", 1)[-1]
+
+    def as_listed(self, versions: Iterable[VersionState]) -> ObjectRef:
+        """This object named as Key Vault listed it (the first listed name; unchanged when
+        the listing carried none)."""
+        listed = next((v.name for v in versions if v.name), None)
+        return replace(self, name=listed) if listed and listed != self.name else self
 
     def url(self, version: str | None = None) -> str:
         base = f"{self.vault_uri.rstrip('/')}/{self.object_type}s/{self.name}"
@@ -66,6 +77,8 @@ class PinOutcome:
     listed_versions: int = 0
     #: Recovered but not listed yet (Key Vault's visibility lag): run the pass again.
     relist: bool = False
+    #: The object as Key Vault listed it (its spelling of the name), once listed.
+    object: ObjectRef | None = None
     #: The versions Key Vault listed (what foresight reads ``expires_on`` from; no extra call).
     versions: list[VersionState] = field(default_factory=list)
 
@@ -212,6 +225,7 @@ def pin_object(
             out.state = "missing"
             out.alerts.append(_missing_alert(obj, sorted(needs), by_version, corr))
             return out
+    obj = out.object = obj.as_listed(versions)  # Key Vault's spelling for the writes
     plan = plan_object(versions, needs, now=now, remediation=remediation)
     out.plan = plan
     out.versions = list(versions)

@@ -90,6 +90,7 @@ class SdkObjectStore:
                     enabled=bool(p.enabled),
                     expires_on=p.expires_on,
                     tags=dict(p.tags or {}),
+                    name=str(p.name) if p.name else None,
                 )
                 for p in lister(name)
             ]
