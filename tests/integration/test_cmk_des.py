@@ -289,3 +289,50 @@ def test_auto_rotation_refused_when_the_des_identity_cannot_wrap(local_azure: An
     assert des["properties"]["autoKeyRotationError"]["code"] == "KeyVaultAccessForbidden"
     assert "unwrapkey" in des["properties"]["autoKeyRotationError"]["message"]
     assert not des["properties"].get("previousKeys")
+
+
+def test_des_key_rotation_is_not_an_unadopted_kek(
+    local_azure: Any,
+    azure_env: dict[str, str],
+    storage_env: StorageEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new version of a DES key is not a KEK ADE must adopt: the DES follows it (auto-
+    rotation) or its owner updates the DES, and a CMK VM's recovery points hold no key
+    versions — no RotationNotAdopted with an ADE command for vm-cmk, no backup for it."""
+    from shared.intake import IntakeDeps, ingest
+    from tests.integration.backups_support import Harness
+    from tests.integration.pinning_support import RSV
+
+    scenario = demo_scenario()
+    scenario["disk_encryption_sets"][0]["auto_rotate"] = False  # the DES stays on the old one
+    local_azure.admin.load_scenario(scenario)
+    local_azure.admin.clear_alerts()
+    azure_env = local_azure.env()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
+    monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
+    env = {**azure_env, **storage_env.env, "KEYGUARD_RECOVERY_VAULTS": RSV}
+    h = Harness(local_azure, env, storage_env.clients)
+    h.align_to_window()
+    sweep_refresh(h.rt, "20261122T000000Z")
+    h.pump()
+    before = len(local_azure.admin.events())
+    local_azure.admin.post("/keyvault/vaults/kv-prod-cmk/keys/des-key/rotate")
+    local_azure.admin.drain()
+    rt = h.rt
+    deps = IntakeDeps(h.settings, rt.work_queue, rt.ledger, rt.quarantine, rt.counters)
+    for published in local_azure.admin.events()[before:]:
+        ingest(published["event"], deps)
+    h.pump()
+    assert not h.dead_letters(), h.dead_letters()
+    from shared.workitems import WorkKind
+
+    fan_outs = [
+        i
+        for i in h.done(WorkKind.BACKUP)
+        if i.params.get("resolve") and i.params.get("object_name") == "des-key"
+    ]
+    assert len(fan_outs) == 1  # the des-key version was looked at
+    not_adopted = [a for a in h.alerts("RotationNotAdopted") if "vm-cmk" in str(a)]
+    assert not_adopted == []
+    assert [t for t in h.triggers() if "vm-cmk" in str(t)] == []
