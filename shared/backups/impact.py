@@ -131,11 +131,11 @@ class VmModels:
                 refs.extend(_ade_refs(entry))  # single pass: on the disks
             des_id = str((_props(disk).get("encryption") or {}).get("diskEncryptionSetId") or "")
             des = self.des.get(des_id.lower())
-            if des:
-                active = _props(des).get("activeKey") or {}
-                des_refs.append(
-                    ("key", active.get("keyUrl"), (active.get("sourceVault") or {}).get("id"))
-                )
+            if des:  # the active key, and the previous ones disks may still be wrapped with
+                for key in [_props(des).get("activeKey"), *(_props(des).get("previousKeys") or [])]:
+                    if isinstance(key, Mapping) and key.get("keyUrl"):
+                        vault = (key.get("sourceVault") or {}).get("id")
+                        des_refs.append(("key", key.get("keyUrl"), vault))
         refs = [r for r in refs if r[1]]
         if refs:
             return "ade", refs + des_refs
