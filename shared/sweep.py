@@ -9,7 +9,8 @@ and ``reasons`` = ``("sweep:{run time}",)``:
 * verify every in-scope vault — the configured list, or with ``KEYGUARD_VAULTS=*`` every vault
   each configured subscription lists (``vaults.list_by_subscription()``);
 * refresh the inventory of every configured Recovery Services vault (one
-  ``REFRESH_INVENTORY`` item each; the inventory action follows up with verify/pin/backup);
+  ``REFRESH_INVENTORY`` item each, which fans out one item per protected VM; the inventory
+  action follows up with verify/pin/backup);
 * whatever later issues add to :data:`EXTRA_PLANNERS` (the pinning issue registers a planner
   that pins every key and secret the inventory knows) — see :func:`register_planner`.
 
@@ -82,7 +83,9 @@ def plan_verify_vaults(ctx: SweepContext) -> list[WorkItem]:
 
 
 def plan_inventory_refresh(ctx: SweepContext) -> list[WorkItem]:
-    """One REFRESH_INVENTORY item per configured Recovery Services vault."""
+    """One REFRESH_INVENTORY item per configured Recovery Services vault, each fanning out
+    one item per protected VM (``fan_out``); the first also pins what the inventory already
+    knows (``pin_known``: once per run, not once per vault)."""
     params: dict[str, Any] = {
         "resource_type": RECOVERY_VAULT_TYPE,
         "operation": "sweep",
@@ -90,10 +93,13 @@ def plan_inventory_refresh(ctx: SweepContext) -> list[WorkItem]:
         "confirm_ade_extension": False,
         "vm_id": None,
         "follow_up": list(FOLLOW_UP),
+        "fan_out": True,
     }
     return [
-        inventory_item(rsv, bucket=ctx.bucket, reasons=ctx.reasons, params=params)
-        for rsv in ctx.settings.recovery_vaults
+        inventory_item(
+            rsv, bucket=ctx.bucket, reasons=ctx.reasons, params={**params, "pin_known": i == 0}
+        )
+        for i, rsv in enumerate(sorted(ctx.settings.recovery_vaults, key=str.lower))
     ]
 
 

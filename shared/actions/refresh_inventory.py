@@ -18,6 +18,16 @@ disk encryption set (planning's ``inventory_item``). ``params["follow_up"]`` (de
   the points again before it triggers (``check_points``): a backup of that change may be
   running.
 
+A sweep's vault step (``params["fan_out"]``, set by :func:`shared.sweep.plan_inventory_refresh`)
+reads no VM itself: it lists the vault's protected items, forgets the VMs it no longer
+protects, and plans one inventory step per VM carrying where it is protected
+(``params["protection"]``: no ``backupStatus`` lookup), so no invocation reads a whole vault
+and the estate is never held in one process. Each VM step plans its own verify/pin of what
+changed (same bucket and reasons for every VM of a run: the pin of a KEK 500 VMs share is one
+step) and the sweep's backup check. One vault step per run (``params["pin_known"]``) plans
+the pins and checks of everything the inventory knew, once per sweep rather than once per
+Recovery Services vault.
+
 One odd record never blinds a vault (``shared.inventory.refresh``): an unreadable point is
 quarantined (``KeyguardQuarantine``) and alerted (``Keyguard.RecoveryPointUnreadable``), a VM
 answering a permanent error is alerted (``Keyguard.VmUnreadable``), a VM hitting a transient
@@ -41,6 +51,7 @@ from shared.workitems import RERUN_SEPARATOR, WorkItem, WorkKind, window_bucket
 
 if TYPE_CHECKING:
     from shared.inventory import Inventory, VmRecord
+    from shared.inventory.azure_read import ProtectedVm
     from shared.inventory.refresh import RefreshOutcome
 
 log = get_logger(__name__)
@@ -151,22 +162,31 @@ class RefreshInventoryAction:
         from shared.deadletter import QuarantineStore
         from shared.inventory import inventory_for
         from shared.inventory.azure_read import AzureInventoryReader
-        from shared.inventory.refresh import refresh_resource
+        from shared.inventory.refresh import refresh_resource, refresh_vm
         from shared.inventory.unreadable import PointQuarantine, unreadable_alerts
 
         inventory = inventory_for(ctx)
         follow = set(item.params.get("follow_up") or DEFAULT_FOLLOW_UP)
         is_vault = "/microsoft.recoveryservices/vaults/" in item.target.lower() + "/"
+        if is_vault and item.params.get("fan_out"):
+            return self._fan_out(item, ctx, inventory, follow)
         quarantine = QuarantineStore(ctx.storage.table(names.QUARANTINE_TABLE), now=ctx.now)
+        reader = AzureInventoryReader(ctx.azure)
+        protection = _given_protection(item)
         try:
-            outcome = refresh_resource(
-                inventory,
-                AzureInventoryReader(ctx.azure),
-                item.target,
-                vm_id=item.params.get("vm_id"),
-                confirm_ade_extension=bool(item.params.get("confirm_ade_extension")),
-                quarantine=PointQuarantine(quarantine),
-            )
+            if protection is not None:  # one VM of a sweep's fan-out: where it is protected
+                outcome = refresh_vm(
+                    inventory, reader, protection, quarantine=PointQuarantine(quarantine)
+                )
+            else:
+                outcome = refresh_resource(
+                    inventory,
+                    reader,
+                    item.target,
+                    vm_id=item.params.get("vm_id"),
+                    confirm_ade_extension=bool(item.params.get("confirm_ade_extension")),
+                    quarantine=PointQuarantine(quarantine),
+                )
         except LeaseLostError:
             raise
         except Exception as exc:
@@ -177,7 +197,10 @@ class RefreshInventoryAction:
         follow_ups = _follow_ups(item, ctx, objects, follow)
         bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
         follow_ups.extend(_retry_items(outcome, bucket, reasons))
-        if "backup" in follow and not is_vault:
+        sweep_vm = protection is not None and item.params.get("operation") == "sweep"
+        if "backup" in follow and sweep_vm:
+            follow_ups.extend(_sweep_backup_items(inventory, outcome.vms, ctx, item))
+        elif "backup" in follow and not is_vault:
             window = item.params.get("window")
             follow_ups.extend(
                 _backup_items(outcome.changed, ctx, reasons, str(window) if window else None)
@@ -203,6 +226,45 @@ class RefreshInventoryAction:
             follow_ups=tuple(follow_ups),
             alerts=(*unreadable_alerts(outcome.unreadable), *outcome.alerts),
         )
+
+    def _fan_out(
+        self, item: WorkItem, ctx: ActionContext, inventory: Inventory, follow: set[str]
+    ) -> ActionResult:
+        """A sweep's vault step: list the vault's protected VMs, forget those it no longer
+        protects, and plan one inventory step per VM (carrying where it is protected), so no
+        invocation reads the whole vault (Functions' consumption plan stops one after 10
+        minutes; 250 VMs with 60 points each are ~15,000 paced reads). With ``pin_known``
+        (the sweep sets it on one vault's step per run; absent: on) it also plans the pins
+        and checks of everything the inventory already knows, the daily safety net."""
+        from shared.inventory.azure_read import AzureInventoryReader
+        from shared.inventory.refresh import list_recovery_vault, vault_key_alerts
+
+        pin_known = item.params.get("pin_known", True) is not False
+        reader = AzureInventoryReader(ctx.azure)
+        try:
+            protected, removed = list_recovery_vault(inventory, reader, item.target)
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            if pin_known:
+                self._pin_what_is_known(item, ctx, inventory, follow, exc)
+            raise
+        follow_ups = (
+            _follow_ups(item, ctx, _known_objects(inventory), follow - {"backup"})
+            if pin_known
+            else []
+        )
+        follow_ups.extend(_vm_items(item, ctx, protected))
+        names = [p.vm_id.rstrip("/").rsplit("/", 1)[-1] for p in protected]
+        alerts = vault_key_alerts(inventory, reader, item.target, names)  # the vault's own CMK
+        summary: dict[str, Any] = {
+            "vms": len(protected),
+            "removed": removed,
+            "pin_known": pin_known,
+            "follow_ups": len(follow_ups),
+        }
+        log.info("inventory.vault_fanned_out", work_key=item.key, rsv_id=item.target, **summary)
+        return ActionResult(summary=summary, follow_ups=tuple(follow_ups), alerts=tuple(alerts))
 
     @staticmethod
     def _pin_what_is_known(
@@ -231,6 +293,52 @@ def _known_objects(inventory: Inventory) -> set[tuple[str, str, str]]:
         for o in inventory.objects()
         if o.vault_id and o.object_type in ("key", "secret")
     }
+
+
+def _given_protection(item: WorkItem) -> ProtectedVm | None:
+    """Where a fanned-out VM step's VM is protected (``params["protection"]``), if given."""
+    from shared.inventory.azure_read import ProtectedVm
+
+    given = item.params.get("protection")
+    if not isinstance(given, dict) or not given.get("vault_id"):
+        return None
+    return ProtectedVm(
+        vm_id=item.target,
+        vault_id=str(given["vault_id"]),
+        container=str(given["container"]),
+        protected_item=str(given["protected_item"]),
+        policy_id=str(given["policy_id"]) if given.get("policy_id") else None,
+    )
+
+
+def _vm_items(item: WorkItem, ctx: ActionContext, protected: list[ProtectedVm]) -> list[WorkItem]:
+    """One inventory step per protected VM, in the vault step's bucket and reasons; each
+    plans its own follow-ups (verify and pin what changed, the sweep's backup check)."""
+    from shared.planning import inventory_item
+
+    bucket = _bucket(item, ctx)
+    return [
+        inventory_item(
+            p.vm_id,
+            bucket=bucket,
+            reasons=item.reasons,
+            params={
+                "resource_type": "Microsoft.Compute/virtualMachines",
+                "operation": item.params.get("operation") or "sweep",
+                "correlation_id": None,
+                "confirm_ade_extension": False,
+                "vm_id": None,
+                "follow_up": list(item.params.get("follow_up") or DEFAULT_FOLLOW_UP),
+                "protection": {
+                    "vault_id": p.vault_id,
+                    "container": p.container,
+                    "protected_item": p.protected_item,
+                    "policy_id": p.policy_id,
+                },
+            },
+        )
+        for p in protected
+    ]
 
 
 def _retry_items(outcome: RefreshOutcome, bucket: str, reasons: tuple[str, ...]) -> list[WorkItem]:

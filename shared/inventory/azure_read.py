@@ -8,7 +8,9 @@ set, one recovery point listing, and one GET per point not yet known (the listin
 ``keyAndSecret``; a point never changes, so it is read once). A point without
 ``expiryTime`` (real Azure's policy points at api-version 2026-07-01) gets the expiry its
 backup policy's retention gives (:mod:`shared.inventory.retention`): one policy GET per policy
-per reader (a reader lives for one run), counted in ``policy_reads``.
+per reader (a reader lives for one run), counted in ``policy_reads``; readers over the same
+clients share what they read for :data:`POLICY_MEMO_SECONDS` (the sweep's one step per VM
+reads each policy once).
 
 Mgmt models are read as REST JSON (``as_dict()``), because the compute models are
 mapping-based and the backup SDK does not follow nested discriminators (offline-dev.md).
@@ -16,6 +18,9 @@ mapping-based and the backup SDK does not follow nested discriminators (offline-
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +54,15 @@ IAAS_FILTER = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
 #: api-version of the Recovery Services vault GET (its ``encryption`` and ``identity``).
 RSV_API = "2023-04-01"
 FABRIC = "Azure"
+#: How long a backup policy's retention read by one reader serves the other readers over
+#: the same clients (the sweep fans out one step, so one reader, per VM: without it every
+#: VM's step would read the vault's policy again).
+POLICY_MEMO_SECONDS = 600.0
+#: Those retentions, per clients object (weakly: clients that go away take theirs along).
+_POLICY_MEMO: weakref.WeakKeyDictionary[Any, dict[str, tuple[Any, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+_POLICY_MEMO_LOCK = threading.Lock()
 
 
 def _json(model: Any) -> dict[str, Any]:
@@ -432,6 +446,11 @@ class AzureInventoryReader:
         key = policy_id.lower()
         if key in self._policies:
             return self._policies[key]
+        with _POLICY_MEMO_LOCK:
+            memo = _POLICY_MEMO.setdefault(self._azure, {}).get(key)
+        if memo is not None and time.monotonic() - memo[1] < POLICY_MEMO_SECONDS:
+            self._policies[key] = memo[0]
+            return memo[0]  # type: ignore[no-any-return]
         parts = policy_id.rstrip("/").split("/")
         vault = ArmId.parse("/".join(parts[:-2]))
         self.policy_reads += 1
@@ -451,6 +470,8 @@ class AzureInventoryReader:
         if isinstance(outcome, str):
             log.warning("inventory.policy_unreadable", policy_id=policy_id, reason=outcome)
         self._policies[key] = outcome
+        with _POLICY_MEMO_LOCK:
+            _POLICY_MEMO.setdefault(self._azure, {})[key] = (outcome, time.monotonic())
         return outcome
 
 

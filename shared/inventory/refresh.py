@@ -231,6 +231,25 @@ def _point_unreadable(
     return mark
 
 
+def list_recovery_vault(
+    inv: Inventory, reader: AzureInventoryReader, rsv_id: str
+) -> tuple[list[ProtectedVm], list[str]]:
+    """The VMs a Recovery Services vault protects (its item listing), after forgetting the
+    inventoried VMs of that vault it no longer lists; returns (protected, removed ids).
+
+    The VM partition is streamed (:meth:`Inventory.iter_vms`), never held whole: the sweep's
+    vault step stays flat in memory however large the estate. The listing failing raises.
+    """
+    protected = reader.protected_vms(rsv_id)
+    listed = {p.vm_id.lower() for p in protected}
+    removed: list[str] = []
+    for vm in inv.iter_vms():
+        if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
+            inv.remove_vm(vm.vm_id)  # protection stopped: its keys are no longer "in use"
+            removed.append(vm.vm_id)
+    return protected, removed
+
+
 def refresh_recovery_vault(
     inv: Inventory,
     reader: AzureInventoryReader,
@@ -241,15 +260,10 @@ def refresh_recovery_vault(
     """Re-read every VM protected in a Recovery Services vault (one VM's failure is
     isolated; the vault's item listing failing raises)."""
     out = RefreshOutcome()
-    protected = reader.protected_vms(rsv_id)
+    protected, out.removed = list_recovery_vault(inv, reader, rsv_id)
     for protection in protected:
         out.add(refresh_vm(inv, reader, protection, quarantine=quarantine))
-    listed = {p.vm_id.lower() for p in protected}
-    for vm in inv.all_vms():
-        if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
-            inv.remove_vm(vm.vm_id)  # protection stopped: its keys are no longer "in use"
-            out.removed.append(vm.vm_id)
-    out.alerts += _vault_key_alerts(inv, reader, rsv_id, out.vms)
+    out.alerts += vault_key_alerts(inv, reader, rsv_id, [vm.name for vm in out.vms])
     log.info(
         "inventory.vault_refreshed",
         rsv_id=rsv_id,
@@ -263,8 +277,8 @@ def refresh_recovery_vault(
     return out
 
 
-def _vault_key_alerts(
-    inv: Inventory, reader: AzureInventoryReader, rsv_id: str, vms: list[VmRecord]
+def vault_key_alerts(
+    inv: Inventory, reader: AzureInventoryReader, rsv_id: str, vm_names: list[str]
 ) -> list[Alert]:
     """The alerts of the Recovery Services vault's own CMK (``shared.access.vault_cmk``): an
     unusable key or an identity without access breaks backup and restore of every VM in it.
@@ -280,7 +294,7 @@ def _vault_key_alerts(
             reader.azure,
             body,
             key_vault_id=key_vault,
-            vms=[vm.name for vm in vms],
+            vms=vm_names,
             now=inv.now(),
             correlation={"rsv_id": rsv_id},
         )

@@ -63,6 +63,12 @@ VAULTS_PARTITION = "vaults"
 UNREAD_PARTITION = "unread"
 #: Table batch transactions hold at most 100 operations.
 BATCH = 100
+#: Partitions whose rows are derived from their keys and never deleted (an object's type,
+#: name and vault; a vault's URI): a row this process wrote is not written again unchanged.
+WRITE_ONCE_PARTITIONS = frozenset({"objects", "vaults"})
+#: At most this many such rows are remembered per table client (then forgotten at once).
+WRITTEN_MEMO_ROWS = 20_000
+_WRITTEN: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
 #: How long :meth:`Inventory.knows_vms` trusts its last answer.
 KNOWS_VMS_SECONDS = 60.0
 #: Its answers, per table client (weakly: a client that goes away takes its answer along).
@@ -138,6 +144,23 @@ class Inventory:
         )
         yield from rows
 
+    def _stream(self, partition: str) -> Iterator[dict[str, Any]]:
+        """The rows of one partition, one page (≤ 1,000 rows) in memory at a time: for
+        partitions that grow with the estate (the VM partition), where :meth:`_query` would
+        hold them all."""
+        pages = self._call(
+            f"query {partition}",
+            lambda: self._table.query_entities(
+                "PartitionKey eq @p", parameters={"p": partition}
+            ).by_page(),
+        )
+        done: list[dict[str, Any]] = []  # sentinel: an empty page may still have a next one
+        while True:
+            page = self._call(f"query {partition}", lambda: next(pages, done))
+            if page is done:
+                return
+            yield from self._call(f"query {partition}", partial(list, page))
+
     def _submit(self, ops: list[tuple[str, dict[str, Any]]]) -> None:
         """Run upsert/delete operations, batched per partition (≤ 100 each)."""
         from azure.data.tables import UpdateMode
@@ -145,18 +168,30 @@ class Inventory:
         last: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         for op in ops:  # an entity may appear once per batch: the last operation wins
             last[(op[1]["PartitionKey"], op[1]["RowKey"])] = op
+        with _KNOWS_VMS_LOCK:
+            written = _WRITTEN.setdefault(self._table, {})
         by_pk: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for op in last.values():
-            by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+            pk = op[1]["PartitionKey"]
+            once = op[0] == "upsert" and pk in WRITE_ONCE_PARTITIONS
+            if once and written.get((pk, op[1]["RowKey"])) == _digest(op[1]):
+                continue  # written by this process already, unchanged: every VM repeats it
+            by_pk.setdefault(pk, []).append(op)
         for pk, group in by_pk.items():
             for start in range(0, len(group), BATCH):
+                ops_chunk = group[start : start + BATCH]
                 chunk: list[Any] = [
                     (kind, entity, {"mode": UpdateMode.REPLACE})
                     if kind == "upsert"
                     else (kind, entity)
-                    for kind, entity in group[start : start + BATCH]
+                    for kind, entity in ops_chunk
                 ]
                 self._call(f"write {pk}", partial(self._table.submit_transaction, chunk))
+                if pk in WRITE_ONCE_PARTITIONS:
+                    with _KNOWS_VMS_LOCK:
+                        if len(written) > WRITTEN_MEMO_ROWS:
+                            written.clear()
+                        written.update({(pk, e["RowKey"]): _digest(e) for _k, e in ops_chunk})
 
     # -- VMs --------------------------------------------------------------------------------
 
@@ -215,6 +250,12 @@ class Inventory:
     def all_vms(self) -> list[VmRecord]:
         """Every protected VM the inventory knows (one partition query)."""
         return [VmRecord.from_entity(e) for e in self._query(VM_PARTITION)]
+
+    def iter_vms(self) -> Iterator[VmRecord]:
+        """Every protected VM the inventory knows, streamed page by page (memory flat in the
+        estate's size: a vault refresh walks the whole VM partition)."""
+        for entity in self._stream(VM_PARTITION):
+            yield VmRecord.from_entity(entity)
 
     def upsert_vm(self, record: VmRecord) -> bool:
         """Store the VM's record and its "uses" rows; returns False when nothing changed."""
@@ -568,6 +609,11 @@ class Inventory:
                 }
             )
         return out
+
+
+def _digest(entity: dict[str, Any]) -> str:
+    """An entity's content, comparable (the write-once memo)."""
+    return json.dumps(entity, sort_keys=True, default=str)
 
 
 def _kv_key(vault_id: str, kind: str, suffix: str) -> dict[str, Any]:

@@ -1,0 +1,214 @@
+"""The sweep fans out per Recovery Services vault and per VM (issue 12 item 3).
+
+Over the real worker, SDK clients, Azurite and the local Azure: a sweep's vault step reads
+only the vault's protected-item listing and plans one inventory step per VM carrying where
+it is protected; each VM step reads that VM and its points (no ``backupStatus``), so no
+invocation reads a whole vault. Only the first vault's step pins what the inventory already
+knows; a VM no longer protected is forgotten by its vault's step. A second sweep over the
+unchanged estate writes no inventory row and reads no point again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared import names
+from shared.actions.base import ActionContext
+from shared.actions.refresh_inventory import REFRESH_INVENTORY
+from shared.clients import AzureClients
+from shared.config import load_settings
+from shared.inventory import inventory_for
+from shared.runtime import Runtime
+from shared.sweep import plan_inventory_refresh, plan_sweep
+from shared.worker import Outcome
+from shared.workitems import WorkItem, WorkKind
+from tests.fixtures.azurite import StorageEnv
+from tests.integration.pinning_support import drain
+
+pytestmark = pytest.mark.integration
+
+SUB = "00000000-1111-2222-3333-444444444444"
+RG = f"/subscriptions/{SUB}/resourceGroups"
+VAULT_A = f"{RG}/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-a"
+VAULT_B = f"{RG}/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-b"
+VMS = {"rsv-a": ["vm-a0", "vm-a1", "vm-a2", "vm-a3"], "rsv-b": ["vm-b0", "vm-b1"]}
+POINTS = 3
+
+
+def _vm_id(name: str) -> str:
+    return f"{RG}/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def _scenario() -> dict[str, Any]:
+    every = [vm for vms in VMS.values() for vm in vms]
+    return {
+        "name": "sweep-fan-out",
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "subscriptions": [SUB],
+        "principals": {
+            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
+            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
+        },
+        "key_vaults": [
+            {
+                "name": "kv-fan",
+                "resource_group": "rg-keys",
+                "grant_keyguard": True,
+                "keys": [{"name": "kek"}],
+                "secrets": [{"name": f"bek-{n}"} for n in every],
+            }
+        ],
+        "virtual_machines": [
+            {
+                "name": n,
+                "resource_group": "rg-app",
+                "encryption": {
+                    "type": "ade",
+                    "key_vault": "kv-fan",
+                    "secret": f"bek-{n}",
+                    "kek": "kek",
+                },
+            }
+            for n in every
+        ],
+        "recovery_services_vaults": [
+            {
+                "name": vault,
+                "resource_group": "rg-backup",
+                "protected": [{"vm": n, "policy": "DailyPolicy"} for n in vms],
+                "recovery_points": [
+                    {"vm": n, "age_days": d + 0.5} for n in vms for d in range(POINTS)
+                ],
+            }
+            for vault, vms in VMS.items()
+        ],
+    }
+
+
+@pytest.fixture
+def rt(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    local_azure.admin.load_scenario(_scenario())
+    env = local_azure.env()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
+    monkeypatch.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
+    settings = load_settings(
+        {
+            **env,
+            **storage_env.env,
+            "KEYGUARD_RECOVERY_VAULTS": f"{VAULT_B},{VAULT_A}",
+            "KEYGUARD_COALESCE_SECONDS": "1",
+        }
+    )
+    yield Runtime(settings, AzureClients(settings), storage_env.clients)
+
+
+def _ctx(rt: Runtime) -> ActionContext:
+    return ActionContext(rt.settings, rt.azure, rt.storage, rt.now)
+
+
+def _vault_steps(rt: Runtime, now: datetime) -> list[WorkItem]:
+    return plan_sweep(rt.settings, now=now, vaults=(), planners=[plan_inventory_refresh])
+
+
+def test_a_sweeps_vault_step_lists_the_vault_and_plans_one_step_per_vm(
+    local_azure: Any, rt: Runtime
+) -> None:
+    steps = {i.target: i for i in _vault_steps(rt, datetime.now(UTC))}
+    assert set(steps) == {VAULT_A, VAULT_B}
+    local_azure.admin.reset_calls()
+
+    result = REFRESH_INVENTORY.run(steps[VAULT_A], _ctx(rt))
+
+    # one listing of the vault's items (and the vault's own GET, for its CMK): no VM, point
+    # or policy read in this invocation
+    routes = local_azure.admin.calls()["routes"]
+    assert {r: n for r, n in routes.items() if not r.startswith("identity.")} == {
+        "recoveryservices.protected_items.list": 1,
+        "recoveryservices.vaults.get": 1,
+    }
+    vm_steps = [i for i in result.follow_ups if i.kind is WorkKind.REFRESH_INVENTORY]
+    assert sorted(i.target for i in vm_steps) == sorted(_vm_id(n) for n in VMS["rsv-a"])
+    for step in vm_steps:
+        protection = step.params["protection"]
+        assert protection["vault_id"] == VAULT_A
+        assert protection["protected_item"].endswith(step.target.rsplit("/", 1)[1])
+        assert step.params["operation"] == "sweep" and step.reasons == steps[VAULT_A].reasons
+    assert result.summary["vms"] == 4 and inventory_for(rt).all_vms() == []
+
+
+def test_the_vm_steps_fill_the_inventory_and_a_second_sweep_writes_nothing(
+    local_azure: Any, rt: Runtime
+) -> None:
+    inventory = inventory_for(rt)
+    gone = _vm_id("vm-gone")  # inventoried in rsv-a earlier, no longer protected there
+    from shared.inventory.records import VmRecord
+
+    inventory.upsert_vm(
+        VmRecord(
+            vm_id=gone,
+            name="vm-gone",
+            subscription_id=SUB,
+            resource_group="rg-app",
+            location="westeurope",
+            encryption="none",
+            vault_id=VAULT_A,
+        )
+    )
+    local_azure.admin.reset_calls()
+    rt.work_queue.enqueue_many(_vault_steps(rt, datetime.now(UTC)))
+    ran = drain(rt, limit=200)
+    assert all(o in (Outcome.DONE, Outcome.DUPLICATE) for _, o in ran)  # pins: one per object
+
+    routes = local_azure.admin.calls()["routes"]
+    every = [vm for vms in VMS.values() for vm in vms]
+    assert routes["compute.virtualMachines.get"] == len(every)  # one GET per VM, once
+    assert routes["recoveryservices.recovery_points.list"] == len(every)
+    assert routes["recoveryservices.recovery_points.get"] == len(every) * POINTS
+    assert routes["recoveryservices.protected_items.list"] == 2
+    assert routes.get("recoveryservices.protection_policies.get", 0) <= 2  # shared by VM steps
+    assert "recoveryservices.backup_status" not in routes  # the vault step said where
+    inventory_steps = [i for i, _ in ran if i.kind is WorkKind.REFRESH_INVENTORY]
+    assert len(inventory_steps) == 2 + len(every)
+    assert sorted(vm.name for vm in inventory.all_vms()) == sorted(every)  # vm-gone forgotten
+    assert all(len(inventory.recovery_points(_vm_id(n))) == POINTS for n in every)
+    pins = {
+        (i.params["object_type"], i.params["object_name"]) for i, _ in ran if i.kind is WorkKind.PIN
+    }
+    assert pins == {("key", "kek"), *(("secret", f"bek-{n}") for n in every)}
+
+    # a second sweep (its own window) over the unchanged estate
+    local_azure.admin.reset_calls()
+    started = datetime.now(UTC) - timedelta(milliseconds=100)
+    rt.work_queue.enqueue_many(_vault_steps(rt, datetime.now(UTC) + timedelta(seconds=2)))
+    again = drain(rt, limit=200)
+    assert all(o in (Outcome.DONE, Outcome.DUPLICATE) for _, o in again)
+    routes = local_azure.admin.calls()["routes"]
+    assert "recoveryservices.recovery_points.get" not in routes  # every point known
+    assert routes["compute.virtualMachines.get"] == len(every)
+    table = rt.storage.table(names.INVENTORY_TABLE)
+    stamp = started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    written = list(table.query_entities(f"Timestamp ge datetime'{stamp}'"))
+    assert written == []
+
+
+def test_only_the_first_vaults_step_pins_what_the_inventory_knows(
+    local_azure: Any, rt: Runtime
+) -> None:
+    rt.work_queue.enqueue_many(_vault_steps(rt, datetime.now(UTC)))
+    drain(rt, limit=200)  # the inventory now knows every object
+    steps = {i.target: i for i in _vault_steps(rt, datetime.now(UTC) + timedelta(seconds=2))}
+    # sorted by id, the first vault (rsv-a) pins; the other one only fans out
+    assert steps[VAULT_A].params["pin_known"] is True
+    assert steps[VAULT_B].params["pin_known"] is False
+
+    known = REFRESH_INVENTORY.run(steps[VAULT_A], _ctx(rt))
+    other = REFRESH_INVENTORY.run(steps[VAULT_B], _ctx(rt))
+
+    assert len([i for i in known.follow_ups if i.kind is WorkKind.PIN]) == 1 + 6
+    assert [i.kind for i in other.follow_ups] == [WorkKind.REFRESH_INVENTORY] * 2
