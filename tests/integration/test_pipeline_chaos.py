@@ -44,6 +44,7 @@ def test_a_killed_host_loses_no_work(storage_env: StorageEnv, tmp_path: Path) ->
         **storage_env.env,
         "KEYGUARD_ALERT_TOPIC_ENDPOINT": "",
         "KEYGUARD_SWEEP_SCHEDULE": "0 0 3 1 1 *",  # the sweep must not run here
+        "KEYGUARD_WATCH_SCHEDULE": "0 0 3 1 1 *",  # nor the watch (default: every 15 min)
         "KEYGUARD_LEASE_SECONDS": "15",  # the shortest start-up accepts
         "KEYGUARD_RETRY_BASE_SECONDS": "0.5",
         "KEYGUARD_RETRY_CAP_SECONDS": "1",

@@ -60,6 +60,7 @@ def test_a_message_that_is_not_base64_is_dead_lettered_with_its_raw_body_and_an_
         **storage_env.env,
         "KEYGUARD_ALERT_TOPIC_ENDPOINT": "",
         "KEYGUARD_SWEEP_SCHEDULE": "0 0 3 1 1 *",  # the sweep must not run here
+        "KEYGUARD_WATCH_SCHEDULE": "0 0 3 1 1 *",  # nor the watch (default: every 15 min)
     }
     rt = Runtime.from_settings(load_settings(env))
     work = _raw_queue(storage_env, names.WORK_QUEUE)
