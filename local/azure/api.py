@@ -76,6 +76,22 @@ class LocalAzure(StopsOnExit):
         eventgrid.stop(self.world)
         self.server.stop()
 
+    def keyguard_grants(
+        self, *, enforced: bool = True, infra_grants: bool = True, omit: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Steer the ARM role check of Keyguard's principal (local/azure/arm_rbac.py).
+
+        ``enforced``: check Keyguard's ARM calls; ``infra_grants``: Keyguard holds infra/'s
+        grants (else only the scenario's); ``omit``: infra grants to leave out by role name
+        (``keyguardBackupRole``...). The defaults are the normal state; tests of the emulator
+        itself that use the app's identity as a stand-in for tooling switch both off.
+        """
+        state: dict[str, Any] = self.admin.post(
+            "/authorization/keyguard",
+            {"enforced": enforced, "infra_grants": infra_grants, "omit": list(omit)},
+        )
+        return state
+
     # -- endpoints -----------------------------------------------------------------------------
 
     @property

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from local.azure.core import AzureHttpError
+from local.azure.core import ROUTER, AzureHttpError, Response
 
 if TYPE_CHECKING:
     from local.azure.core import Request, World
@@ -101,24 +101,83 @@ def authorization_failed(oid: str, action: str, scope: str) -> AzureHttpError:
 #: built-in role definitions at the root
 _OPEN_READS = ("microsoft.authorization/roledefinitions/read",)
 
+#: the ARM routes Keyguard's code calls (tests/infra/test_arm_grants.py checks this equals the
+#: routes its SDK calls reach, so a new call cannot go unchecked); the others are the
+#: scenario/admin tooling's (PUT a VM, delete an assignment...) and are not enforced
+KEYGUARD_ROUTES = frozenset(
+    {
+        "authorization.denyAssignments.list",
+        "authorization.roleAssignments.create",
+        "authorization.roleAssignments.list",
+        "authorization.roleDefinitions.get",
+        "authorization.roleDefinitions.list",
+        "compute.diskEncryptionSets.get",
+        "compute.diskEncryptionSets.list_all",
+        "compute.disks.get",
+        "compute.disks.list_all",
+        "compute.extensions.get",
+        "compute.virtualMachines.get",
+        "compute.virtualMachines.list_all",
+        "keyvault.vaults.get",
+        "keyvault.vaults.listBySubscription",
+        "keyvault.vaults.update",
+        "keyvault.vaults.updateAccessPolicy",
+        "recoveryservices.backup_jobs.list",
+        "recoveryservices.backup_status",
+        "recoveryservices.backups.trigger",
+        "recoveryservices.job_details.get",
+        "recoveryservices.protected_item_operation_statuses.get",
+        "recoveryservices.protected_items.get",
+        "recoveryservices.protected_items.list",
+        "recoveryservices.protection_policies.get",
+        "recoveryservices.recovery_points.get",
+        "recoveryservices.recovery_points.list",
+    }
+)
 
-def check(world: World, request: Request) -> None:
-    """Raise ARM's 403 when Keyguard's own principal lacks the request's action.
 
-    Other principals pass (the admin/scenario tooling), as does everything while
-    ``world.arm_rbac_enforced`` is False.
-    """
-    if not getattr(world, "arm_rbac_enforced", True):
-        return
+def matches(pattern: str, operation: str) -> bool:
+    """Whether an ``actions`` entry (``*`` wildcards, case-blind) covers ``operation``."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, operation, re.IGNORECASE) is not None
+
+
+def covers(outer: str, inner: str) -> bool:
+    """Whether scope ``outer`` is ``inner`` or one of its ancestors."""
+    outer, inner = outer.rstrip("/").lower(), inner.rstrip("/").lower()
+    return outer == "" or inner == outer or inner.startswith(outer + "/")
+
+
+def is_keyguard(world: World, request: Request) -> bool:
+    """Whether the request's token is Keyguard's own principal (``principals.keyguard``)."""
     oid = str(request.claims.get("oid") or "")
     keyguard = world.principals.get("keyguard", "")
-    if not oid or not keyguard or oid.lower() != keyguard.lower():
+    return bool(oid) and bool(keyguard) and oid.lower() == keyguard.lower()
+
+
+def check(world: World, request: Request, route_name: str) -> None:
+    """Raise ARM's 403 when Keyguard's own principal lacks the request's action.
+
+    Keyguard holds infra/'s grants (:func:`local.azure.authorization_infra.infra_allows`)
+    plus whatever the scenario assigns it. Other principals pass (the admin/scenario
+    tooling), as do routes Keyguard never calls and everything while
+    ``world.arm_rbac_enforced`` is False (the admin API switches it).
+    """
+    if not getattr(world, "arm_rbac_enforced", True) or route_name not in KEYGUARD_ROUTES:
         return
+    if not is_keyguard(world, request):
+        return
+    from local.azure.authorization_infra import infra_allows
+
+    oid = str(request.claims["oid"])
     action, scope = arm_action(request.method, request.path)
     if not scope.lower().startswith("/subscriptions/") and action.lower() in _OPEN_READS:
         return
-    if world.authz is None or not world.authz.allows_action(oid, scope, action, request):
-        raise authorization_failed(oid, action, scope)
+    if world.authz is not None and world.authz.allows_action(oid, scope, action):
+        return
+    if infra_allows(world, scope, action, data=False, request=request) is not None:
+        return
+    raise authorization_failed(oid, action, scope)
 
 
 _GUID_EQUALS = re.compile(
@@ -161,3 +220,42 @@ def condition_allows(condition: str | None, action: str, request: Request | None
     return role in wanted.get("roledefinitionid", set()) and principal in wanted.get(
         "principalid", set()
     )
+
+
+@ROUTER.route("GET", "/_admin/authorization/keyguard", name="admin.arm_rbac.get", surface="admin")
+def admin_get(world: World, request: Request) -> Response:
+    """Whether Keyguard's ARM calls are checked, and the infra/ grants left out."""
+    return Response(200, _state(world))
+
+
+@ROUTER.route("POST", "/_admin/authorization/keyguard", name="admin.arm_rbac.set", surface="admin")
+def admin_set(world: World, request: Request) -> Response:
+    """``{"enforced": bool, "infra_grants": bool, "omit": [role, ...]}``: switch the check;
+    give Keyguard infra/'s grants or only the scenario's; leave infra/ grants out (by the
+    custom role's symbolic name in main.bicep, e.g. ``keyguardBackupRole``)."""
+    from local.azure.authorization_infra import keyguard_grants
+
+    body = request.json() or {}
+    if "enforced" in body:
+        world.arm_rbac_enforced = bool(body["enforced"])  # type: ignore[attr-defined]
+    if "infra_grants" in body:
+        world.infra_grants_on = bool(body["infra_grants"])  # type: ignore[attr-defined]
+    if "omit" in body:
+        known = {g.role.lower(): g.role for g in keyguard_grants().grants}
+        unknown = [o for o in body["omit"] if str(o).lower() not in known]
+        if unknown:
+            raise AzureHttpError(
+                400,
+                "BadRequest",
+                f"unknown infra grants {unknown}; known: {sorted(known.values())}",
+            )
+        world.infra_grants_omit = {known[str(o).lower()] for o in body["omit"]}  # type: ignore[attr-defined]
+    return Response(200, _state(world))
+
+
+def _state(world: World) -> dict[str, Any]:
+    return {
+        "enforced": bool(getattr(world, "arm_rbac_enforced", True)),
+        "infra_grants": bool(getattr(world, "infra_grants_on", True)),
+        "omit": sorted(getattr(world, "infra_grants_omit", set())),
+    }

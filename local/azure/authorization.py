@@ -223,9 +223,29 @@ class AuthorizationState:
         return found
 
     def allows_data_action(self, principal_id: str, scope: str, data_action: str) -> bool:
-        """Whether an assignment at/above ``scope`` grants ``principal_id`` the data action."""
-        return any(
+        """Whether an assignment at/above ``scope`` grants ``principal_id`` the data action.
+
+        Keyguard's own principal also holds infra/'s grants
+        (:func:`local.azure.authorization_infra.infra_allows`).
+        """
+        if any(
             self.roles[a.role_guid].allows(data_action, data=True)
+            for a in self.for_scope(scope, principal_id=principal_id, at_scope=True)
+            if a.role_guid in self.roles
+        ):
+            return True
+        keyguard = self.world.principals.get("keyguard", "")
+        if keyguard and principal_id.lower() == keyguard.lower():
+            from local.azure.authorization_infra import infra_allows
+
+            return infra_allows(self.world, scope, data_action, data=True) is not None
+        return False
+
+    def allows_action(self, principal_id: str, scope: str, action: str) -> bool:
+        """Whether a scenario assignment at/above ``scope`` grants ``principal_id`` the ARM
+        action (``actions`` minus ``notActions``)."""
+        return any(
+            self.roles[a.role_guid].allows(action, data=False)
             for a in self.for_scope(scope, principal_id=principal_id, at_scope=True)
             if a.role_guid in self.roles
         )

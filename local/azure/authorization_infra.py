@@ -8,9 +8,10 @@ returning, per kind of scope, the custom roles Keyguard is assigned there with t
 data actions, the assignment's ``if (...)`` (evaluated later per vault: ``rbac``) and ABAC
 condition; and the access-policy entry added on access-policy vaults.
 
-Used by the local Azure (:func:`apply`: a loaded scenario gives Keyguard exactly these
-grants, so a grant missing from infra/ fails a test as it would fail in Azure) and by
-``tests/infra/test_arm_grants.py`` (the grants must equal what the code's calls need).
+Used by the local Azure (:func:`infra_allows`: Keyguard's principal holds exactly these
+grants over every scenario's resources, so a grant missing from infra/ fails a test as it
+would fail in Azure) and by ``tests/infra/test_arm_grants.py`` (the grants must equal what
+the code's calls need).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from local.azure.core import World
+    from local.azure.core import Request, World
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 MAIN = INFRA / "main.bicep"
@@ -306,75 +307,60 @@ def keyguard_grants(**switches: str) -> InfraGrants:
 
 
 def _abac(text: str | None, world: World) -> str | None:
-    """The ABAC condition with the scenario's Backup principal and role GUIDs filled in."""
+    """The ABAC condition with the scenario's Backup principal and Backup role GUIDs filled in
+    (the roles named like infra/'s ``Keyguard Backup Key Vault Reader``)."""
     if text is None:
         return None
+    roles = [
+        r.guid
+        for r in world.authz.roles.values()
+        if r.role_name.lower().startswith("keyguard backup key vault reader")
+    ]
     fill = {
         "backupPrincipalId": world.principals.get("backup_management", ""),
-        "backupRoleGuid": getattr(world, "backup_role_guid", "") or "",
+        "backupRoleGuid": ", ".join(roles),
     }
     return re.sub(r"\$\{(\w+)\}", lambda m: str(fill.get(m.group(1), m.group(0))), text)
 
 
-def apply(world: World, omit: set[str] | None = None) -> None:
-    """Give Keyguard exactly infra/'s grants over the world's resources.
+def infra_allows(
+    world: World, scope: str, action: str, *, data: bool, request: Request | None = None
+) -> Grant | None:
+    """The infra/ grant (every switch on) that lets Keyguard do ``action`` at ``scope``.
 
-    Each custom role of the grants is added (by its symbolic name, e.g.
-    ``keyguardVaultRole``), then assigned at every watched subscription, Key Vault
-    (``rbac`` from the vault) and Recovery Services vault, and the access-policy entry is
-    merged into each access-policy vault's entry for Keyguard. ``omit``: grants to leave out,
-    by ``"{kind}:{role}"`` or ``role`` (a test's "remove one grant").
+    The grants are evaluated over the world's resources as deployed: the subscription reader
+    at every scenario subscription, the vault grants at every Key Vault (``rbac`` from the
+    vault), the backup grant at every Recovery Services vault. ``world.infra_grants_omit``
+    (role names, e.g. ``keyguardBackupRole``) leaves grants out, as a deployment without
+    them would, and ``world.infra_grants_on = False`` all of them (Keyguard then holds only
+    what the scenario assigns it); the admin API sets both.
     """
-    keyguard = world.principals.get("keyguard")
-    if not keyguard or world.authz is None:
-        return
-    omit = {o.lower() for o in omit or set()}
-    infra = keyguard_grants()
-    state = world.authz
-    for grant in infra.grants:
-        if grant.role.lower() in omit or f"{grant.kind}:{grant.role}".lower() in omit:
-            continue
-        role = state.add_role(
-            {
-                "name": f"infra:{grant.role}",
-                "roleName": f"infra:{grant.role}",
-                "actions": list(grant.actions),
-                "data_actions": list(grant.data_actions),
-            }
-        )
-        for scope, per_scope in _scopes(world, grant.kind):
-            if not grant.applies(**per_scope):
-                continue
-            if any(
-                a.role_guid == role.guid
-                and a.scope.lower() == scope.lower()
-                and a.principal_id.lower() == keyguard.lower()
-                for a in state.assignments.values()
-            ):
-                continue
-            assignment = state.assign(scope, role.guid, keyguard)
-            assignment.condition = _abac(grant.abac, world)
-    policy = infra.access_policy
-    if policy is None or "accesspolicy" in omit:
-        return
-    for vault in _vaults(world):
-        if vault.rbac or not policy.applies(rbac=False):
-            continue
-        vault.grant_policy(keyguard, keys=list(policy.keys), secrets=list(policy.secrets))
+    from local.azure.arm_rbac import condition_allows, covers, matches
 
-
-def _vaults(world: World) -> list[Any]:
-    kv = world.kv
-    return list(kv.vaults.values()) if kv is not None else []
+    if not getattr(world, "infra_grants_on", True):
+        return None
+    omit = {o.lower() for o in getattr(world, "infra_grants_omit", set())}
+    for grant in keyguard_grants().grants:
+        if grant.role.lower() in omit:
+            continue
+        patterns = grant.data_actions if data else grant.actions
+        if not any(matches(p, action) for p in patterns):
+            continue
+        for granted_at, per_scope in _scopes(world, grant.kind):
+            if not covers(granted_at, scope) or not grant.applies(**per_scope):
+                continue
+            if condition_allows(_abac(grant.abac, world), action, request):
+                return grant
+    return None
 
 
 def _scopes(world: World, kind: str) -> list[tuple[str, dict[str, Any]]]:
     if kind == "subscription":
         return [(f"/subscriptions/{s}", {}) for s in world.subscriptions]
     if kind == "keyvault":
-        return [(v.id, {"rbac": bool(v.rbac)}) for v in _vaults(world)]
+        vaults = list(world.kv.vaults.values()) if world.kv is not None else []
+        return [(v.id, {"rbac": bool(v.rbac)}) for v in vaults]
     if kind == "recoveryvault":
-        backup = world.backup
-        vaults = getattr(backup, "vaults", {}) if backup is not None else {}
-        return [(str(getattr(v, "id", "")), {}) for v in vaults.values()]
+        bodies = world.backup.vaults.values() if world.backup is not None else []
+        return [(str(b.get("id", "")), {}) for b in bodies]
     raise ValueError(f"unknown grant kind {kind!r}")

@@ -18,7 +18,8 @@ Certificates: a CA and a leaf certificate for ``localhost``/``127.0.0.1`` are ma
 ``trustme`` at start; the CA PEM is written to a temp dir (:attr:`LocalAzureServer.ca_path`).
 
 Each request: surface → token check (ARM, Key Vault, Event Grid) → ``api-version`` (ARM) →
-route → call count → fault → ARM throttle → handler under ``world.lock`` → JSON response
+route → call count → ARM role check for Keyguard's principal (``arm_rbac``) → fault → ARM
+throttle → handler under ``world.lock`` → JSON response
 with ``x-ms-request-id`` (ARM adds ``x-ms-ratelimit-remaining-subscription-*``) → after a
 2xx on a route with ``arm_operation``, the ARM resource event.
 """
@@ -31,7 +32,15 @@ import threading
 import time
 from pathlib import Path
 
-from local.azure import admin, arm_events, eventgrid, faults, identity, scenario  # noqa: F401
+from local.azure import (  # noqa: F401
+    admin,
+    arm_events,
+    arm_rbac,
+    eventgrid,
+    faults,
+    identity,
+    scenario,
+)
 from local.azure.core import ROUTER, AzureHttpError, Request, Response, Route, World
 from local.azure.listeners import HOST, Listener
 
@@ -135,6 +144,8 @@ class LocalAzureServer:
             return exc.to_response()
         if surface != "admin":
             world.calls.record(route.name, surface)  # type: ignore[attr-defined]
+            if (refused := self._authorize(request, surface, route)) is not None:
+                return refused
             fault = world.faults.check(route.name, request.method)  # type: ignore[attr-defined]
             if fault is not None and fault.kind == "reset":
                 return None
@@ -160,6 +171,17 @@ class LocalAzureServer:
                 with world.lock:
                     world.emit(event, "subscription")
         return response
+
+    def _authorize(self, request: Request, surface: str, route: Route) -> Response | None:
+        """ARM's gateway check: Keyguard's principal needs a grant (``local.azure.arm_rbac``)."""
+        if surface != "arm":
+            return None
+        try:
+            with self.world.lock:
+                arm_rbac.check(self.world, request, route.name)
+        except AzureHttpError as exc:
+            return exc.to_response()
+        return None
 
     def _route(self, request: Request, surface: str) -> Route:
         """Authenticate, check ``api-version`` (ARM) and find the route; sets params/claims."""

@@ -10,6 +10,7 @@ without a grant fails, and so does a grant no call needs (or a wildcard).
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -104,3 +105,51 @@ def test_main_header_names_a_parameters_file_that_exists() -> None:
         assert (REPO / name).is_file(), name
     assert ".bicepparam" not in header or (REPO / "infra/main.example.bicepparam").is_file()
     assert "infra/main.example.parameters.json" in header
+
+
+def test_the_local_azure_checks_every_route_the_code_calls() -> None:
+    # local/azure/arm_rbac.py enforces Keyguard's grants on KEYGUARD_ROUTES only (the other
+    # routes are the scenario tooling's): they must be exactly the routes the code reaches
+    from local.azure import scenario
+    from local.azure.arm_rbac import KEYGUARD_ROUTES
+    from local.azure.core import ROUTER
+
+    scenario.service_modules()
+    reached = set()
+    for use in code_calls.uses():
+        if use.group:
+            method, path = code_calls.request_of(use.client, use.group, use.operation)
+            route, _ = ROUTER.match("arm", method, path)
+            reached.add(route.name)
+    assert reached == set(KEYGUARD_ROUTES)
+
+
+def test_the_assigner_condition_allows_only_the_backup_role_for_backup() -> None:
+    # infra/'s ABAC condition as the local Azure evaluates it (local/azure/arm_rbac.py)
+    from local.azure.arm_rbac import condition_allows
+    from local.azure.core import Request
+
+    (assigner,) = [g for g in keyguard_grants().grants if g.abac]
+    role, backup = "6b1b5f0e-0000-4000-8000-00000000ba0e", "5a1c7e0e-0000-4000-8000-00000000b002"
+    condition = assigner.abac.replace("${backupRoleGuid}", role).replace(
+        "${backupPrincipalId}", backup
+    )
+
+    def put(role_id: str, principal: str) -> Request:
+        body = {
+            "properties": {
+                "roleDefinitionId": f"/x/roleDefinitions/{role_id}",
+                "principalId": principal,
+            }
+        }
+        return Request("PUT", "/", {}, {}, json.dumps(body).encode())
+
+    write = "Microsoft.Authorization/roleAssignments/write"
+    assert condition_allows(condition, write, put(role, backup))
+    assert not condition_allows(
+        condition, write, put("00482a5a-887f-4fb3-b363-3b7fe8e74483", backup)
+    )
+    assert not condition_allows(condition, write, put(role, "5a1c7e0e-0000-4000-8000-00000000a001"))
+    assert not condition_allows(condition, "Microsoft.Authorization/roleAssignments/delete", None)
+    assert condition_allows(condition, "Microsoft.KeyVault/vaults/read", None)
+    assert not condition_allows("@Resource[x] StringEquals 'y'", write, put(role, backup))

@@ -146,6 +146,20 @@ def test_rbac_vault_assignment_deleted_reported_then_repaired(estate: Any, azure
 
 
 def test_rbac_repair_with_configured_builtin_role(estate: Any, azure_env: dict) -> None:
+    # infra/'s assigner grant carries an ABAC condition allowing only the Backup custom role
+    # (the local Azure enforces it); a deployment configuring a built-in role instead must
+    # give Keyguard an unconditioned assigner, as this scenario does
+    assigner = {"name": "Assigner (no condition)", "actions": [ROLE_WRITE]}
+    estate.admin.load_scenario(
+        {
+            **SCENARIO,
+            "role_definitions": [*SCENARIO.get("role_definitions", []), assigner],
+            "role_assignments": [
+                *SCENARIO["role_assignments"],
+                {"principal": "keyguard", "role": assigner["name"], "vault": "kv-rbac"},
+            ],
+        }
+    )
     estate.admin.delete(f"/keyvault/roleAssignments/{BACKUP_ASSIGNMENT}")
     ctx = context(
         azure_env, KEYGUARD_REMEDIATION="true", KEYGUARD_BACKUP_ROLE_DEFINITION_ID=KV_ADMIN
@@ -156,6 +170,9 @@ def test_rbac_repair_with_configured_builtin_role(estate: Any, azure_env: dict) 
     calls = routes(estate)
     assert calls.get("authorization.roleAssignments.create") == 1
     assert not any("delete" in name.lower() for name in calls)
+
+
+ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
 
 
 # -- economy ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ definitions with the real Key Vault dataActions.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,12 +33,18 @@ ASSIGNMENTS = [
 
 
 @pytest.fixture
-def authz(local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+def authz(
+    local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     local_azure.admin.load_scenario(kvs.scenario(role_assignments=ASSIGNMENTS))
+    # the emulator's own routes, driven with the app's identity standing in for tooling:
+    # Keyguard's ARM role check and infra grants off (tests/integration/test_arm_grants_enforced)
+    local_azure.keyguard_grants(enforced=False, infra_grants=False)
     cred = kvs.credential(local_azure, monkeypatch)
-    return SimpleNamespace(
+    yield SimpleNamespace(
         azure=local_azure, admin=local_azure.admin, client=kvs.authz_client(local_azure, cred)
     )
+    local_azure.keyguard_grants()
 
 
 def _names(assignments: Any) -> list[str]:

@@ -163,8 +163,14 @@ def model_view(m: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fid(local_azure: Any, azure_env: dict[str, str], replay: ReplayServer, monkeypatch: Any) -> Fid:
-    return Fid(local_azure, replay, kvs.credential(local_azure, monkeypatch))
+def fid(
+    local_azure: Any, azure_env: dict[str, str], replay: ReplayServer, monkeypatch: Any
+) -> Iterator[Fid]:
+    # the emulator's own routes, driven with the app's identity standing in for tooling:
+    # Keyguard's ARM role check and infra grants off (tests/integration/test_arm_grants_enforced)
+    local_azure.keyguard_grants(enforced=False, infra_grants=False)
+    yield Fid(local_azure, replay, kvs.credential(local_azure, monkeypatch))
+    local_azure.keyguard_grants()
 
 
 def _body(sample: str) -> Any:

@@ -7,6 +7,7 @@ credential, so paths, paging, error mapping and the 401 challenge are the SDK's 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,10 +19,15 @@ from tests.integration import kv_support as kvs
 
 
 @pytest.fixture
-def kv(local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+def kv(
+    local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     local_azure.admin.load_scenario(kvs.scenario())
+    # the emulator's own routes, driven with the app's identity standing in for tooling:
+    # Keyguard's ARM role check and infra grants off (tests/integration/test_arm_grants_enforced)
+    local_azure.keyguard_grants(enforced=False, infra_grants=False)
     cred = kvs.credential(local_azure, monkeypatch)
-    return SimpleNamespace(
+    yield SimpleNamespace(
         azure=local_azure,
         admin=local_azure.admin,
         cred=cred,
@@ -30,6 +36,7 @@ def kv(local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPa
         rbac_keys=kvs.key_client(local_azure, cred, "kv-rbac"),
         rbac_secrets=kvs.secret_client(local_azure, cred, "kv-rbac"),
     )
+    local_azure.keyguard_grants()
 
 
 def _events(kv: Any, suffix: str, vault: str) -> list[dict[str, Any]]:

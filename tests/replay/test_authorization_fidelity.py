@@ -9,6 +9,7 @@ items must have the recorded shape.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ RECORDED_CONTRIBUTOR: dict[str, Any] = next(
 
 
 @pytest.fixture
-def recorded_subscription(local_azure: LocalAzure) -> LocalAzure:
+def recorded_subscription(local_azure: LocalAzure) -> Iterator[LocalAzure]:
     local_azure.admin.reset()
     local_azure.admin.load_scenario(
         {
@@ -59,7 +60,11 @@ def recorded_subscription(local_azure: LocalAzure) -> LocalAzure:
             ],
         }
     )
-    return local_azure
+    # recorded requests of a tooling caller, sent with the app's identity: Keyguard's ARM role
+    # check and infra grants off (tests/integration/test_arm_grants_enforced.py)
+    local_azure.keyguard_grants(enforced=False, infra_grants=False)
+    yield local_azure
+    local_azure.keyguard_grants()
 
 
 def test_role_assignment_listing_answers_as_recorded(recorded_subscription: LocalAzure) -> None:

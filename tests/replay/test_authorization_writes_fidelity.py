@@ -43,7 +43,11 @@ def subscription(local_azure: LocalAzure) -> Iterator[LocalAzure]:
             },
         }
     )
+    # recorded requests of a tooling caller, sent with the app's identity: Keyguard's ARM role
+    # check and infra grants off (tests/integration/test_arm_grants_enforced.py)
+    local_azure.keyguard_grants(enforced=False, infra_grants=False)
     yield local_azure
+    local_azure.keyguard_grants()
     local_azure.admin.reset()
 
 
