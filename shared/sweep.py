@@ -84,8 +84,7 @@ def plan_verify_vaults(ctx: SweepContext) -> list[WorkItem]:
 
 def plan_inventory_refresh(ctx: SweepContext) -> list[WorkItem]:
     """One REFRESH_INVENTORY item per configured Recovery Services vault, each fanning out
-    one item per protected VM (``fan_out``); the first also pins what the inventory already
-    knows (``pin_known``: once per run, not once per vault)."""
+    one item per protected VM (``fan_out``)."""
     params: dict[str, Any] = {
         "resource_type": RECOVERY_VAULT_TYPE,
         "operation": "sweep",
@@ -96,10 +95,8 @@ def plan_inventory_refresh(ctx: SweepContext) -> list[WorkItem]:
         "fan_out": True,
     }
     return [
-        inventory_item(
-            rsv, bucket=ctx.bucket, reasons=ctx.reasons, params={**params, "pin_known": i == 0}
-        )
-        for i, rsv in enumerate(sorted(ctx.settings.recovery_vaults, key=str.lower))
+        inventory_item(rsv, bucket=ctx.bucket, reasons=ctx.reasons, params=params)
+        for rsv in ctx.settings.recovery_vaults
     ]
 
 

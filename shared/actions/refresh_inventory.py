@@ -24,9 +24,9 @@ protects, and plans one inventory step per VM carrying where it is protected
 (``params["protection"]``: no ``backupStatus`` lookup), so no invocation reads a whole vault
 and the estate is never held in one process. Each VM step plans its own verify/pin of what
 changed (same bucket and reasons for every VM of a run: the pin of a KEK 500 VMs share is one
-step) and the sweep's backup check. One vault step per run (``params["pin_known"]``) plans
-the pins and checks of everything the inventory knew, once per sweep rather than once per
-Recovery Services vault.
+step) and the sweep's backup check. The vault step also plans the pins and checks of what
+the inventory knew its VMs use; the whole inventory once per Recovery Services vault would be
+thousands of items per step (the watch pins every needed object every 15 minutes).
 
 One odd record never blinds a vault (``shared.inventory.refresh``): an unreadable point is
 quarantined (``KeyguardQuarantine``) and alerted (``Keyguard.RecoveryPointUnreadable``), a VM
@@ -233,34 +233,28 @@ class RefreshInventoryAction:
         """A sweep's vault step: list the vault's protected VMs, forget those it no longer
         protects, and plan one inventory step per VM (carrying where it is protected), so no
         invocation reads the whole vault (Functions' consumption plan stops one after 10
-        minutes; 250 VMs with 60 points each are ~15,000 paced reads). With ``pin_known``
-        (the sweep sets it on one vault's step per run; absent: on) it also plans the pins
-        and checks of everything the inventory already knows, the daily safety net."""
+        minutes; 250 VMs with 60 points each are ~15,000 paced reads). It also plans the pins
+        and checks of what the inventory knew its VMs use (the daily safety net, per vault:
+        one step pinning every object of the estate would enqueue thousands of items; what
+        only retained points need, the watch pins every 15 minutes)."""
         from shared.inventory.azure_read import AzureInventoryReader
         from shared.inventory.refresh import list_recovery_vault, vault_key_alerts
 
-        pin_known = item.params.get("pin_known", True) is not False
         reader = AzureInventoryReader(ctx.azure)
         try:
-            protected, removed = list_recovery_vault(inventory, reader, item.target)
+            listing = list_recovery_vault(inventory, reader, item.target)
         except LeaseLostError:
             raise
         except Exception as exc:
-            if pin_known:
-                self._pin_what_is_known(item, ctx, inventory, follow, exc)
+            self._pin_what_is_known(item, ctx, inventory, follow, exc)
             raise
-        follow_ups = (
-            _follow_ups(item, ctx, _known_objects(inventory), follow - {"backup"})
-            if pin_known
-            else []
-        )
-        follow_ups.extend(_vm_items(item, ctx, protected))
-        names = [p.vm_id.rstrip("/").rsplit("/", 1)[-1] for p in protected]
+        follow_ups = _follow_ups(item, ctx, _objects_used(listing.kept), follow - {"backup"})
+        follow_ups.extend(_vm_items(item, ctx, listing.protected))
+        names = [p.vm_id.rstrip("/").rsplit("/", 1)[-1] for p in listing.protected]
         alerts = vault_key_alerts(inventory, reader, item.target, names)  # the vault's own CMK
         summary: dict[str, Any] = {
-            "vms": len(protected),
-            "removed": removed,
-            "pin_known": pin_known,
+            "vms": len(listing.protected),
+            "removed": listing.removed,
             "follow_ups": len(follow_ups),
         }
         log.info("inventory.vault_fanned_out", work_key=item.key, rsv_id=item.target, **summary)
@@ -293,6 +287,19 @@ def _known_objects(inventory: Inventory) -> set[tuple[str, str, str]]:
         for o in inventory.objects()
         if o.vault_id and o.object_type in ("key", "secret")
     }
+
+
+def _objects_used(records: list[VmRecord]) -> set[tuple[str, str, str]]:
+    """(vault id, key|secret, name) of what the VMs use now (their in-use rows)."""
+    from shared.inventory import parse_object_url
+
+    found: set[tuple[str, str, str]] = set()
+    for record in records:
+        for kind, url, vault in record.uses().values():
+            parsed = parse_object_url(url)
+            if kind in ("key", "secret") and vault and parsed:
+                found.add((vault, kind, parsed.name))
+    return found
 
 
 def _given_protection(item: WorkItem) -> ProtectedVm | None:

@@ -231,23 +231,35 @@ def _point_unreadable(
     return mark
 
 
-def list_recovery_vault(
-    inv: Inventory, reader: AzureInventoryReader, rsv_id: str
-) -> tuple[list[ProtectedVm], list[str]]:
+@dataclass
+class VaultListing:
+    """What a Recovery Services vault protects now, and what the inventory knew of it."""
+
+    protected: list[ProtectedVm]
+    #: Inventoried VMs of the vault it no longer lists (forgotten).
+    removed: list[str] = field(default_factory=list)
+    #: The inventory's records of the VMs it still lists (as known before this refresh).
+    kept: list[VmRecord] = field(default_factory=list)
+
+
+def list_recovery_vault(inv: Inventory, reader: AzureInventoryReader, rsv_id: str) -> VaultListing:
     """The VMs a Recovery Services vault protects (its item listing), after forgetting the
-    inventoried VMs of that vault it no longer lists; returns (protected, removed ids).
+    inventoried VMs of that vault it no longer lists.
 
     The VM partition is streamed (:meth:`Inventory.iter_vms`), never held whole: the sweep's
-    vault step stays flat in memory however large the estate. The listing failing raises.
+    vault step holds its own vault's VMs, not the estate. The listing failing raises.
     """
-    protected = reader.protected_vms(rsv_id)
-    listed = {p.vm_id.lower() for p in protected}
-    removed: list[str] = []
+    out = VaultListing(reader.protected_vms(rsv_id))
+    listed = {p.vm_id.lower() for p in out.protected}
     for vm in inv.iter_vms():
-        if (vm.vault_id or "").lower() == rsv_id.lower() and vm.vm_id.lower() not in listed:
+        if (vm.vault_id or "").lower() != rsv_id.lower():
+            continue
+        if vm.vm_id.lower() in listed:
+            out.kept.append(vm)
+        else:
             inv.remove_vm(vm.vm_id)  # protection stopped: its keys are no longer "in use"
-            removed.append(vm.vm_id)
-    return protected, removed
+            out.removed.append(vm.vm_id)
+    return out
 
 
 def refresh_recovery_vault(
@@ -260,8 +272,9 @@ def refresh_recovery_vault(
     """Re-read every VM protected in a Recovery Services vault (one VM's failure is
     isolated; the vault's item listing failing raises)."""
     out = RefreshOutcome()
-    protected, out.removed = list_recovery_vault(inv, reader, rsv_id)
-    for protection in protected:
+    listing = list_recovery_vault(inv, reader, rsv_id)
+    out.removed = listing.removed
+    for protection in listing.protected:
         out.add(refresh_vm(inv, reader, protection, quarantine=quarantine))
     out.alerts += vault_key_alerts(inv, reader, rsv_id, [vm.name for vm in out.vms])
     log.info(
