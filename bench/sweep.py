@@ -294,7 +294,7 @@ class InvocationTimes(logging.Handler):
             return
         if not str(record.msg).startswith("Executed '") or not isinstance(record.args, tuple):
             return
-        name, ms = str(record.args[0]), float(record.args[-1])
+        name, ms = str(record.args[0]), float(str(record.args[-1]))
         self.count[name] += 1
         self.longest[name] = max(self.longest.get(name, 0.0), ms / 1000)
 
@@ -448,9 +448,13 @@ def one_sweep(
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     run_timer(host, names.FN_SWEEP)
-    wait_idle(storage, timeout=timeout)
-    wall = time.perf_counter() - started - 3.0  # the settle time is not the sweep's
+    try:
+        wait_idle(storage, timeout=timeout)
+        wall, timed_out = time.perf_counter() - started - 3.0, False  # settle time excluded
+    except TimeoutError:  # what it did so far is still measured (and said to be partial)
+        wall, timed_out = time.perf_counter() - started, True
     return {
+        "timed_out": timed_out,
         "wall_s": wall,
         "started_at": started_at,
         "calls": admin.calls(),
@@ -464,8 +468,15 @@ def one_sweep(
     }
 
 
-def run(shape: Shape, *, timeout: float = 7200.0, log: IO[str] = sys.stderr) -> dict[str, Any]:
-    """Both sweeps over a fresh estate; every figure (see the module docstring)."""
+def run(
+    shape: Shape,
+    *,
+    timeout: float = 7200.0,
+    budget: float | None = None,
+    log: IO[str] = sys.stderr,
+) -> dict[str, Any]:
+    """Both sweeps over a fresh estate; every figure (see the module docstring). ``timeout``
+    bounds each sweep, ``budget`` both (the second gets what the first left)."""
     import tempfile
 
     from local.azure.admin_client import AdminClient
@@ -499,15 +510,19 @@ def run(shape: Shape, *, timeout: float = 7200.0, log: IO[str] = sys.stderr) -> 
         get_runtime.cache_clear()  # the host's runtime comes from these settings
         host = LocalHost.start("function_app", env=env, in_process=True)
         levels = quiet_logs(times)
-        first = one_sweep(host, admin, storage, requests, times, timeout)
+        deadline = time.monotonic() + (budget or 2 * timeout)
+        first = one_sweep(host, admin, storage, requests, times, min(timeout, budget or timeout))
         rows = inventory_rows(storage)
         print(f"first sweep {first['wall_s']:.0f}s, {rows} inventory rows", file=log)
-        time.sleep(1.5)  # the next sweep in the next coalescing window: its own work keys
-        second = one_sweep(host, admin, storage, requests, times, timeout)
-        second["writes"] = inventory_rows(storage, second["started_at"]) + abs(
-            inventory_rows(storage) - rows
-        )
         first["rows"] = rows
+        second = None
+        if not first["timed_out"]:
+            time.sleep(1.5)  # the next sweep in the next coalescing window: its own work keys
+            left = max(60.0, min(timeout, deadline - time.monotonic()))
+            second = one_sweep(host, admin, storage, requests, times, left)
+            second["writes"] = inventory_rows(storage, second["started_at"]) + abs(
+                inventory_rows(storage) - rows
+            )  # (partial when the second sweep timed out)
         return {
             "shape": shape,
             "first": first,
@@ -530,16 +545,21 @@ def run(shape: Shape, *, timeout: float = 7200.0, log: IO[str] = sys.stderr) -> 
 
 
 def figures(result: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures and their breakdown, from :func:`run`'s result."""
+    """The headline figures and their breakdown, from :func:`run`'s result (``second``
+    None when the first sweep did not finish inside the timeout)."""
     shape: Shape = result["shape"]
-    out: dict[str, Any] = {}
-    for label, sweep in (("first", result["first"]), ("second", result["second"])):
+    out: dict[str, Any] = {"second": None}
+    for label in ("first", "second"):
+        sweep = result[label]
+        if sweep is None:
+            continue
         minimum = minimum_reads(shape, first=label == "first")
         reads = arm_reads(sweep["calls"])
         inventory = {r: reads.get(r, 0) for r in INVENTORY_ROUTES}
         others = {r: n for r, n in sorted(reads.items()) if r not in INVENTORY_ROUTES}
         bound = read_bound_s(sum(minimum.values()) / shape.subscriptions)
         out[label] = {
+            "timed_out": sweep["timed_out"],
             "minimum": minimum,
             "inventory_reads": inventory,
             "other_arm_reads": others,
@@ -556,28 +576,17 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
             "throttled": sweep["throttled"],
             "routes": dict(sorted(sweep["calls"]["routes"].items())),
         }
-    out["second_sweep_writes"] = result["second"]["writes"]
+    out["second_sweep_writes"] = result["second"]["writes"] if result["second"] else None
     out["peak_rss_mib"] = result["peak_rss_mib"]
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    defaults = Shape()
-    for name in ("vms", "subscriptions", "key_vaults", "recovery_vaults", "points"):
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
-        )
-    parser.add_argument("--timeout", type=float, default=7200.0)
-    args = parser.parse_args(argv)
-    shape = Shape(args.vms, args.subscriptions, args.key_vaults, args.recovery_vaults, args.points)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the children
-    result = run(shape, timeout=args.timeout)
-    fig = figures(result)
-    first, second = fig["first"], fig["second"]
-    for label in ("first", "second"):
-        f = fig[label]
-        print(f"== {label} sweep: wall {f['wall_s']:.1f}s, read bound {f['bound_s']:.1f}s")
+def print_figures(shape: Shape, fig: dict[str, Any]) -> None:
+    """The breakdown, then the headline figures last (one ``name: value`` per line)."""
+    sweeps = [(label, fig[label]) for label in ("first", "second") if fig[label]]
+    for label, f in sweeps:
+        partial = " (TIMED OUT: partial)" if f["timed_out"] else ""
+        print(f"== {label} sweep{partial}: wall {f['wall_s']:.1f}s, read bound {f['bound_s']:.1f}s")
         for route, n in f["inventory_reads"].items():
             print(f"  {route}: {n} (minimum {f['minimum'][route]})")
         print(f"  other ARM reads: {json.dumps(f['other_arm_reads'])}")
@@ -590,26 +599,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  longest step per work kind (s): {json.dumps(steps)}")
         print(f"  steps done per work kind: {json.dumps(f['step_count'])}")
         print(f"  Recovery Services' assumed budget would bound it at {f['rs_bound_s']:.0f}s")
+    first, second = fig["first"], fig["second"]
     total_storage = sum(first["storage"].values())
     print(f"vms: {shape.vms}")
     print(f"recovery_points: {shape.vms * shape.points}")
+    print(f"sweep_timed_out: {first['timed_out']}")
     print(f"sweep_wall_s: {first['wall_s']:.1f}")
     print(f"sweep_read_bound_s: {first['bound_s']:.1f}")
     print(f"sweep_rs_bound_s: {first['rs_bound_s']:.0f}")
     print(f"sweep_storage_requests: {total_storage}")
     print(f"sweep_storage_requests_per_vm: {total_storage / shape.vms:.1f}")
-    print(f"second_sweep_wall_s: {second['wall_s']:.1f}")
-    print(f"second_sweep_read_bound_s: {second['bound_s']:.1f}")
-    print(f"second_sweep_reads_vs_minimum: {second['reads_vs_minimum']:.3f}")
-    print(f"second_sweep_wall_vs_bound: {second['wall_vs_bound']:.2f}")
-    print(f"second_sweep_storage_requests: {sum(second['storage'].values())}")
+    if second:
+        print(f"second_sweep_wall_s: {second['wall_s']:.1f}")
+        print(f"second_sweep_read_bound_s: {second['bound_s']:.1f}")
+        print(f"second_sweep_reads_vs_minimum: {second['reads_vs_minimum']:.3f}")
+        print(f"second_sweep_wall_vs_bound: {second['wall_vs_bound']:.2f}")
+        print(f"second_sweep_storage_requests: {sum(second['storage'].values())}")
     print(f"sweep_reads_vs_minimum: {first['reads_vs_minimum']:.3f}")
     print(f"sweep_wall_vs_bound: {first['wall_vs_bound']:.2f}")
     print(f"sweep_peak_rss_mib: {fig['peak_rss_mib']:.1f}")
-    longest = max([*first["longest"].values(), *second["longest"].values(), 0.0])
+    longest = max([*first["longest"].values(), *(second or {}).get("longest", {}).values(), 0.0])
     print(f"sweep_longest_invocation_s: {longest:.2f}")
     print(f"second_sweep_writes: {fig['second_sweep_writes']}")
-    print(f"sweep_throttled: {first['throttled'] + second['throttled']}")
+    throttled = first["throttled"] + (second["throttled"] if second else 0)
+    print(f"sweep_throttled: {throttled}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    defaults = Shape()
+    for name in ("vms", "subscriptions", "key_vaults", "recovery_vaults", "points"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
+    parser.add_argument("--timeout", type=float, default=7200.0, help="per sweep, seconds")
+    parser.add_argument("--budget", type=float, default=None, help="both sweeps, seconds")
+    args = parser.parse_args(argv)
+    shape = Shape(args.vms, args.subscriptions, args.key_vaults, args.recovery_vaults, args.points)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the children
+    print_figures(shape, figures(run(shape, timeout=args.timeout, budget=args.budget)))
     return 0
 
 
