@@ -3,8 +3,8 @@
 Events can be missed (Key Vault emits none for disable/delete; Event Grid may drop after 24 h
 of failures; between sweeps the 15-minute watch, :mod:`shared.watch`, re-pins only the
 needed keys and secrets), so a timer walks the scope and enqueues the same kinds of items,
-through the same queue, with ``bucket`` = the sweep's run time floored to ``settings.coalesce_seconds``
-and ``reasons`` = ``("sweep:{run time}",)``:
+through the same queue, with ``bucket`` = the sweep's run time floored to
+``settings.coalesce_seconds`` and ``reasons`` = ``("sweep:{run time}",)``:
 
 * verify every in-scope vault — the configured list, or with ``KEYGUARD_VAULTS=*`` every vault
   each configured subscription lists (``vaults.list_by_subscription()``);
