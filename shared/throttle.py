@@ -46,6 +46,10 @@ fallen. Because size and refill are guesses there, such budgets are paced from
 
 The wait is bounded (``max_wait_seconds``) and happens inside one HTTP call: it smooths
 bursts, it never replaces durable retries (the work queue) or polling (delayed work items).
+A call that would find a budget empty even after that wait is not sent at all: it raises a
+``TransientError`` (:data:`BUDGET_SPENT`, ``retry_after`` = when the budget is back at its
+low-water mark) and the work queue retries the step — no 429 spent, and no invocation held
+in azure-core's ``Retry-After`` sleeps.
 
 :func:`subject` sets, for the calls made inside it, the subject they are counted under
 (:meth:`ArmPacer.calls_by_subject`): the backup actions count ARM calls per VM that way.
@@ -77,6 +81,8 @@ RP_MIN_SIZE: Final = 150.0
 #: A guessed budget is paced from this share of its size.
 RP_LOW_WATER_FRACTION: Final = 0.2
 PREFIX: Final = "x-ms-ratelimit-remaining-"
+#: Code of the TransientError a call raises instead of being sent into an empty budget.
+BUDGET_SPENT: Final = "ArmBudgetSpent"
 _ARM_HEADER: Final = re.compile(r"^(subscription|tenant)-(global-)?(reads|writes|deletes)$")
 _WINDOW: Final = re.compile(r"(\d+)\s*(min|h|hour|s|sec)", re.IGNORECASE)
 _SUBSCRIPTION: Final = re.compile(r"/subscriptions/([^/?]+)", re.IGNORECASE)
@@ -254,6 +260,8 @@ class ArmPacer:
         self.paced_calls = 0
         #: 429 answers seen (each one a bucket that ran dry despite the pacing)
         self.throttled = 0
+        #: calls not sent because a budget was spent (:data:`BUDGET_SPENT`)
+        self.refused = 0
 
     @staticmethod
     def _bucket(method: str, url: str) -> tuple[str, str, str]:
@@ -271,28 +279,58 @@ class ArmPacer:
         """Seconds to wait before sending this call (0 when every budget it spends is healthy).
 
         Each call made since a budget's last header spends one more of it; the wait is what
-        the refill needs to bring the lowest estimate back to its low-water mark.
+        the refill needs to bring the lowest estimate back to its low-water mark. Raises
+        :class:`~shared.errors.TransientError` (code :data:`BUDGET_SPENT`, nothing spent)
+        when even the longest wait would leave a budget empty (:meth:`before`).
         """
         key = self._bucket(method, url)
         scopes = _scopes(url)
         now = self._monotonic()
         wait = 0.0
+        refuse: tuple[float, str] | None = None
         with self._lock:
-            for (scope, _name), seen in self._seen.get(key, {}).items():
-                if scope not in scopes:
-                    continue
+            applicable = [
+                seen for (scope, _name), seen in self._seen.get(key, {}).items() if scope in scopes
+            ]
+            for seen in applicable:
                 b = seen.budget
+                if b.refill_per_second <= 0:
+                    continue
                 estimate = min(
                     b.size, b.remaining - seen.spent + (now - seen.at) * b.refill_per_second
                 )
-                seen.spent += 1
                 low = self._low_water(b)
-                if estimate < low and b.refill_per_second > 0:
+                if estimate < low:
                     wait = max(wait, (low - estimate) / b.refill_per_second)
+                if estimate + self.max_wait_seconds * b.refill_per_second < 1:
+                    back = (low - estimate) / b.refill_per_second  # healthy again
+                    if refuse is None or back > refuse[0]:
+                        refuse = (back, b.name)
+            if refuse is not None:
+                self.refused += 1
+            else:
+                for seen in applicable:
+                    seen.spent += 1
+        if refuse is not None:
+            from shared.errors import TransientError
+
+            raise TransientError(
+                f"ARM budget {refuse[1]} of {key[1]} spent: not sent, retry in {refuse[0]:.0f}s",
+                code=BUDGET_SPENT,
+                retry_after=refuse[0],
+            )
         return min(self.max_wait_seconds, wait)
 
     def before(self, method: str, url: str) -> None:
-        """Wait if a budget is low, and count the call under the current subject."""
+        """Wait if a budget is low, and count the call under the current subject.
+
+        A call that would find a budget empty even after the longest wait
+        (``max_wait_seconds``) is not sent: it raises a
+        :class:`~shared.errors.TransientError` whose ``retry_after`` is when the budget is
+        back at its low-water mark, so the step is retried through the work queue instead of
+        spending a 429 and blocking its invocation in azure-core's ``Retry-After`` sleeps
+        (Recovery Services' ~150 an hour refill one call every 24 s: three retries held a
+        worker for 72 s, and sixteen such invocations stalled the host; bench/rotation.py)."""
         name = _SUBJECT.get()
         if name is not None:
             with self._lock:

@@ -25,6 +25,10 @@ ARM calls are counted per VM (:func:`shared.throttle.subject`) and reported in t
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -125,7 +129,7 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
     snapshots: dict[str, dict[str, dict[str, Any]]] = {}
     for rs_vault in sorted({str(vm.rs_vault_id) for vm in protected}):
         client = ctx.azure.backup(rs_vault.strip("/").split("/")[1])
-        snapshots[rs_vault] = budgets.vault_snapshots(client, rs_vault, now)
+        snapshots[rs_vault] = budgets.shared_vault_snapshots(ctx.azure, client, rs_vault, now)
     window = str(p.get("window") or item.key.rsplit(":", 1)[-1])
     follow_ups = tuple(
         with_uses(
@@ -194,12 +198,32 @@ def _read_new_version(
     return info, uri, dict(versions or {}), why
 
 
+#: How long a vault a listing showed counts as listed without another listing.
+LISTED_VAULT_SECONDS: Final = 300.0
+_listed: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+_listed_lock = threading.Lock()
+
+
 def _vault_listed(ctx: ActionContext, vault_id: str) -> bool:
+    """True when the vault's subscription lists it. A vault a listing showed in the last
+    :data:`LISTED_VAULT_SECONDS` counts without another listing (per process: one key vault
+    rotated for 1,000 VMs sends 1,000 BEK events, each a fan-out, and a listing is four ARM
+    reads as recorded); a vault not seen is listed every time, so an invented name still
+    costs a listing and is never remembered."""
     from shared.sweep import arm_vault_lister
 
+    wanted = vault_id.rstrip("/").lower()
+    now = time.monotonic()
+    with _listed_lock:
+        seen = _listed.setdefault(ctx.azure, {})
+        if now - seen.get(wanted, -math.inf) < LISTED_VAULT_SECONDS:
+            return True
     sub = vault_id.strip("/").split("/")[1]
     listed = {v.rstrip("/").lower() for v in arm_vault_lister(ctx.azure)(sub)}
-    return vault_id.rstrip("/").lower() in listed
+    with _listed_lock:
+        seen = _listed.setdefault(ctx.azure, {})
+        seen.update(dict.fromkeys(listed, now))
+    return wanted in listed
 
 
 def _latest_points(ctx: ActionContext, vm_ids: list[str]) -> dict[str, RecoveryPointRecord]:
@@ -279,7 +303,7 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
     client = ctx.azure.backup(str(vm.rs_vault_id).strip("/").split("/")[1])
     snapshot: dict[str, Any] = dict(item.params.get("jobs") or {})
     if not budgets.snapshot_usable(snapshot, now):
-        snapshots = budgets.vault_snapshots(client, str(vm.rs_vault_id), now)
+        snapshots = budgets.shared_vault_snapshots(ctx.azure, client, str(vm.rs_vault_id), now)
         snapshot = budgets.snapshot_for(snapshots, str(vm.container), now)
     running = snapshot.get("running")
     if running:

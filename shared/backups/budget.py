@@ -26,8 +26,11 @@ should end.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -155,6 +158,41 @@ def vault_snapshots(
                 "expected_end": expected_end(props, now).isoformat(),
             }
     return out
+
+
+#: How long one vault's job list serves every backup step of this process.
+SHARED_SNAPSHOT_SECONDS: Final = 60.0
+_shared: weakref.WeakKeyDictionary[Any, dict[str, tuple[datetime, dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_shared_lock = threading.Lock()
+
+
+def shared_vault_snapshots(
+    owner: Any, client: RecoveryServicesBackupClient, rs_vault_id: str, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """:func:`vault_snapshots`, listed at most once per :data:`SHARED_SNAPSHOT_SECONDS` per
+    vault and ``owner`` (the process's ``AzureClients``) on the same UTC day.
+
+    Recovery Services' own budget for job reads is small (assumed ~150 an hour per
+    subscription): one KEK rotated for 1,000 ADE VMs brings 1,000 BEK fan-outs, and a job
+    list each spent it within minutes (bench/rotation.py). A snapshot is already trusted for
+    :data:`SNAPSHOT_MAX_AGE` when carried in an item; what a shared one may miss — a job
+    started since it was listed — is Keyguard's own trigger (its budget ledger counts it) or
+    one Azure refuses (in progress → deferred, daily cap → budget spent).
+    """
+    key = rs_vault_id.rstrip("/").lower()
+    with _shared_lock:
+        found = _shared.setdefault(owner, {}).get(key)
+    if found is not None:
+        taken, snapshots = found
+        fresh = timedelta(0) <= now - taken <= timedelta(seconds=SHARED_SNAPSHOT_SECONDS)
+        if fresh and day_of(taken) == day_of(now):
+            return copy.deepcopy(snapshots)
+    snapshots = vault_snapshots(client, rs_vault_id, now)
+    with _shared_lock:
+        _shared.setdefault(owner, {})[key] = (now, snapshots)
+    return copy.deepcopy(snapshots)
 
 
 def counts_as_on_demand(props: Any) -> bool:

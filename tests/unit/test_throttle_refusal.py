@@ -1,0 +1,94 @@
+"""A call that would find a budget empty even after the pacer's longest wait is not sent:
+it raises a TransientError (retry through the work queue) instead of spending a 429 and
+holding its invocation in azure-core's Retry-After sleeps (bench/rotation.py found sixteen
+invocations stalled 72 s each on Recovery Services' ~150 an hour). Before: the pacer waited
+its 2 s cap and sent every such call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.errors import TransientError
+from shared.retry import classify
+from shared.throttle import BUDGET_SPENT, ArmPacer
+
+SUB = "https://management.azure.com/subscriptions/S1"
+RSV = f"{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
+JOBS = f"{RSV}/backupJobs?api-version=2023-01-01"
+TRIGGER = f"{RSV}/backupFabrics/Azure/protectionContainers/c/protectedItems/i/backup"
+RS_HEADER = "x-ms-ratelimit-remaining-subscription-resource-requests"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+
+def _pacer(clock: _Clock) -> ArmPacer:
+    return ArmPacer(max_wait_seconds=2.0, sleep=clock.sleep, monotonic=clock.monotonic)
+
+
+def test_an_empty_guessed_budget_refuses_the_call_without_waiting_or_spending() -> None:
+    clock = _Clock()
+    pacer = _pacer(clock)
+    pacer.after("GET", JOBS, {RS_HEADER: "0"})
+    with pytest.raises(TransientError) as raised:
+        pacer.before("GET", JOBS)
+    assert raised.value.code == BUDGET_SPENT
+    # back at the low-water mark (30 of ~150 refilled 150/3600 per s): 720 s
+    assert raised.value.retry_after == pytest.approx(720.0)
+    assert classify(raised.value) is raised.value  # the worker retries it as it is
+    assert clock.slept == [] and pacer.refused == 1 and pacer.paced_calls == 0
+    # nothing was spent: one token later (24 s) the call goes, paced by the cap
+    clock.t += 24.0
+    pacer.before("GET", JOBS)
+    assert clock.slept == [2.0]
+
+
+def test_a_budget_the_longest_wait_refills_is_paced_not_refused() -> None:
+    clock = _Clock()
+    pacer = _pacer(clock)
+    pacer.after("POST", TRIGGER, {"x-ms-ratelimit-remaining-subscription-writes": "0"})
+    pacer.before("POST", TRIGGER)  # ARM writes refill 10/s: 2 s bring 20 calls
+    assert clock.slept == [2.0] and pacer.refused == 0
+    pacer.after("GET", JOBS, {RS_HEADER: "1"})
+    pacer.before("GET", JOBS)  # one call left: sent (after the capped wait)
+    with pytest.raises(TransientError):
+        pacer.before("GET", JOBS)  # the next one would be refused by Azure: not sent
+
+
+def test_the_refusal_stops_the_request_in_the_sdk_pipeline() -> None:
+    from azure.core.pipeline import Pipeline
+    from azure.core.pipeline.policies import RetryPolicy
+    from azure.core.pipeline.transport import HttpRequest, HttpTransport
+
+    sent: list[str] = []
+
+    class _Transport(HttpTransport):  # type: ignore[misc]
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            sent.append(request.url)
+            raise AssertionError("must not be sent")
+
+        def open(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        def __exit__(self, *args: Any) -> None: ...
+
+    clock = _Clock()
+    pacer = _pacer(clock)
+    pacer.after("GET", JOBS, {RS_HEADER: "0"})
+    pipeline = Pipeline(_Transport(), policies=[RetryPolicy(retry_total=3), pacer.policy()])
+    with pytest.raises(TransientError):
+        pipeline.run(HttpRequest("GET", JOBS))
+    assert sent == [] and clock.slept == []
