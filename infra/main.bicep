@@ -292,10 +292,12 @@ var keyguardAssignerActions = [
   'Microsoft.Authorization/roleAssignments/write'
 ]
 
-// Every Recovery Services vault: read protected items, their recovery points, policies and
+// Every Recovery Services vault: read the vault itself (its identity and CMK encryption
+// settings: the vault CMK check's GET), protected items, their recovery points, policies and
 // jobs; trigger an on-demand backup and follow its operation. Not Backup Operator, which can
 // also change protection and restore.
 var keyguardBackupActions = [
+  'Microsoft.RecoveryServices/vaults/read'
   'Microsoft.RecoveryServices/vaults/backupProtectedItems/read'
   'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/read'
   'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/read'
@@ -390,7 +392,7 @@ resource keyguardAssignerRole 'Microsoft.Authorization/roleDefinitions@2022-04-0
   name: keyguardAssignerRoleGuid
   properties: {
     roleName: 'Keyguard Backup access assigner (${namePrefix})'
-    description: 'Keyguard remediation: assign roles (the assignment\'s condition allows only the Backup role for Backup).'
+    description: 'Keyguard remediation: assign roles (the assignment\'s condition allows only the Backup role for Backup and the DES key role for service principals).'
     type: 'CustomRole'
     permissions: [
       {

@@ -198,15 +198,24 @@ def _pinned(version: dict[str, Any]) -> bool:
     return bool((version.get("tags") or {}).get("keyguard-pinned-until"))
 
 
-def act_des_access(stack: Stack, checks: Checks) -> None:
-    """Act 7: a disk encryption set's identity loses its key role (CMK, not ADE)."""
+def act_des_access(stack: Stack, checks: Checks, *, remediation: bool) -> None:
+    """Act 7: a disk encryption set's identity loses its key role (CMK, not ADE). With
+    remediation on, Keyguard assigns it back (infra/'s assigner condition allows Key Vault
+    Crypto Service Encryption User for service principals) and re-verifies; off, it alerts
+    DesKeyAccessMissing with the command."""
 
-    def strip_des_role() -> str:
+    def des_roles() -> list[dict[str, Any]]:
         state = stack.azure.admin.state()
         oid = state["principals"]["des_prod"]
-        for grant in state["authorization"]["role_assignments"]:
-            if grant["properties"]["principalId"] == oid:
-                stack.azure.admin.delete(f"/keyvault/roleAssignments/{grant['name']}")
+        return [
+            g
+            for g in state["authorization"]["role_assignments"]
+            if g["properties"]["principalId"] == oid
+        ]
+
+    def strip_des_role() -> str:
+        for grant in des_roles():
+            stack.azure.admin.delete(f"/keyvault/roleAssignments/{grant['name']}")
         stack.run_timer("sweep")
         return (
             "Removed des-prod's identity's role (Key Vault Crypto Service Encryption User) on "
@@ -215,19 +224,32 @@ def act_des_access(stack: Stack, checks: Checks) -> None:
 
     cmk = act(stack, "Act 7 — a DES identity loses its key access (CMK, not ADE)", strip_des_role)
     alerts = stack.azure.admin.alerts()
-    missing = [a for a in alerts if a["event"]["type"] == "Keyguard.DesKeyAccessMissing"]
-    if missing:
-        say("  fix      " + _short(missing[-1]["event"]["data"].get("remedy", ""), 150))
-    checks.expect(
-        "Keyguard.DesKeyAccessMissing" in cmk.alerts
-        and "Keyguard.BackupAccessMissing" not in cmk.alerts,
-        "the DES identity's lost key access was alerted with its fix (none asked of Backup)",
-    )
     after = report_table(stack)
+    if remediation:
+        roles = des_roles()
+        say(f"  vault    des-prod's identity's roles now: {len(roles)} (assigned on the key)")
+        checks.expect(
+            "Keyguard.DesKeyAccessRepaired" in cmk.alerts
+            and "Keyguard.DesKeyAccessMissing" not in cmk.alerts
+            and "Keyguard.BackupAccessMissing" not in cmk.alerts
+            and len(roles) == 1,
+            "the DES identity's key access was repaired and reported (none asked of Backup)",
+        )
+        verdict = "vm-cmk (des): RESTORABLE"
+    else:
+        missing = [a for a in alerts if a["event"]["type"] == "Keyguard.DesKeyAccessMissing"]
+        if missing:
+            say("  fix      " + _short(missing[-1]["event"]["data"].get("remedy", ""), 150))
+        checks.expect(
+            "Keyguard.DesKeyAccessMissing" in cmk.alerts
+            and "Keyguard.BackupAccessMissing" not in cmk.alerts,
+            "the DES identity's lost key access was alerted with its fix (none asked of Backup)",
+        )
+        verdict = "vm-cmk (des): NOT RESTORABLE"
     for line in after.splitlines():
         if "vm-cmk" in line or "CMK via" in line:
             say("  " + line)
-    checks.expect("vm-cmk (des): NOT RESTORABLE" in after, "the report judges vm-cmk by its DES")
+    checks.expect(verdict in after, "the report judges vm-cmk by its DES")
 
 
 def run(scenario: str) -> int:
@@ -326,7 +348,7 @@ def run(scenario: str) -> int:
             "without the function key the plan is refused",
         )
 
-        act_des_access(stack, checks)
+        act_des_access(stack, checks, remediation=settings["KEYGUARD_REMEDIATION"] == "true")
         heading("Done" if not checks.failed else "FAILED")
         for what in checks.failed:
             say(f"  not true: {what}")

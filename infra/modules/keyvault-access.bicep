@@ -68,9 +68,14 @@ var secretPermissions = concat([
   'backup'
 ] : [])
 
-// RBAC remediation may only create one kind of role assignment: the Backup custom role for the
-// Backup Management Service principal. Deleting assignments is never allowed.
-var assignBackupRoleOnly = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${backupRoleGuid}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${backupPrincipalId}})) AND (!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'}))'
+// RBAC remediation may only create two kinds of role assignment: the Backup custom role for the
+// Backup Management Service principal, and the built-in Key Vault Crypto Service Encryption
+// User (get/wrapKey/unwrapKey on keys) for a service principal — the managed identity of a
+// disk encryption set whose key lives here (shared/access/des_repair.py assigns it on the key).
+// PrincipalType is a request attribute of roleAssignments/write; Keyguard sends
+// principalType 'ServicePrincipal' with every assignment. Deleting assignments is never allowed.
+var desKeyRoleGuid = 'e147488a-f6f5-4113-8e2d-b22465e65bf6'
+var assignRepairRolesOnly = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${backupRoleGuid}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${backupPrincipalId}}) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${desKeyRoleGuid}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND (!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'}))'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: last(split(vaultId, '/'))
@@ -121,9 +126,10 @@ resource writer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((reme
   }
 }
 
-// RBAC vaults: remediation assigns the Backup custom role to the Backup principal. The
+// RBAC vaults: remediation assigns the Backup custom role to the Backup principal, and Key
+// Vault Crypto Service Encryption User to a DES identity that lost its key access. The
 // "Keyguard Backup access assigner" role (roleAssignments/write only), constrained by an ABAC
-// condition to exactly that assignment, instead of Role Based Access Control Administrator,
+// condition to exactly those two assignments, instead of Role Based Access Control Administrator,
 // User Access Administrator or Owner.
 resource assigner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (remediation && rbac) {
   name: guid(vault.id, keyguardPrincipalId, keyguardAssignerRoleGuid)
@@ -132,8 +138,8 @@ resource assigner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (rem
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyguardAssignerRoleGuid)
     principalId: keyguardPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Keyguard remediation: may only assign the Backup custom role to Backup.'
-    condition: assignBackupRoleOnly
+    description: 'Keyguard remediation: may only assign the Backup custom role to Backup and Key Vault Crypto Service Encryption User to service principals (DES identities).'
+    condition: assignRepairRolesOnly
     conditionVersion: '2.0'
   }
 }

@@ -83,8 +83,10 @@ class LocalAzure(StopsOnExit):
 
         ``enforced``: check Keyguard's ARM calls; ``infra_grants``: Keyguard holds infra/'s
         grants (else only the scenario's); ``omit``: infra grants to leave out by role name
-        (``keyguardBackupRole``...). The defaults are the normal state; tests of the emulator
-        itself that use the app's identity as a stand-in for tooling switch both off.
+        (``keyguardBackupRole``...) or single actions
+        (``Microsoft.RecoveryServices/vaults/read``). The defaults are the normal state; tests
+        of the emulator itself that use the app's identity as a stand-in for tooling switch
+        both off.
         """
         state: dict[str, Any] = self.admin.post(
             "/authorization/keyguard",

@@ -132,6 +132,7 @@ KEYGUARD_ROUTES = frozenset(
         "recoveryservices.protection_policies.get",
         "recoveryservices.recovery_points.get",
         "recoveryservices.recovery_points.list",
+        "recoveryservices.vaults.get",
     }
 )
 
@@ -180,45 +181,84 @@ def check(world: World, request: Request, route_name: str) -> None:
     raise authorization_failed(oid, action, scope)
 
 
-_GUID_EQUALS = re.compile(
-    r"@Request\[Microsoft\.Authorization/roleAssignments:(RoleDefinitionId|PrincipalId)\]"
-    r"\s+ForAnyOfAnyValues:GuidEquals\s+\{([^}]*)\}",
+#: one request-attribute test: ``@Request[...roleAssignments:{attribute}] ForAnyOfAnyValues:
+#: {GuidEquals|StringEqualsIgnoreCase} {values}``
+_TEST = (
+    r"@Request\[Microsoft\.Authorization/roleAssignments:(?:RoleDefinitionId|PrincipalId|"
+    r"PrincipalType)\]\s+ForAnyOfAnyValues:(?:GuidEquals|StringEqualsIgnoreCase)\s+\{[^}]*\}"
+)
+_ATTRIBUTE = re.compile(
+    r"@Request\[Microsoft\.Authorization/roleAssignments:(RoleDefinitionId|PrincipalId|"
+    r"PrincipalType)\]\s+ForAnyOfAnyValues:(GuidEquals|StringEqualsIgnoreCase)\s+\{([^}]*)\}",
     re.IGNORECASE,
 )
+#: one allowed kind of assignment: a parenthesised AND of attribute tests
+_ALTERNATIVE = re.compile(rf"\(\s*{_TEST}(?:\s+AND\s+{_TEST})*\s*\)", re.IGNORECASE)
+#: what is left of infra/'s condition once each alternative is replaced by ``ALT``
+_SHAPE = re.compile(
+    r"\(\(!\(ActionMatches\{'Microsoft\.Authorization/roleAssignments/write'\}\)\)"
+    r"(?:ORALT)+\)AND\(!\(ActionMatches\{'Microsoft\.Authorization/roleAssignments/delete'\}\)\)",
+    re.IGNORECASE,
+)
+_REQUEST_FIELDS = {
+    "roledefinitionid": "roleDefinitionId",
+    "principalid": "principalId",
+    "principaltype": "principalType",
+}
+
+
+def _alternatives(condition: str) -> list[list[tuple[str, str, set[str]]]] | None:
+    """The allowed kinds of assignment in infra/'s condition shape — ``(!(write)) OR (A AND
+    B) OR (C AND D) ... AND (!(delete))`` — each a list of (attribute, operator, values);
+    None for any other shape (the caller refuses: fail closed)."""
+    text = condition.replace("\\'", "'")
+    skeleton = re.sub(r"\s+", "", _ALTERNATIVE.sub("ALT", text))
+    if not _SHAPE.fullmatch(skeleton):
+        return None
+    out = []
+    for alternative in _ALTERNATIVE.findall(text):
+        tests = []
+        for attribute, operator, values in _ATTRIBUTE.findall(alternative):
+            wanted = {v.strip().strip("'").lower() for v in values.split(",") if v.strip()}
+            tests.append((attribute.lower(), operator.lower(), wanted))
+        out.append(tests)
+    return out
 
 
 def condition_allows(condition: str | None, action: str, request: Request | None) -> bool:
     """Whether an assignment's ABAC condition lets ``action`` through.
 
-    The one shape infra/ writes: role assignment writes only for listed role definition and
-    principal GUIDs, no deletes; every other action passes. Any other condition fails
-    closed (refuses), so a new condition is noticed rather than waved through.
+    The shape infra/ writes: role assignment writes only of the listed kinds (each an AND
+    of the request's role definition GUID, principal GUID and/or principal type, as ARM
+    compares them: ``GuidEquals`` on the GUID, ``StringEqualsIgnoreCase``; a request
+    without the attribute fails that test, as ARM's does), no deletes; every other action
+    passes. Any other condition fails closed (refuses), so a new shape is noticed rather
+    than waved through.
     """
     if not condition:
         return True
-    lowered = action.lower()
-    if "roleassignments/write" not in condition.lower():
+    alternatives = _alternatives(condition)
+    if alternatives is None:
         return False
+    lowered = action.lower()
     if lowered == "microsoft.authorization/roleassignments/delete":
         return False
     if lowered != "microsoft.authorization/roleassignments/write":
         return True
-    wanted: dict[str, set[str]] = {}
-    for field, values in _GUID_EQUALS.findall(condition):
-        wanted.setdefault(field.lower(), set()).update(
-            v.strip().lower() for v in values.split(",") if v.strip()
-        )
-    if not wanted or request is None:
+    if request is None:
         return False
     try:
         body: Any = request.json()
     except AzureHttpError:
         return False
     props = (body or {}).get("properties") or {}
-    role = str(props.get("roleDefinitionId") or "").rstrip("/").rsplit("/", 1)[-1].lower()
-    principal = str(props.get("principalId") or "").lower()
-    return role in wanted.get("roledefinitionid", set()) and principal in wanted.get(
-        "principalid", set()
+    given = {
+        key: str(props.get(field) or "").strip().lower() for key, field in _REQUEST_FIELDS.items()
+    }
+    given["roledefinitionid"] = given["roledefinitionid"].rstrip("/").rsplit("/", 1)[-1]
+    return any(
+        tests and all(given[attribute] in wanted for attribute, _op, wanted in tests)
+        for tests in alternatives
     )
 
 
@@ -230,9 +270,11 @@ def admin_get(world: World, request: Request) -> Response:
 
 @ROUTER.route("POST", "/_admin/authorization/keyguard", name="admin.arm_rbac.set", surface="admin")
 def admin_set(world: World, request: Request) -> Response:
-    """``{"enforced": bool, "infra_grants": bool, "omit": [role, ...]}``: switch the check;
-    give Keyguard infra/'s grants or only the scenario's; leave infra/ grants out (by the
-    custom role's symbolic name in main.bicep, e.g. ``keyguardBackupRole``)."""
+    """``{"enforced": bool, "infra_grants": bool, "omit": [role or action, ...]}``: switch
+    the check; give Keyguard infra/'s grants or only the scenario's; leave infra/ grants out
+    (by the custom role's symbolic name in main.bicep, e.g. ``keyguardBackupRole``, or one
+    action from every role, e.g. ``Microsoft.RecoveryServices/vaults/read``: a deployment
+    whose Bicep lacks it)."""
     from local.azure.authorization_infra import keyguard_grants
 
     body = request.json() or {}
@@ -241,7 +283,10 @@ def admin_set(world: World, request: Request) -> Response:
     if "infra_grants" in body:
         world.infra_grants_on = bool(body["infra_grants"])  # type: ignore[attr-defined]
     if "omit" in body:
-        known = {g.role.lower(): g.role for g in keyguard_grants().grants}
+        grants = keyguard_grants().grants
+        known = {g.role.lower(): g.role for g in grants}
+        # an action (``Microsoft.RecoveryServices/vaults/read``) leaves just it out of them all
+        known.update({a.lower(): a for g in grants for a in g.actions + g.data_actions})
         unknown = [o for o in body["omit"] if str(o).lower() not in known]
         if unknown:
             raise AzureHttpError(

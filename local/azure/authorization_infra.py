@@ -283,6 +283,9 @@ def _keyguard_grants(switches: tuple[tuple[str, str], ...]) -> InfraGrants:
                 if block.get("notActions") or block.get("notDataActions"):
                     raise ValueError(f"{role}: notActions are not modelled")
             abac = res_body["properties"].get("condition")
+            abac_text = (
+                _module_strings(tree, str(tree["variables"][abac]["value"])) if abac else None
+            )
             grants.append(
                 Grant(
                     kind=kind,
@@ -293,11 +296,23 @@ def _keyguard_grants(switches: tuple[tuple[str, str], ...]) -> InfraGrants:
                     actions=tuple(actions),
                     data_actions=tuple(data_actions),
                     when=_condition(res),
-                    abac=str(tree["variables"][abac]["value"]) if abac else None,
+                    abac=abac_text,
                     module_params=module_params,
                 )
             )
     return InfraGrants(tuple(grants), access_policy)
+
+
+def _module_strings(tree: dict[str, Any], text: str) -> str:
+    """``text`` with ``${name}`` of the module's plain string variables filled in (e.g. the
+    built-in role GUID the condition names); parameters are left for :func:`_abac`."""
+    variables = tree.get("variables", {})
+
+    def fill(match: re.Match[str]) -> str:
+        value = variables.get(match.group(1), {}).get("value")
+        return value if isinstance(value, str) and "${" not in value else match.group(0)
+
+    return re.sub(r"\$\{(\w+)\}", fill, text)
 
 
 def keyguard_grants(**switches: str) -> InfraGrants:
@@ -331,15 +346,17 @@ def infra_allows(
     The grants are evaluated over the world's resources as deployed: the subscription reader
     at every scenario subscription, the vault grants at every Key Vault (``rbac`` from the
     vault), the backup grant at every Recovery Services vault. ``world.infra_grants_omit``
-    (role names, e.g. ``keyguardBackupRole``) leaves grants out, as a deployment without
-    them would, and ``world.infra_grants_on = False`` all of them (Keyguard then holds only
-    what the scenario assigns it); the admin API sets both.
+    (role names, e.g. ``keyguardBackupRole``, or single actions) leaves grants out, as a
+    deployment without them would, and ``world.infra_grants_on = False`` all of them
+    (Keyguard then holds only what the scenario assigns it); the admin API sets both.
     """
     from local.azure.arm_rbac import condition_allows, covers, matches
 
     if not getattr(world, "infra_grants_on", True):
         return None
     omit = {o.lower() for o in getattr(world, "infra_grants_omit", set())}
+    if action.lower() in omit:
+        return None
     for grant in keyguard_grants().grants:
         if grant.role.lower() in omit:
             continue

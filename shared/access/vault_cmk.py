@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 KEY_UNUSABLE: Final = "RecoveryVaultKeyUnusable"
 KEY_ACCESS_MISSING: Final = "RecoveryVaultKeyAccessMissing"
+KEY_UNCHECKED: Final = "RecoveryVaultKeyUnchecked"
 ENABLED, DISABLED, EXPIRED, DELETED, MISSING = (
     "enabled",
     "disabled",
@@ -170,6 +171,39 @@ def vault_key_alerts(
                 )
             )
     return tuple(alerts)
+
+
+def unchecked_alert(
+    rsv_id: str, code: str, message: str, vms: Sequence[str], correlation: Mapping[str, Any]
+) -> Alert:
+    """``RecoveryVaultKeyUnchecked``: the vault's CMK could not be checked for a reason that
+    will not pass by itself (e.g. Keyguard lacks ``Microsoft.RecoveryServices/vaults/read``
+    on the vault: ARM's 403). Medium: the key may be fine, but an unusable one would go
+    unseen and break backup and restore of every VM in the vault. The text holds no
+    timestamp, so each sweep's identical finding dedupes."""
+    from shared.alerts import Alert
+
+    name = rsv_id.rstrip("/").rsplit("/", 1)[-1]
+    at_risk = f"; VMs: {', '.join(sorted(vms))}" if vms else ""
+    grant = (
+        " Grant Keyguard's identity Microsoft.RecoveryServices/vaults/read on the vault "
+        "(infra/: the Keyguard backup operator role)."
+        if code == "AuthorizationFailed"
+        else ""
+    )
+    return Alert(
+        name=KEY_UNCHECKED,
+        severity="medium",
+        resource_ids=(rsv_id, *sorted(vms)),
+        problem=(
+            f"Keyguard could not check Recovery Services vault {name}'s own encryption key "
+            f"({code}: {message[:300]}): if it is unusable, backup and restore of every VM in "
+            f"the vault fail unseen{at_risk}."
+        ),
+        remedy=(f"Fix what Azure answered, then the next sweep checks the vault again.{grant}"),
+        correlation=dict(correlation),
+        details={"rsv_id": rsv_id, "code": code, "error": message[:1000], "vms": sorted(vms)},
+    )
 
 
 def _remedy(key: VaultKey, status: str, version: str | None) -> str:

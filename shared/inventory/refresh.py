@@ -295,8 +295,11 @@ def vault_key_alerts(
 ) -> list[Alert]:
     """The alerts of the Recovery Services vault's own CMK (``shared.access.vault_cmk``): an
     unusable key or an identity without access breaks backup and restore of every VM in it.
-    A failure to read is logged and left for the next sweep (the VMs' refresh stands)."""
-    from shared.access.vault_cmk import check_recovery_vault, vault_key_from_json
+    A failure to read never fails the VMs' refresh: a permanent one (e.g. ARM's 403 when
+    Keyguard lacks ``vaults/read``) is alerted ``RecoveryVaultKeyUnchecked`` (the alert is
+    the durable record; identical ones dedupe); a transient one is logged and left for the
+    next sweep."""
+    from shared.access.vault_cmk import check_recovery_vault, unchecked_alert, vault_key_from_json
 
     try:
         body = reader.recovery_vault(rsv_id)
@@ -316,6 +319,8 @@ def vault_key_alerts(
     except Exception as exc:
         error = _isolated(exc)
         log.warning("inventory.vault_key_unread", rsv_id=rsv_id, code=error.code, error=str(error))
+        if isinstance(error, PermanentError):
+            return [unchecked_alert(rsv_id, error.code, str(error), vm_names, {"rsv_id": rsv_id})]
         return []
     if summary.get("cmk"):
         log.info("inventory.vault_key", rsv_id=rsv_id, **summary)

@@ -10,7 +10,13 @@
    that records the request and answers nothing, so its HTTP method and URL are the SDK's
    own. :func:`local.azure.arm_rbac.arm_action` turns them into ARM's action and scope (the
    same derivation the local Azure enforces).
-3. The scope of an operation whose URL takes a caller-given ``scope``/id (Authorization's
+3. **Raw requests**: every ``send_request`` the code names (a call the SDK has no operation
+   for, e.g. the Recovery Services vault's own GET) must be in :data:`RAW_REQUESTS`, keyed by
+   file and enclosing function, with the client it goes through and the path it sends
+   (its URL is a runtime id); its HTTP method is read from the code's
+   ``HttpRequest("GET", ...)`` literal. One not listed fails the test (fail closed), and so
+   does a listed one the code no longer makes.
+4. The scope of an operation whose URL takes a caller-given ``scope``/id (Authorization's
    ``list_for_scope``, ``create``, ``get_by_id``, ``list``) is what Keyguard's code passes:
    :data:`RUNTIME_SCOPES` says which kind; an operation with such a parameter and no entry
    fails the test, so a new call cannot slip through unmapped.
@@ -60,6 +66,21 @@ RUNTIME_SCOPES: dict[tuple[str, str], tuple[str, str]] = {
     ("role_definitions", "list"): ("scope", f"/subscriptions/{SUB}"),
 }
 
+RSV_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.RecoveryServices/vaults/rsv-x"
+)
+
+#: (path, enclosing function) of each raw ``send_request`` -> (client class, the URL path it
+#: sends, as Keyguard's code builds it from a runtime id)
+RAW_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
+    # the vault CMK check reads the Recovery Services vault itself (the backup SDK has no
+    # vault operation): GET {rsv_id}
+    ("shared/inventory/azure_read.py", "recovery_vault"): ("RecoveryServicesBackupClient", RSV_ID),
+}
+
+#: the group of a :class:`Use` that is a raw ``send_request``
+RAW = "send_request"
+
 #: names of URL parameters that take a caller-given id (need a RUNTIME_SCOPES entry)
 _ID_PARAMETERS = {"scope", "role_id", "role_definition_id", "resource_id"}
 
@@ -69,9 +90,10 @@ class Use:
     """One place the code names an SDK operation."""
 
     client: str  # the management client class, or KeyClient/SecretClient
-    group: str  # operation group ("" for the Key Vault data-plane clients)
-    operation: str
+    group: str  # operation group ("" for the Key Vault data-plane clients, RAW for send_request)
+    operation: str  # for RAW: the HTTP method
     where: str  # path:line
+    path: str = ""  # for RAW: the URL path sent (RAW_REQUESTS)
 
 
 @dataclass(frozen=True)
@@ -191,16 +213,67 @@ def _files() -> Iterator[Path]:
             yield from sorted(root.rglob("*.py"))
 
 
+def _enclosing(tree: ast.AST) -> dict[ast.AST, str]:
+    """node -> the name of the innermost function around it."""
+    out: dict[ast.AST, str] = {}
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else None
+            out[child] = name or function
+            visit(child, name or function)
+
+    visit(tree, "")
+    return out
+
+
+def _raw_method(call: ast.AST | None, where: str) -> str:
+    """The HTTP method of ``x.send_request(HttpRequest("GET", ...))``; anything else fails."""
+    if isinstance(call, ast.Call) and call.args:
+        request = call.args[0]
+        if (
+            isinstance(request, ast.Call)
+            and isinstance(request.func, ast.Name)
+            and request.func.id == "HttpRequest"
+            and request.args
+            and isinstance(request.args[0], ast.Constant)
+            and isinstance(request.args[0].value, str)
+        ):
+            return request.args[0].value.upper()
+    raise AssertionError(
+        f'{where}: send_request not called as send_request(HttpRequest("<METHOD>", url)): '
+        "the grant test cannot tell what it sends"
+    )
+
+
 def uses() -> list[Use]:
     """Every SDK operation the code names (see the module docstring)."""
     groups = operation_groups()
     data_plane = _data_plane_methods()
     found: list[Use] = []
+    raw_seen: set[tuple[str, str]] = set()
     for path in _files():
         tree = ast.parse(path.read_text(), filename=str(path))
         where = str(path.relative_to(REPO))
+        enclosing = _enclosing(tree)
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         for node in ast.walk(tree):
             if not isinstance(node, ast.Attribute):
+                continue
+            if node.attr == RAW:
+                key = (where, enclosing.get(node, ""))
+                site = f"{where}:{node.lineno}"
+                if key not in RAW_REQUESTS:
+                    raise AssertionError(
+                        f"{site}: a raw send_request in {key[1] or 'module scope'}() is not in "
+                        "tests/infra/code_calls.py RAW_REQUESTS: say which client and path it "
+                        "sends, so its ARM action is granted and enforced"
+                    )
+                parent = parents.get(node)
+                call = parent if isinstance(parent, ast.Call) and parent.func is node else None
+                client, sent = RAW_REQUESTS[key]
+                found.append(Use(client, RAW, _raw_method(call, site), site, sent))
+                raw_seen.add(key)
                 continue
             inner = node.value
             if isinstance(inner, ast.Attribute) and inner.attr in groups:
@@ -216,7 +289,19 @@ def uses() -> list[Use]:
                     continue
             if node.attr in data_plane:
                 found.append(Use(data_plane[node.attr], "", node.attr, f"{where}:{node.lineno}"))
+    stale = set(RAW_REQUESTS) - raw_seen
+    if stale:
+        raise AssertionError(
+            f"RAW_REQUESTS lists send_request calls the code no longer makes: {stale}"
+        )
     return found
+
+
+def request_for(use: Use) -> tuple[str, str]:
+    """The (method, path) one management-plane use sends (raw or through an operation)."""
+    if use.group == RAW:
+        return use.operation, use.path
+    return request_of(use.client, use.group, use.operation)
 
 
 def _arguments(group: str, operation: str, fn: Callable[..., Any]) -> dict[str, Any]:
@@ -287,7 +372,7 @@ def arm_needs() -> list[Need]:
     for use in uses():
         if not use.group:
             continue
-        method, path = request_of(use.client, use.group, use.operation)
+        method, path = request_for(use)
         action, scope = arm_action(method, path)
         kind = scope_kind(scope)
         by_key.setdefault((action.lower(), kind), []).append(

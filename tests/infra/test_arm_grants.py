@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,8 @@ def test_the_scan_finds_the_calls_issue_13_names() -> None:
     backup = "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems"
     assert f"{backup}/backup/action" in needed["recoveryvault"]
     assert "microsoft.authorization/roleassignments/write" in needed["keyvault"]
+    # the vault CMK check's raw send_request (no SDK operation for the vault's own GET)
+    assert "microsoft.recoveryservices/vaults/read" in needed["recoveryvault"]
     assert ("key", "recover") in code_calls.data_plane_needs()
 
 
@@ -118,31 +121,30 @@ def test_the_local_azure_checks_every_route_the_code_calls() -> None:
     reached = set()
     for use in code_calls.uses():
         if use.group:
-            method, path = code_calls.request_of(use.client, use.group, use.operation)
+            method, path = code_calls.request_for(use)
             route, _ = ROUTER.match("arm", method, path)
             reached.add(route.name)
     assert reached == set(KEYGUARD_ROUTES)
 
 
-def test_the_assigner_condition_allows_only_the_backup_role_for_backup() -> None:
-    # infra/'s ABAC condition as the local Azure evaluates it (local/azure/arm_rbac.py)
+def test_the_assigner_condition_allows_only_the_backup_role_for_backup_and_the_des_role() -> None:
+    # infra/'s ABAC condition as the local Azure evaluates it (local/azure/arm_rbac.py): the
+    # Backup role for Backup, Key Vault Crypto Service Encryption User for service principals
     from local.azure.arm_rbac import condition_allows
     from local.azure.core import Request
 
     (assigner,) = [g for g in keyguard_grants().grants if g.abac]
     role, backup = "6b1b5f0e-0000-4000-8000-00000000ba0e", "5a1c7e0e-0000-4000-8000-00000000b002"
+    des_role, des = "e147488a-f6f5-4113-8e2d-b22465e65bf6", "5a1c7e0e-0000-4000-8000-00000000d004"
     condition = assigner.abac.replace("${backupRoleGuid}", role).replace(
         "${backupPrincipalId}", backup
     )
 
-    def put(role_id: str, principal: str) -> Request:
-        body = {
-            "properties": {
-                "roleDefinitionId": f"/x/roleDefinitions/{role_id}",
-                "principalId": principal,
-            }
-        }
-        return Request("PUT", "/", {}, {}, json.dumps(body).encode())
+    def put(role_id: str, principal: str, kind: str | None = "ServicePrincipal") -> Request:
+        props = {"roleDefinitionId": f"/x/roleDefinitions/{role_id}", "principalId": principal}
+        if kind is not None:
+            props["principalType"] = kind
+        return Request("PUT", "/", {}, {}, json.dumps({"properties": props}).encode())
 
     write = "Microsoft.Authorization/roleAssignments/write"
     assert condition_allows(condition, write, put(role, backup))
@@ -150,6 +152,49 @@ def test_the_assigner_condition_allows_only_the_backup_role_for_backup() -> None
         condition, write, put("00482a5a-887f-4fb3-b363-3b7fe8e74483", backup)
     )
     assert not condition_allows(condition, write, put(role, "5a1c7e0e-0000-4000-8000-00000000a001"))
+    # the DES identity's role: to a service principal, whichever; never to a user or group,
+    # nor without the principal type (ARM's test fails on a missing attribute)
+    assert condition_allows(condition, write, put(des_role, des))
+    assert condition_allows(condition, write, put(des_role.upper(), des, "serviceprincipal"))
+    assert not condition_allows(condition, write, put(des_role, des, "User"))
+    assert not condition_allows(condition, write, put(des_role, des, "Group"))
+    assert not condition_allows(condition, write, put(des_role, des, None))
+    # other roles stay refused for DES identities: Key Vault Crypto Officer, Owner, the
+    # Backup role for anyone but Backup
+    assert not condition_allows(condition, write, put("14b46e9e-c2b7-41b4-b07b-48a6ebf60603", des))
+    assert not condition_allows(condition, write, put("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", des))
+    assert not condition_allows(condition, write, put(role, des))
     assert not condition_allows(condition, "Microsoft.Authorization/roleAssignments/delete", None)
     assert condition_allows(condition, "Microsoft.KeyVault/vaults/read", None)
     assert not condition_allows("@Resource[x] StringEquals 'y'", write, put(role, backup))
+    # a condition of another shape fails closed, even for reads
+    widened = condition.replace(") AND (!(ActionMatches", ") OR (!(ActionMatches")
+    assert not condition_allows(widened, "Microsoft.KeyVault/vaults/read", None)
+
+
+def test_an_unlisted_raw_send_request_fails_the_scan(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fail closed: a raw request the scan cannot map to an ARM action stops the grant test
+    code = tmp_path / "shared"
+    code.mkdir()
+    (code / "reader.py").write_text(
+        "def read(client, rid):\n    return client.send_request(HttpRequest('GET', rid))\n"
+    )
+    monkeypatch.setattr(code_calls, "REPO", tmp_path)
+    monkeypatch.setattr(code_calls, "CODE", [code])
+    with pytest.raises(AssertionError, match=r"not in tests/infra/code_calls\.py RAW_REQUESTS"):
+        code_calls.uses()
+    # listed, but sent some other way than send_request(HttpRequest("<METHOD>", url))
+    (code / "reader.py").write_text(
+        "def recovery_vault(client, req):\n    return client.send_request(req)\n"
+    )
+    monkeypatch.setattr(
+        code_calls, "RAW_REQUESTS", {("shared/reader.py", "recovery_vault"): ("X", "/x")}
+    )
+    with pytest.raises(AssertionError, match="cannot tell what it sends"):
+        code_calls.uses()
+    # listed, and gone from the code
+    (code / "reader.py").write_text("def recovery_vault(client):\n    return None\n")
+    with pytest.raises(AssertionError, match="no longer makes"):
+        code_calls.uses()

@@ -97,16 +97,25 @@ def test_role_assignments_are_scoped_and_never_broad() -> None:
         assert not guids & FORBIDDEN_ROLES, path.name
 
 
-def test_rbac_remediation_is_constrained_to_the_backup_role() -> None:
+def test_rbac_remediation_is_constrained_to_the_backup_and_des_key_roles() -> None:
     access = resources_of_type(
         module_file("keyvault-access.bicep"), "Microsoft.Authorization/roleAssignments"
     )
     props = access["assigner"]["properties"]
-    assert props["condition"] == "assignBackupRoleOnly"
+    assert props["condition"] == "assignRepairRolesOnly"
     assert props["conditionVersion"] == "2.0"
-    condition = variable(module_file("keyvault-access.bicep"), "assignBackupRoleOnly")
+    condition = variable(module_file("keyvault-access.bicep"), "assignRepairRolesOnly")
     assert "GuidEquals {${backupRoleGuid}}" in condition
     assert "GuidEquals {${backupPrincipalId}}" in condition
+    # DES identities: Key Vault Crypto Service Encryption User, to service principals only
+    assert variable(module_file("keyvault-access.bicep"), "desKeyRoleGuid") == (
+        "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+    )
+    assert "GuidEquals {${desKeyRoleGuid}}" in condition
+    assert (
+        "roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase "
+        "{\\'ServicePrincipal\\'}" in condition
+    )
     assert "!(ActionMatches{\\'Microsoft.Authorization/roleAssignments/delete\\'})" in condition
     _, params = module_call(MAIN, "keyVaultAccess")
     assert string_leaves(params["backupRoleGuid"]) == ["backupVaultRole", "name"]

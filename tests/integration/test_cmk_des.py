@@ -181,6 +181,85 @@ def test_des_identity_missing_access_alerts_without_remediation(
     assert "Keyguard.BackupAccessMissing" not in alerts
 
 
+def _without_des_role() -> dict[str, Any]:
+    """The demo with des-prod's identity stripped of its role on the RBAC vault kv-prod-cmk."""
+    scenario = demo_scenario()
+    scenario["role_assignments"] = [
+        a for a in scenario["role_assignments"] if a.get("principal") != "des_prod"
+    ]
+    return scenario
+
+
+def test_des_identity_missing_rbac_access_is_repaired_under_infras_condition(
+    local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RBAC vault, remediation on, Keyguard holding only infra/'s grants (its assigner's ABAC
+    condition enforced by the local Azure): the sweep's verification assigns Key Vault Crypto
+    Service Encryption User to des-prod's identity on the key, re-verifies and alerts
+    DesKeyAccessRepaired; no DesKeyAccessMissing. Fails on the previous infra condition
+    (only the Backup role for Backup: the assignment got 403 and DesKeyAccessMissing said
+    "Keyguard's repair was refused")."""
+    local_azure.admin.load_scenario(_without_des_role())
+    local_azure.admin.clear_alerts()
+    assert local_azure.admin.get("/authorization/keyguard") == {
+        "enforced": True,
+        "infra_grants": True,
+        "omit": [],
+    }
+    rt = runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
+    sweep_refresh(rt, "20261122T000000Z")
+    drain(rt)
+    alerts = _alerts(local_azure)
+    assert "Keyguard.DesKeyAccessMissing" not in alerts, alerts.get("Keyguard.DesKeyAccessMissing")
+    [repaired] = alerts["Keyguard.DesKeyAccessRepaired"]
+    assert DES in repaired["resource_ids"] and DES_PRINCIPAL in repaired["problem"]
+    [granted] = _des_assignment(local_azure, DES_PRINCIPAL)
+    props = granted["properties"]
+    assert props["roleDefinitionId"].lower().endswith("/e147488a-f6f5-4113-8e2d-b22465e65bf6")
+    assert props["principalType"] == "ServicePrincipal"
+    assert props["scope"].lower().endswith("/vaults/kv-prod-cmk/keys/des-key")  # the key only
+    local_azure.admin.clear_alerts()
+    again = verify_item(KV_CMK, bucket="20261122T020000Z", reasons=("t",))
+    assert process(rt, again.to_json()) is Outcome.DONE
+    assert not {"Keyguard.DesKeyAccessRepaired", "Keyguard.DesKeyAccessMissing"} & set(
+        _alerts(local_azure)
+    )
+    assert len(_des_assignment(local_azure, DES_PRINCIPAL)) == 1
+
+
+def test_infras_condition_still_refuses_keyguard_any_other_role_for_the_des_identity(
+    local_azure: Any, azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same assigner, through Keyguard's own writer and the real SDK: Key Vault Crypto
+    Officer for des-prod's identity is refused with ARM's 403 (the condition allows one
+    role for service principals, not any), and the refusal is a PermanentError naming it."""
+    from shared.access.readers import SdkRoles
+    from shared.clients import AzureClients
+    from shared.config import load_settings
+    from shared.errors import PermanentError
+
+    local_azure.admin.load_scenario(_without_des_role())
+    monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
+    monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
+    settings = load_settings({**azure_env, "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    roles = SdkRoles(AzureClients(settings), SUB)
+    officer = (
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+        "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+    )
+    key_scope = f"{KV_CMK}/keys/des-key"
+    with pytest.raises(PermanentError) as raised:
+        roles.create_assignment(key_scope, officer, DES_PRINCIPAL)
+    assert "roleAssignments/write" in str(raised.value)
+    assert _des_assignment(local_azure, DES_PRINCIPAL) == []
+    # the allowed one goes through the same writer
+    crypto_user = officer.replace(
+        "14b46e9e-c2b7-41b4-b07b-48a6ebf60603", "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+    )
+    roles.create_assignment(key_scope, crypto_user, DES_PRINCIPAL)
+    assert len(_des_assignment(local_azure, DES_PRINCIPAL)) == 1
+
+
 def test_report_gives_cmk_vms_a_verdict_from_the_des(
     local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:

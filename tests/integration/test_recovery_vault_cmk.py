@@ -107,3 +107,45 @@ def test_vault_identity_without_key_access_is_alerted(
     [missing] = alerts["Keyguard.RecoveryVaultKeyAccessMissing"]
     assert RSV_PRINCIPAL in missing["problem"] and "keys/unwrap/action" in missing["problem"]
     assert "Keyguard.RecoveryVaultKeyUnusable" not in alerts
+
+
+def test_without_the_vault_read_grant_the_vault_key_check_is_alerted(
+    local_azure: Any, rsv_rt: Runtime
+) -> None:
+    """A deployment whose infra/ lacks ``Microsoft.RecoveryServices/vaults/read`` (as before
+    this grant): the vault's GET answers ARM's 403, the VMs' refresh stands, and the vault
+    key check's failure is a ``RecoveryVaultKeyUnchecked`` alert naming the vault, its VMs
+    and the missing action — not only a log line. Fails on the previous code (the GET was
+    not enforced, and a failure was only logged as ``inventory.vault_key_unread``)."""
+    from shared.inventory import inventory_for
+
+    action = "Microsoft.RecoveryServices/vaults/read"
+    try:
+        state = local_azure.admin.post("/authorization/keyguard", {"omit": [action]})
+        assert state["omit"] == [action]
+        # the vault's key is unusable, yet with the GET refused nothing can see it
+        kv = local_azure.admin.get("/keyvault/vaults/kv-prod-cmk")
+        version = kv["keys"]["rsv-key"]["versions"][-1]["id"]
+        local_azure.admin.post(f"/keyvault/vaults/kv-prod-cmk/keys/rsv-key/{version}/disable", {})
+        sweep_refresh(rsv_rt, "20261122T000000Z")
+        drain(rsv_rt)
+        alerts = _alerts(local_azure)
+        [unchecked] = alerts["Keyguard.RecoveryVaultKeyUnchecked"]
+        assert unchecked["severity"] == "medium"
+        assert "AuthorizationFailed" in unchecked["problem"] and action in unchecked["problem"]
+        assert "VMs: vm-cmk, vm-db, vm-web" in unchecked["problem"]
+        assert {RSV, "vm-cmk", "vm-db", "vm-web"} <= set(unchecked["resource_ids"])
+        assert action in unchecked["remedy"]
+        assert "Keyguard.RecoveryVaultKeyUnusable" not in alerts  # it could not be seen
+        vms = {vm.name for vm in inventory_for(rsv_rt).all_vms()}
+        assert {"vm-cmk", "vm-db", "vm-web"} <= vms  # the VMs' refresh stands
+        assert "recoveryservices.vaults.get" in local_azure.admin.calls()["routes"]
+    finally:
+        local_azure.keyguard_grants()
+    # with infra/'s grant back, the next sweep sees the disabled key
+    local_azure.admin.clear_alerts()
+    sweep_refresh(rsv_rt, "20261123T000000Z")
+    drain(rsv_rt)
+    alerts = _alerts(local_azure)
+    assert "Keyguard.RecoveryVaultKeyUnusable" in alerts
+    assert "Keyguard.RecoveryVaultKeyUnchecked" not in alerts
