@@ -140,6 +140,23 @@ class Harness:
         self.set_aside: list[WorkItem] = []
         self.processed: list[tuple[WorkItem, Outcome]] = []
 
+    @classmethod
+    def over(
+        cls,
+        azure: LocalAzure,
+        azure_env: dict[str, str],
+        storage_env: Any,
+        monkeypatch: Any,
+        scenario: dict[str, Any],
+        **extra: str,
+    ) -> Harness:
+        """A harness over ``scenario`` loaded into the local Azure, the app's managed
+        identity pointed at it (``storage_env``: tests.fixtures.azurite.StorageEnv)."""
+        azure.admin.load_scenario(scenario)
+        monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
+        monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
+        return cls(azure, {**azure_env, **storage_env.env, **extra}, storage_env.clients)
+
     def enqueue(self, items: Iterable[WorkItem]) -> None:
         self.rt.work_queue.enqueue_many(list(items))
 

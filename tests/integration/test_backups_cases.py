@@ -34,10 +34,7 @@ def _harness(
     mp: pytest.MonkeyPatch,
     **extra: str,
 ) -> Harness:
-    azure.admin.load_scenario(scenario(2, naked=False))
-    mp.setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
-    mp.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
-    return Harness(azure, {**env, **storage.env, **extra}, storage.clients)
+    return Harness.over(azure, env, storage, mp, scenario(2, naked=False), **extra)
 
 
 @pytest.fixture

@@ -35,10 +35,7 @@ def harness(
     storage_env: StorageEnv,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Harness:
-    local_azure.admin.load_scenario(scenario())
-    monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
-    monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
-    return Harness(local_azure, {**azure_env, **storage_env.env}, storage_env.clients)
+    return Harness.over(local_azure, azure_env, storage_env, monkeypatch, scenario())
 
 
 def _ingest(h: Harness, events: list[dict[str, Any]]) -> list[Any]:

@@ -38,11 +38,9 @@ def harness(
     storage_env: StorageEnv,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Harness:
-    local_azure.admin.load_scenario(scenario(VMS, naked=False))
+    h = Harness.over(local_azure, azure_env, storage_env, monkeypatch, scenario(VMS, naked=False))
     local_azure.admin.post("/backup/settings", {"job_duration_seconds": JOB_SECONDS})
-    monkeypatch.setenv("IDENTITY_ENDPOINT", azure_env["IDENTITY_ENDPOINT"])
-    monkeypatch.setenv("IDENTITY_HEADER", azure_env["IDENTITY_HEADER"])
-    return Harness(local_azure, {**azure_env, **storage_env.env}, storage_env.clients)
+    return h
 
 
 def _single_get_looks(seconds: float) -> int:
