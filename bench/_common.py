@@ -272,3 +272,98 @@ class RequestCounter(logging.Handler):
         logger.addHandler(handler)
         logger.propagate = False  # counted, not printed
         return handler
+
+
+# --- host probe: storage requests and ARM pacing inside the local host's subprocess ---------
+
+#: Environment variable naming the file the host probe writes (bench tooling, not an app
+#: setting: no ``KEYGUARD_`` prefix, the app never reads it).
+HOST_PROBE_ENV = "BENCH_HOST_PROBE"
+
+
+def host_probe_settings(folder: Path) -> dict[str, str]:
+    """Extra environment for the local host's subprocess that makes it count its own HTTP
+    requests by service (:class:`RequestCounter`) and report its ARM pacer's state to
+    ``folder/probe.json`` every half second: a ``sitecustomize`` module in ``folder`` (Python
+    imports it at start-up) calls :func:`start_host_probe`. Nothing in the app changes; the
+    repository root goes on ``PYTHONPATH`` so the probe can import this module."""
+    import os
+
+    root = Path(__file__).resolve().parents[1]
+    (folder / "sitecustomize.py").write_text(
+        "from bench._common import start_host_probe\n\nstart_host_probe()\n", encoding="utf-8"
+    )
+    return {
+        "PYTHONPATH": os.pathsep.join([str(folder), str(root)]),
+        HOST_PROBE_ENV: str(folder / "probe.json"),
+    }
+
+
+def start_host_probe() -> None:
+    """In the host process (from ``sitecustomize``): count requests, dump them periodically."""
+    import json
+    import os
+    import sys
+    import threading
+
+    target = os.environ.get(HOST_PROBE_ENV)
+    connection = os.environ.get("AzureWebJobsStorage")  # noqa: SIM112 - the host's name
+    if not target or not connection:
+        return
+    counter = RequestCounter.install(connection)
+
+    def snapshot() -> dict[str, Any]:
+        pacer: dict[str, Any] = {}
+        runtime = sys.modules.get("shared.runtime")
+        get = getattr(runtime, "get_runtime", None)
+        if get is not None and get.cache_info().currsize:
+            p = get().azure.pacer
+            pacer = {
+                "waited_seconds": p.waited_seconds,
+                "paced_calls": p.paced_calls,
+                "throttled": p.throttled,
+                "refused": getattr(p, "refused", 0),
+            }
+        return {
+            "counts": dict(counter.counts),
+            "routes": dict(counter.routes),
+            "pacer": pacer,
+            "at": time.time(),
+        }
+
+    def loop() -> None:
+        tmp = f"{target}.tmp"
+        while True:
+            try:
+                with open(tmp, "w", encoding="utf-8") as out:
+                    json.dump(snapshot(), out)
+                os.replace(tmp, target)
+            except Exception:  # a probe must never disturb the host
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, name="bench-host-probe", daemon=True).start()
+
+
+def read_host_probe(
+    folder: Path, *, newer_than: float = 0.0, timeout: float = 5.0
+) -> dict[str, Any]:
+    """The host probe's latest snapshot (one written after ``newer_than``, epoch seconds)."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data: dict[str, Any] = json.loads((folder / "probe.json").read_text(encoding="utf-8"))
+            if data.get("at", 0) > newer_than:
+                return data
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the host probe wrote nothing (sitecustomize not loaded?)")
+        time.sleep(0.1)
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Reset a process's peak RSS (``VmHWM``) to its current RSS (``clear_refs`` 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5", encoding="utf-8")
