@@ -42,6 +42,7 @@ from shared.backups.errors import Disposition, JobError, disposition
 from shared.backups.impact import ObjectRef, VmUse, default_resolver
 from shared.backups.items import STAGE_OPERATION, ProtectedVm, track_item, vm_backup_item
 from shared.config import MAX_ON_DEMAND_BACKUPS_PER_DAY
+from shared.keyed_lock import KeyedLocks
 from shared.logs import get_logger
 from shared.planning import RESOLVE_VMS_USING_OBJECT
 from shared.throttle import subject
@@ -202,6 +203,7 @@ def _read_new_version(
 LISTED_VAULT_SECONDS: Final = 300.0
 _listed: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 _listed_lock = threading.Lock()
+_listing_flights = KeyedLocks()
 
 
 def _vault_listed(ctx: ActionContext, vault_id: str) -> bool:
@@ -213,16 +215,17 @@ def _vault_listed(ctx: ActionContext, vault_id: str) -> bool:
     from shared.sweep import arm_vault_lister
 
     wanted = vault_id.rstrip("/").lower()
-    now = time.monotonic()
-    with _listed_lock:
-        seen = _listed.setdefault(ctx.azure, {})
-        if now - seen.get(wanted, -math.inf) < LISTED_VAULT_SECONDS:
-            return True
     sub = vault_id.strip("/").split("/")[1]
-    listed = {v.rstrip("/").lower() for v in arm_vault_lister(ctx.azure)(sub)}
-    with _listed_lock:
-        seen = _listed.setdefault(ctx.azure, {})
-        seen.update(dict.fromkeys(listed, now))
+    with _listing_flights((id(ctx.azure), sub.lower())):  # concurrent fan-outs: one listing
+        now = time.monotonic()
+        with _listed_lock:
+            seen = _listed.setdefault(ctx.azure, {})
+            if now - seen.get(wanted, -math.inf) < LISTED_VAULT_SECONDS:
+                return True
+        listed = {v.rstrip("/").lower() for v in arm_vault_lister(ctx.azure)(sub)}
+        with _listed_lock:
+            seen = _listed.setdefault(ctx.azure, {})
+            seen.update(dict.fromkeys(listed, time.monotonic()))
     return wanted in listed
 
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.errors import StorageError
+from shared.keyed_lock import KeyedLocks
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -166,6 +167,7 @@ _shared: weakref.WeakKeyDictionary[Any, dict[str, tuple[datetime, dict[str, Any]
     weakref.WeakKeyDictionary()
 )
 _shared_lock = threading.Lock()
+_shared_flights = KeyedLocks()
 
 
 def shared_vault_snapshots(
@@ -182,16 +184,17 @@ def shared_vault_snapshots(
     one Azure refuses (in progress → deferred, daily cap → budget spent).
     """
     key = rs_vault_id.rstrip("/").lower()
-    with _shared_lock:
-        found = _shared.setdefault(owner, {}).get(key)
-    if found is not None:
-        taken, snapshots = found
-        fresh = timedelta(0) <= now - taken <= timedelta(seconds=SHARED_SNAPSHOT_SECONDS)
-        if fresh and day_of(taken) == day_of(now):
-            return copy.deepcopy(snapshots)
-    snapshots = vault_snapshots(client, rs_vault_id, now)
-    with _shared_lock:
-        _shared.setdefault(owner, {})[key] = (now, snapshots)
+    with _shared_flights((id(owner), key)):  # concurrent steps of one vault: one job list
+        with _shared_lock:
+            found = _shared.setdefault(owner, {}).get(key)
+        if found is not None:
+            taken, snapshots = found
+            fresh = timedelta(0) <= now - taken <= timedelta(seconds=SHARED_SNAPSHOT_SECONDS)
+            if fresh and day_of(taken) == day_of(now):
+                return copy.deepcopy(snapshots)
+        snapshots = vault_snapshots(client, rs_vault_id, now)
+        with _shared_lock:
+            _shared.setdefault(owner, {})[key] = (now, snapshots)
     return copy.deepcopy(snapshots)
 
 

@@ -219,6 +219,33 @@ def _refused(item: dict[str, Any]) -> Interaction:
     )
 
 
+def _vault_get() -> Interaction:
+    """The Recovery Services vault's own GET (the refresh's vault CMK check), SYNTHESIZED: no
+    recorded answer was found; the body is the one Microsoft's private-endpoint guide shows
+    for a vault with a system-assigned identity and no customer-managed key (so the check
+    finds nothing to judge and raises nothing)."""
+    body = {
+        "location": "eastus2",
+        "name": RSV_ID.rsplit("/", 1)[1],
+        "etag": "W/\"datetime'2020-02-25T05%3A26%3A58.5181122Z'\"",
+        "tags": {},
+        "identity": {
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "principalId": "00000000-0000-0000-0000-000000000001",
+            "type": "SystemAssigned",
+        },
+        "properties": {
+            "provisioningState": "Succeeded",
+            "privateEndpointStateForBackup": "None",
+            "privateEndpointStateForSiteRecovery": "None",
+        },
+        "id": RSV_ID,
+        "type": "Microsoft.RecoveryServices/Vaults",
+        "sku": {"name": "RS0", "tier": "Standard"},
+    }
+    return replace(LISTING, uri=f"{ARM}{RSV_ID}?api-version=2023-04-01", body=body)
+
+
 def _estate(*, refuse_b: bool = True, odd: bool = True) -> list[Interaction]:
     """The recorded two-VM listing; VM A has an odd point (when ``odd``) and a good one,
     VM B's points answer 403 (when ``refuse_b``) or one good point."""
@@ -230,7 +257,7 @@ def _estate(*, refuse_b: bool = True, odd: bool = True) -> list[Interaction]:
     points_a = [good_a]
     if odd:
         points_a.insert(0, _odd(_set("keyAndSecret", "opaque"), name=ODD_POINT))
-    answers = [LISTING, _vm_at(VM_A), _vm_at(VM_B), *_points_of(ITEMS[0], *points_a)]
+    answers = [LISTING, _vault_get(), _vm_at(VM_A), _vm_at(VM_B), *_points_of(ITEMS[0], *points_a)]
     if refuse_b:
         answers.append(_refused(ITEMS[1]))
     else:

@@ -7,6 +7,9 @@ budget after ~120 lists. Before: every call listed."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -65,3 +68,29 @@ def test_the_list_is_read_again_after_a_minute_or_on_a_new_day() -> None:
     assert jobs.calls == 2
     budget.shared_vault_snapshots(owner, client, VAULT, late + timedelta(seconds=90))
     assert jobs.calls == 3
+
+
+def test_concurrent_steps_on_a_cold_memo_send_one_list() -> None:
+    """Several steps of one vault at once in one process, nothing listed yet: one job list,
+    the others wait for it and share it."""
+    started, release = threading.Event(), threading.Event()
+
+    class _SlowJobs(_Jobs):
+        def list(self, vault: str, rg: str, filter: str) -> list[Any]:
+            started.set()
+            release.wait(5)
+            return super().list(vault, rg, filter)
+
+    jobs = _SlowJobs()
+    client: Any = SimpleNamespace(backup_jobs=jobs)
+    owner = _Owner()
+    with ThreadPoolExecutor(6) as pool:
+        futures = [
+            pool.submit(budget.shared_vault_snapshots, owner, client, VAULT, NOON) for _ in range(6)
+        ]
+        assert started.wait(5)
+        time.sleep(0.05)
+        release.set()
+        results = [f.result(5) for f in futures]
+    assert jobs.calls == 1
+    assert all(r == results[0] for r in results)

@@ -7,6 +7,9 @@ time and never remembered. Before: every call listed."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,3 +65,32 @@ def test_the_memo_expires(listings: list[str], monkeypatch: pytest.MonkeyPatch) 
     clock[0] += backup.LISTED_VAULT_SECONDS + 1
     assert backup._vault_listed(ctx, VAULT)
     assert len(listings) == 2
+
+
+def test_concurrent_fan_outs_on_a_cold_memo_send_one_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Several invocations at once in one host process, none remembered yet: one listing,
+    the others wait for it (the 50-VM rotation in CI saw three listings, 12 reads, before)."""
+    calls: list[str] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def lister(azure: Any) -> Any:
+        def list_vaults(subscription_id: str) -> list[str]:
+            calls.append(subscription_id)
+            started.set()
+            release.wait(5)  # a slow listing: the other threads arrive meanwhile
+            return [VAULT]
+
+        return list_vaults
+
+    monkeypatch.setattr("shared.sweep.arm_vault_lister", lister)
+    ctx: Any = SimpleNamespace(azure=_Azure())
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(backup._vault_listed, ctx, VAULT) for _ in range(8)]
+        assert started.wait(5)
+        time.sleep(0.05)
+        release.set()
+        assert all(f.result(5) for f in futures)
+    assert calls == [SUB]
