@@ -9,16 +9,27 @@ the number of VMs) and one ``backupStatus`` per affected VM (azure-facts §5.2 o
 Objects are matched by their Key Vault's **ARM id** (``sourceVault.id``) and the URL *path*
 (``/keys/{name}``), never by the URL host: an event's host is not trusted, and a VM model
 names the vault by id anyway.
+
+Concurrent steps share listings, never staleness: the host runs up to 16 invocations at once
+in one process, and a rotation of one KEK for 1,000 VMs brings 1,000 BEK fan-outs, each of
+which listed the subscription's VMs, disks and DESs and built their models — O(N²) work that
+kept the 1,000-VM rotation CPU-bound (bench/README.md, "rotation.py"). A resolver uses a
+listing another step of the process *started after this resolver was made* (so after its
+step began: what its own listing would have shown), waiting for one in flight rather than
+sending its own; a listing started earlier is never used.
 """
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from shared.backups.items import ProtectedVm
+from shared.keyed_lock import KeyedLocks
 
 if TYPE_CHECKING:
     from shared.actions.base import ActionContext
@@ -142,22 +153,40 @@ class VmModels:
         return ("des" if des_refs else "none"), des_refs
 
 
+#: The latest listing of each subscription per process (per ``AzureClients``, weakly): when
+#: it started (``time.monotonic``) and its models.
+_LISTINGS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, VmModels]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LISTING_FLIGHTS = KeyedLocks()
+
+
 class DirectResolver:
     """Resolves VMs from Azure (no inventory): see the module docstring."""
 
     def __init__(self, ctx: ActionContext) -> None:
         self._ctx = ctx
         self._models: dict[str, VmModels] = {}
+        self._since = time.monotonic()  # listings started from now on are fresh enough
 
-    def _subscription_models(self, subscription_id: str, *, with_des: bool = True) -> VmModels:
+    def _subscription_models(self, subscription_id: str) -> VmModels:
         models = self._models.get(subscription_id)
         if models is None:
-            compute = self._ctx.azure.compute(subscription_id)
-            models = VmModels(
-                compute.virtual_machines.list_all(),
-                compute.disks.list(),
-                compute.disk_encryption_sets.list() if with_des else (),
-            )
+            azure = self._ctx.azure
+            key = subscription_id.lower()
+            with _LISTING_FLIGHTS((id(azure), key)):  # one in flight serves those waiting
+                shared = _LISTINGS.get(azure, {}).get(key)
+                if shared is not None and shared[0] >= self._since:
+                    models = shared[1]
+                else:
+                    started = time.monotonic()
+                    compute = azure.compute(subscription_id)
+                    models = VmModels(
+                        compute.virtual_machines.list_all(),
+                        compute.disks.list(),
+                        compute.disk_encryption_sets.list(),
+                    )
+                    _LISTINGS.setdefault(azure, {})[key] = (started, models)
             self._models[subscription_id] = models
         return models
 
