@@ -21,7 +21,8 @@
 from __future__ import annotations
 
 from shared.inventory.azure_read import ArmId, AzureInventoryReader
-from shared.throttle import GLOBAL_FACTOR, ArmPacer
+from shared.throttle import GLOBAL_FACTOR
+from tests.fixtures.pacing import FakeClock
 from tests.replay.harness import replay_clients, replay_settings
 from tests.replay.recordings import interaction
 from tests.replay.transport import retarget
@@ -30,21 +31,6 @@ DES = "compute_des_get_auto_rotation_no_previous_keys.yaml"
 DISK = "compute_disk_get_platform_key_ratelimit_headers.yaml"
 VM = "compute_vm_get_instanceview_unencrypted.yaml"
 RECORDINGS = (DES, DISK, VM)
-
-
-class _Clock:
-    """A fake clock: ``sleep`` records and advances time, nothing really waits."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
 
 
 def _arm(path: str) -> str:
@@ -110,8 +96,8 @@ def test_a_disk_read_reports_arm_global_and_compute_policy_budgets() -> None:
     disk = interaction(DISK)
     sub = ArmId.parse(disk.body["id"]).subscription_id
     azure, _ = replay_clients([disk], settings=replay_settings([sub]))
-    clock = _Clock()
-    azure.pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock(1000.0)
+    azure.pacer = clock.pacer()
 
     owner = AzureInventoryReader(azure).vm_of_disk(disk.body["id"])
 
@@ -137,8 +123,8 @@ def test_a_compute_policy_drained_by_vm_reads_paces_the_next_disk_read() -> None
         [vm, disk_answer],  # type: ignore[list-item]
         settings=replay_settings([ArmId.parse(vm.body["id"]).subscription_id]),
     )
-    clock = _Clock()
-    azure.pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock(1000.0)
+    azure.pacer = clock.pacer()
     compute = azure.compute(ArmId.parse(vm.body["id"]).subscription_id)
     ref = ArmId.parse(vm.body["id"])
     compute.virtual_machines.get(ref.resource_group, ref.name, expand="instanceView")

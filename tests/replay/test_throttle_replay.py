@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 
 from shared.backups.items import ProtectedVm
 from shared.backups.track import get_job
-from shared.throttle import ArmPacer
+from tests.fixtures.pacing import FakeClock
 from tests.replay.harness import replay_clients, replay_settings
 from tests.replay.recordings import interaction, raw
 
@@ -39,21 +39,6 @@ VM = ProtectedVm(
 JOB = "1c69ea92-de4b-4359-8f11-eb7e62d0a6cb"
 
 
-class _Clock:
-    """A fake clock: ``sleep`` records and advances time, nothing really waits."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
-
-
 def _recorded_gap_seconds() -> float:
     """Seconds between the two recorded job reads (149 left, then 27 left)."""
     headers = raw("rs_read_response_headers_unfiltered.yaml")
@@ -70,9 +55,9 @@ def test_recovery_services_job_reads_are_paced_as_their_own_budget_runs_low() ->
     assert running.header("x-ms-ratelimit-remaining-subscription-reads") is None
 
     azure, transport = replay_clients([running, done], settings=replay_settings([SUBSCRIPTION]))
-    clock = _Clock()
+    clock = FakeClock(1000.0)
     # Keyguard's own pacer, with a fake clock (the policy is built with the first client)
-    azure.pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    azure.pacer = clock.pacer()
     client = azure.backup(SUBSCRIPTION)
 
     assert get_job(client, VM, JOB).status == "InProgress"  # 149 left: no wait
@@ -90,8 +75,8 @@ def test_a_full_arm_read_budget_does_not_hide_a_low_recovery_services_one() -> N
     """The vault GET reports ARM's reads (11999) and newer global reads; the backup reads
     report Recovery Services' own budget: the lowest applicable budget decides."""
     headers = raw("rs_read_response_headers_unfiltered.yaml")
-    clock = _Clock()
-    pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock(1000.0)
+    pacer = clock.pacer()
     jobs_url = f"https://management.azure.com{VAULT}/backupJobs/{JOB}?api-version=2023-01-01"
     vault_url = f"https://management.azure.com{VAULT}?api-version=2023-01-01"
     compute_url = f"https://management.azure.com{VM.vm_id}?api-version=2024-07-01"

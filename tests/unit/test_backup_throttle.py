@@ -3,29 +3,11 @@ low-water mark as it drains, per subscription and operation type, and calls per 
 
 from __future__ import annotations
 
-from shared.throttle import ArmPacer, operation_type, subject
+from shared.throttle import operation_type, subject
+from tests.fixtures.pacing import FakeClock
 
 URL = "https://management.azure.com/subscriptions/S1/resourceGroups/rg/providers/x?api-version=1"
 OTHER = "https://management.azure.com/subscriptions/S2/providers/x"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
-
-
-def _pacer(clock: _Clock) -> ArmPacer:
-    return ArmPacer(
-        low_water=20, max_wait_seconds=2.0, sleep=clock.sleep, monotonic=clock.monotonic
-    )
 
 
 def test_operation_types() -> None:
@@ -38,8 +20,8 @@ def test_operation_types() -> None:
 
 
 def test_no_wait_without_headers_or_with_a_full_bucket() -> None:
-    clock = _Clock()
-    pacer = _pacer(clock)
+    clock = FakeClock()
+    pacer = clock.pacer(low_water=20, max_wait_seconds=2.0)
     pacer.before("POST", URL)
     pacer.after("POST", URL, {"x-ms-ratelimit-remaining-subscription-writes": "199"})
     for _ in range(10):
@@ -48,8 +30,8 @@ def test_no_wait_without_headers_or_with_a_full_bucket() -> None:
 
 
 def test_low_bucket_paces_to_the_refill_rate() -> None:
-    clock = _Clock()
-    pacer = _pacer(clock)
+    clock = FakeClock()
+    pacer = clock.pacer(low_water=20, max_wait_seconds=2.0)
     pacer.after("POST", URL, {"x-ms-ratelimit-remaining-subscription-writes": "15"})
     pacer.before("POST", URL)  # 15 left → (20 - 15) / 10 per s
     assert clock.slept == [0.5]
@@ -64,7 +46,7 @@ def test_low_bucket_paces_to_the_refill_rate() -> None:
 
 
 def test_calls_are_counted_per_subject() -> None:
-    pacer = _pacer(_Clock())
+    pacer = FakeClock().pacer(low_water=20, max_wait_seconds=2.0)
     with subject("/VM/One"):
         pacer.before("GET", URL)
         pacer.before("POST", URL)

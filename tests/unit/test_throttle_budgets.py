@@ -4,26 +4,14 @@ resource type), the lowest applicable one deciding."""
 
 from __future__ import annotations
 
-from shared.throttle import ArmPacer, budgets_in, resource_type
+from shared.throttle import budgets_in, resource_type
+from tests.fixtures.pacing import FakeClock
 
 SUB = "https://management.azure.com/subscriptions/S1"
 RSV = f"{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
 JOBS = f"{RSV}/backupJobs/j1?api-version=2023-01-01"
 OPS = f"{RSV}/backupOperations/o1?api-version=2023-01-01"
 VM = f"{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1?api-version=1"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
 
 
 def test_resource_types() -> None:
@@ -62,8 +50,8 @@ def test_every_rate_limit_header_is_a_budget() -> None:
 
 
 def test_recovery_services_budgets_are_per_resource_type_and_provider() -> None:
-    clock = _Clock()
-    pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock()
+    pacer = clock.pacer()
     low = {"x-ms-ratelimit-remaining-subscription-resource-requests": "27"}
     pacer.after("GET", JOBS, {"x-ms-ratelimit-remaining-subscription-resource-requests": "149"})
     pacer.after("GET", JOBS, low)
@@ -77,8 +65,8 @@ def test_recovery_services_budgets_are_per_resource_type_and_provider() -> None:
 
 
 def test_the_lowest_budget_wins_and_arm_budgets_apply_to_every_provider() -> None:
-    clock = _Clock()
-    pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock()
+    pacer = clock.pacer()
     pacer.after(
         "GET",
         JOBS,
@@ -93,8 +81,8 @@ def test_the_lowest_budget_wins_and_arm_budgets_apply_to_every_provider() -> Non
 
 
 def test_a_guessed_budget_refills_over_its_window() -> None:
-    clock = _Clock()
-    pacer = ArmPacer(sleep=clock.sleep, monotonic=clock.monotonic)
+    clock = FakeClock()
+    pacer = clock.pacer()
     pacer.after("GET", JOBS, {"x-ms-ratelimit-remaining-subscription-resource-requests": "27"})
     clock.t += 3600.0  # a full window later the budget is assumed back to its size
     pacer.before("GET", JOBS)

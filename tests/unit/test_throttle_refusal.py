@@ -12,7 +12,8 @@ import pytest
 
 from shared.errors import TransientError
 from shared.retry import classify
-from shared.throttle import BUDGET_SPENT, ArmPacer
+from shared.throttle import BUDGET_SPENT
+from tests.fixtures.pacing import FakeClock
 
 SUB = "https://management.azure.com/subscriptions/S1"
 RSV = f"{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
@@ -21,26 +22,9 @@ TRIGGER = f"{RSV}/backupFabrics/Azure/protectionContainers/c/protectedItems/i/ba
 RS_HEADER = "x-ms-ratelimit-remaining-subscription-resource-requests"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
-
-
-def _pacer(clock: _Clock) -> ArmPacer:
-    return ArmPacer(max_wait_seconds=2.0, sleep=clock.sleep, monotonic=clock.monotonic)
-
-
 def test_an_empty_guessed_budget_refuses_the_call_without_waiting_or_spending() -> None:
-    clock = _Clock()
-    pacer = _pacer(clock)
+    clock = FakeClock()
+    pacer = clock.pacer(max_wait_seconds=2.0)
     pacer.after("GET", JOBS, {RS_HEADER: "0"})
     with pytest.raises(TransientError) as raised:
         pacer.before("GET", JOBS)
@@ -56,8 +40,8 @@ def test_an_empty_guessed_budget_refuses_the_call_without_waiting_or_spending() 
 
 
 def test_a_budget_the_longest_wait_refills_is_paced_not_refused() -> None:
-    clock = _Clock()
-    pacer = _pacer(clock)
+    clock = FakeClock()
+    pacer = clock.pacer(max_wait_seconds=2.0)
     pacer.after("POST", TRIGGER, {"x-ms-ratelimit-remaining-subscription-writes": "0"})
     pacer.before("POST", TRIGGER)  # ARM writes refill 10/s: 2 s bring 20 calls
     assert clock.slept == [2.0] and pacer.refused == 0
@@ -85,8 +69,8 @@ def test_the_refusal_stops_the_request_in_the_sdk_pipeline() -> None:
 
         def __exit__(self, *args: Any) -> None: ...
 
-    clock = _Clock()
-    pacer = _pacer(clock)
+    clock = FakeClock()
+    pacer = clock.pacer(max_wait_seconds=2.0)
     pacer.after("GET", JOBS, {RS_HEADER: "0"})
     pipeline = Pipeline(_Transport(), policies=[RetryPolicy(retry_total=3), pacer.policy()])
     with pytest.raises(TransientError):
