@@ -43,6 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault  # noqa: E402
+
 SUB = "00000000-1111-2222-3333-444444444444"
 TRIGGER = "recoveryservices.backups.trigger"
 POLLS = (
@@ -54,44 +56,13 @@ POLLS = (
 def scenario(vms: int) -> dict[str, Any]:
     """N ADE VMs sharing one KEK (each its own BEK), all protected by one vault."""
     names = [f"vm-{i:04d}" for i in range(vms)]
-    return {
-        "name": "bench-backups",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
-            {
-                "name": "kv-bench",
-                "resource_group": "rg-keys",
-                "grant_keyguard": True,
-                "keys": [{"name": "kek-shared"}],
-                "secrets": [{"name": f"bek-{n}"} for n in names],
-            }
-        ],
-        "virtual_machines": [
-            {
-                "name": n,
-                "resource_group": "rg-app",
-                "encryption": {
-                    "type": "ade",
-                    "key_vault": "kv-bench",
-                    "secret": f"bek-{n}",
-                    "kek": "kek-shared",
-                },
-            }
-            for n in names
-        ],
-        "recovery_services_vaults": [
-            {
-                "name": "rsv-bench",
-                "resource_group": "rg-backup",
-                "protected": [{"vm": n, "policy": "DailyPolicy"} for n in names],
-            }
-        ],
-    }
+    return build(
+        "bench-backups",
+        SUB,
+        key_vaults=[shared_kek_vault("kv-bench", names, "kek-shared")],
+        virtual_machines=[ade_vm(n, "kv-bench", "kek-shared") for n in names],
+        recovery_services_vaults=[protecting("rsv-bench", names)],
+    )
 
 
 class EmulatorClock:

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.backups import EmulatorClock, VirtualQueue, start_local_azure  # noqa: E402
+from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault  # noqa: E402
 
 SUB = "00000000-1111-2222-3333-444444444444"
 LIST = "recoveryservices.backup_jobs.list"
@@ -56,49 +57,15 @@ LIFTED = {k: (1e9, 1e9) for k in ("reads", "writes", "deletes", "resource_reques
 def scenario(jobs: int, vaults: int) -> dict[str, Any]:
     """``jobs`` ADE VMs sharing one KEK, spread over ``vaults`` Recovery Services vaults."""
     names = [f"vm-{i:04d}" for i in range(jobs)]
-    return {
-        "name": "bench-job-polling",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
-            {
-                "name": "kv-bench",
-                "resource_group": "rg-keys",
-                "grant_keyguard": True,
-                "keys": [{"name": "kek-shared"}],
-                "secrets": [{"name": f"bek-{n}"} for n in names],
-            }
+    return build(
+        "bench-job-polling",
+        SUB,
+        key_vaults=[shared_kek_vault("kv-bench", names, "kek-shared")],
+        virtual_machines=[ade_vm(n, "kv-bench", "kek-shared") for n in names],
+        recovery_services_vaults=[
+            protecting(f"rsv-{v:02d}", names[v::vaults]) for v in range(vaults)
         ],
-        "virtual_machines": [
-            {
-                "name": n,
-                "resource_group": "rg-app",
-                "encryption": {
-                    "type": "ade",
-                    "key_vault": "kv-bench",
-                    "secret": f"bek-{n}",
-                    "kek": "kek-shared",
-                },
-            }
-            for n in names
-        ],
-        "recovery_services_vaults": [
-            {
-                "name": f"rsv-{v:02d}",
-                "resource_group": "rg-backup",
-                "protected": [
-                    {"vm": n, "policy": "DailyPolicy"}
-                    for i, n in enumerate(names)
-                    if i % vaults == v
-                ],
-            }
-            for v in range(vaults)
-        ],
-    }
+    )
 
 
 class Sampler:

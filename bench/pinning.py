@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from local.azure.scenario import build  # noqa: E402
+
 SUB = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
 KV = f"/subscriptions/{SUB}/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/kv-bench"
 RSV = (
@@ -39,15 +41,10 @@ NEEDED_PER_KEY = 6
 
 def scenario(keys: int, versions: int) -> dict[str, Any]:
     """The Key Vault side: ``keys`` keys with ``versions`` versions each."""
-    return {
-        "name": "bench-pinning",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
+    return build(
+        "bench-pinning",
+        SUB,
+        key_vaults=[
             {
                 "name": "kv-bench",
                 "resource_group": "rg-keys",
@@ -64,7 +61,7 @@ def scenario(keys: int, versions: int) -> dict[str, Any]:
                 ],
             }
         ],
-    }
+    )
 
 
 class MemoryTable:

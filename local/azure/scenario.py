@@ -8,6 +8,11 @@ subscriptions, faults and call counts are left alone (the admin API resets those
 The service modules are found here too: :data:`SERVICE_MODULES` lists them in load order
 (Key Vault, authorization, compute, backup); a module is skipped only while its file does
 not exist, so a half-written module fails loudly instead of vanishing.
+
+Benches and tests that build a scenario in code start from :func:`build` (the tenant, the
+subscriptions and the two principals every code-built scenario names) and take the parts an
+estate of ADE VMs repeats from :func:`ade_vm`, :func:`shared_kek_vault` and
+:func:`protecting`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ MODULE_KEYS = frozenset(
     }
 )
 _HERE = Path(__file__).resolve().parent
+#: The tenant, Keyguard's object id and Azure Backup's (``backup_management``) that the
+#: code-built scenarios use (any GUIDs would do; these are the ones the tests know).
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+KEYGUARD_OID = "5a1c7e0e-0000-4000-8000-00000000a001"
+BACKUP_OID = "5a1c7e0e-0000-4000-8000-00000000b002"
 
 
 class ScenarioError(AzureHttpError):
@@ -147,3 +157,54 @@ def load(world: World, source: str | bytes | Path | dict[str, Any]) -> dict[str,
                 short = module.__name__.rsplit(".", 1)[-1]
                 raise ScenarioError(f"{short}: invalid scenario section: {exc!r}") from exc
     return scenario
+
+
+def build(name: str, *subscriptions: str, **sections: Any) -> dict[str, Any]:
+    """A scenario named ``name`` in :data:`TENANT` over ``subscriptions``, with the principals
+    ``keyguard`` and ``backup_management``, then ``sections`` (the service modules' keys)."""
+    return {
+        "name": name,
+        "tenant_id": TENANT,
+        "subscriptions": list(subscriptions),
+        "principals": {"keyguard": KEYGUARD_OID, "backup_management": BACKUP_OID},
+        **sections,
+    }
+
+
+def ade_vm(
+    name: str, key_vault: str, kek: str, *, resource_group: str = "rg-app"
+) -> dict[str, Any]:
+    """An ADE VM whose BEK is the secret ``bek-<name>`` in ``key_vault``, wrapped by ``kek``."""
+    return {
+        "name": name,
+        "resource_group": resource_group,
+        "encryption": {"type": "ade", "key_vault": key_vault, "secret": f"bek-{name}", "kek": kek},
+    }
+
+
+def shared_kek_vault(
+    name: str, vms: list[str], kek: str, *, resource_group: str = "rg-keys", **extra: Any
+) -> dict[str, Any]:
+    """A Key Vault Keyguard may read holding one key ``kek`` and a BEK ``bek-<vm>`` for each
+    of ``vms`` (as :func:`ade_vm` names them), plus ``extra`` keys of the vault section."""
+    return {
+        "name": name,
+        "resource_group": resource_group,
+        "grant_keyguard": True,
+        "keys": [{"name": kek}],
+        "secrets": [{"name": f"bek-{n}"} for n in vms],
+        **extra,
+    }
+
+
+def protecting(
+    name: str, vms: list[str], *, resource_group: str = "rg-backup", **extra: Any
+) -> dict[str, Any]:
+    """A Recovery Services vault protecting ``vms`` with its ``DailyPolicy``, plus ``extra``
+    keys of the vault section (``recovery_points``, ...)."""
+    return {
+        "name": name,
+        "resource_group": resource_group,
+        "protected": [{"vm": n, "policy": "DailyPolicy"} for n in vms],
+        **extra,
+    }

@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from local.azure.scenario import build
 from local.stack import Stack
 from shared import names
 
@@ -58,15 +59,10 @@ HOST_JSON = """{
 
 
 def scenario() -> dict[str, Any]:
-    return {
-        "name": "chaos",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
+    return build(
+        "chaos",
+        SUB,
+        key_vaults=[
             {
                 "name": name,
                 "resource_group": RG,
@@ -76,7 +72,7 @@ def scenario() -> dict[str, Any]:
             }
             for name in VAULTS
         ],
-    }
+    )
 
 
 def vault_id(name: str) -> str:

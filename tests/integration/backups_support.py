@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.azure.api import LocalAzure
+from local.azure.scenario import ade_vm, build, protecting
 from shared.clients import AzureClients
 from shared.config import load_settings
 from shared.runtime import Runtime
@@ -25,7 +26,6 @@ from shared.workitems import WorkItem, WorkKind
 from shared.workqueue import WorkQueue
 
 SUB = "00000000-1111-2222-3333-444444444444"
-TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 RSV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices" + (
     "/vaults/rsv-rot"
 )
@@ -44,41 +44,15 @@ def scenario(protected: int = 20, *, naked: bool = True) -> dict[str, Any]:
     and (``naked``) one more ADE VM on ``kek-a`` that no vault protects."""
     names = [f"vm-{i:02d}" for i in range(protected)]
     vms = [
-        {
-            "name": name,
-            "resource_group": "rg-app",
-            "encryption": {
-                "type": "ade",
-                "key_vault": "kv-rot",
-                "secret": f"bek-{name}",
-                "kek": "kek-a" if i < (protected + 1) // 2 else "kek-b",
-            },
-        }
+        ade_vm(name, "kv-rot", "kek-a" if i < (protected + 1) // 2 else "kek-b")
         for i, name in enumerate(names)
     ]
     if naked:
-        vms.append(
-            {
-                "name": "vm-naked",
-                "resource_group": "rg-app",
-                "encryption": {
-                    "type": "ade",
-                    "key_vault": "kv-rot",
-                    "secret": "bek-vm-naked",
-                    "kek": "kek-a",
-                },
-            }
-        )
-    secrets = [{"name": f"bek-{v['name']}"} for v in vms]
-    return {
-        "name": "backups",
-        "tenant_id": TENANT,
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
+        vms.append(ade_vm("vm-naked", "kv-rot", "kek-a"))
+    return build(
+        "backups",
+        SUB,
+        key_vaults=[
             {
                 "name": "kv-rot",
                 "resource_group": "rg-keys",
@@ -88,18 +62,12 @@ def scenario(protected: int = 20, *, naked: bool = True) -> dict[str, Any]:
                     {"principal": "backup_management", "keys": FULL, "secrets": FULL}
                 ],
                 "keys": [{"name": "kek-a"}, {"name": "kek-b"}],
-                "secrets": secrets,
+                "secrets": [{"name": f"bek-{v['name']}"} for v in vms],
             }
         ],
-        "virtual_machines": vms,
-        "recovery_services_vaults": [
-            {
-                "name": "rsv-rot",
-                "resource_group": "rg-backup",
-                "protected": [{"vm": n, "policy": "DailyPolicy"} for n in names],
-            }
-        ],
-    }
+        virtual_machines=vms,
+        recovery_services_vaults=[protecting("rsv-rot", names)],
+    )
 
 
 class VirtualQueue:

@@ -15,19 +15,15 @@ from typing import Any
 import pytest
 
 from local.azure.api import LocalAzure
+from local.azure.scenario import build
 
 SUB = "00000000-1111-2222-3333-444444444444"
 ARM_SCOPE = "https://management.azure.com/.default"
 
-SCENARIO: dict[str, Any] = {
-    "name": "compute-backup",
-    "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-    "subscriptions": [SUB],
-    "principals": {
-        "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-        "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-    },
-    "key_vaults": [
+SCENARIO: dict[str, Any] = build(
+    "compute-backup",
+    SUB,
+    key_vaults=[
         {
             "name": "kv-ade",
             "resource_group": "rg-kv",
@@ -38,7 +34,7 @@ SCENARIO: dict[str, Any] = {
             ],
         }
     ],
-    "disk_encryption_sets": [
+    disk_encryption_sets=[
         {
             "name": "des1",
             "resource_group": "rg-app",
@@ -47,7 +43,7 @@ SCENARIO: dict[str, Any] = {
             "auto_rotate": True,
         },
     ],
-    "virtual_machines": [
+    virtual_machines=[
         {
             "name": "vm-web",
             "resource_group": "rg-app",
@@ -89,7 +85,7 @@ SCENARIO: dict[str, Any] = {
             "os_type": "Linux",
         },
     ],
-    "recovery_services_vaults": [
+    recovery_services_vaults=[
         {
             "name": "rsv1",
             "resource_group": "rg-backup",
@@ -111,7 +107,7 @@ SCENARIO: dict[str, Any] = {
             ],
         },
     ],
-}
+)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault
 from shared import names
 from shared.actions.base import ActionContext
 from shared.actions.refresh_inventory import REFRESH_INVENTORY
@@ -46,48 +47,22 @@ def _vm_id(name: str) -> str:
 
 def _scenario() -> dict[str, Any]:
     every = [vm for vms in VMS.values() for vm in vms]
-    return {
-        "name": "sweep-fan-out",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
-            {
-                "name": "kv-fan",
-                "resource_group": "rg-keys",
-                "grant_keyguard": True,
-                "keys": [{"name": "kek"}],
-                "secrets": [{"name": f"bek-{n}"} for n in every],
-            }
-        ],
-        "virtual_machines": [
-            {
-                "name": n,
-                "resource_group": "rg-app",
-                "encryption": {
-                    "type": "ade",
-                    "key_vault": "kv-fan",
-                    "secret": f"bek-{n}",
-                    "kek": "kek",
-                },
-            }
-            for n in every
-        ],
-        "recovery_services_vaults": [
-            {
-                "name": vault,
-                "resource_group": "rg-backup",
-                "protected": [{"vm": n, "policy": "DailyPolicy"} for n in vms],
-                "recovery_points": [
+    return build(
+        "sweep-fan-out",
+        SUB,
+        key_vaults=[shared_kek_vault("kv-fan", every, "kek")],
+        virtual_machines=[ade_vm(n, "kv-fan", "kek") for n in every],
+        recovery_services_vaults=[
+            protecting(
+                vault,
+                vms,
+                recovery_points=[
                     {"vm": n, "age_days": d + 0.5} for n in vms for d in range(POINTS)
                 ],
-            }
+            )
             for vault, vms in VMS.items()
         ],
-    }
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault
 from shared.clients import AzureClients
 from shared.config import load_settings
 from shared.inventory import inventory_for
@@ -37,44 +38,13 @@ KV_LIMIT_PER_10S = 4000
 
 def _scenario(vms: int) -> dict[str, Any]:
     names = [f"vm-{i:03d}" for i in range(vms)]
-    return {
-        "name": "watch-200",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "subscriptions": [SUB],
-        "principals": {
-            "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-            "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-        },
-        "key_vaults": [
-            {
-                "name": "kv-watch",
-                "resource_group": "rg-keys",
-                "grant_keyguard": True,
-                "keys": [{"name": "kek-shared"}],
-                "secrets": [{"name": f"bek-{n}"} for n in names],
-            }
-        ],
-        "virtual_machines": [
-            {
-                "name": n,
-                "resource_group": "rg-app",
-                "encryption": {
-                    "type": "ade",
-                    "key_vault": "kv-watch",
-                    "secret": f"bek-{n}",
-                    "kek": "kek-shared",
-                },
-            }
-            for n in names
-        ],
-        "recovery_services_vaults": [
-            {
-                "name": "rsv-watch",
-                "resource_group": "rg-backup",
-                "protected": [{"vm": n, "policy": "DailyPolicy"} for n in names],
-            }
-        ],
-    }
+    return build(
+        "watch-200",
+        SUB,
+        key_vaults=[shared_kek_vault("kv-watch", names, "kek-shared")],
+        virtual_machines=[ade_vm(n, "kv-watch", "kek-shared") for n in names],
+        recovery_services_vaults=[protecting("rsv-watch", names)],
+    )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from local.azure.api import LocalAzure
+from local.azure.scenario import build
 from tests.replay.local_send import send_to_local
 from tests.replay.recordings import interaction
 from tests.replay.shapes import shape_diff
@@ -29,16 +30,11 @@ RG = "cli_test_vm_encryption000001"
 VAULT = "vault000002"
 BEK = "37E66B46-BBD6-410D-A29F-EFEBA6D4E903"
 
-SCENARIO: dict[str, Any] = {
-    "name": "recorded-ade-single-pass",
-    "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-    "subscriptions": [SUBSCRIPTION],
-    "principals": {
-        "keyguard": "5a1c7e0e-0000-4000-8000-00000000a001",
-        "backup_management": "5a1c7e0e-0000-4000-8000-00000000b002",
-    },
-    "key_vaults": [{"name": VAULT, "resource_group": RG, "secrets": [{"name": BEK}]}],
-    "virtual_machines": [
+SCENARIO: dict[str, Any] = build(
+    "recorded-ade-single-pass",
+    SUBSCRIPTION,
+    key_vaults=[{"name": VAULT, "resource_group": RG, "secrets": [{"name": BEK}]}],
+    virtual_machines=[
         {
             "name": "vm1",
             "resource_group": RG,
@@ -48,7 +44,7 @@ SCENARIO: dict[str, Any] = {
             "encryption": {"type": "ade", "key_vault": VAULT, "secret": BEK},
         }
     ],
-}
+)
 
 # Compared without exception: every key the recordings hold is modelled (image, OS
 # configuration, Trusted Launch, agent and extension statuses, disk EncryptionState, etag).
