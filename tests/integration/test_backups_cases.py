@@ -4,15 +4,14 @@ permissions, dry run, the trigger's in-progress conflict and a protected item go
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from local.azure.api import LocalAzure
 from shared.backups.items import ProtectedVm, vm_backup_item
 from shared.worker import Outcome, process
 from shared.workitems import WorkItem, WorkKind
-from tests.fixtures.azurite import StorageEnv
 from tests.integration.backups_support import KV, RSV, Harness, scenario, vm_id
 
 pytestmark = pytest.mark.integration
@@ -27,24 +26,9 @@ VM = ProtectedVm(
 )
 
 
-def _harness(
-    azure: LocalAzure,
-    env: dict[str, str],
-    storage: StorageEnv,
-    mp: pytest.MonkeyPatch,
-    **extra: str,
-) -> Harness:
-    return Harness.over(azure, env, storage, mp, scenario(2, naked=False), **extra)
-
-
 @pytest.fixture
-def harness(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Harness:
-    return _harness(local_azure, azure_env, storage_env, monkeypatch)
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness(scenario(2, naked=False))
 
 
 def _item(h: Harness, retry: int = 0) -> WorkItem:
@@ -85,12 +69,9 @@ def test_running_job_defers_until_after_its_end_then_backs_up(harness: Harness) 
 
 
 def test_budget_spent_alerts_and_waits_for_the_next_day(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
+    make_harness: Callable[..., Harness],
 ) -> None:
-    h = _harness(local_azure, azure_env, storage_env, monkeypatch, KEYGUARD_BACKUP_DAILY_BUDGET="2")
+    h = make_harness(scenario(2, naked=False), KEYGUARD_BACKUP_DAILY_BUDGET="2")
     # keep the test inside one UTC day of the emulator clock
     now = h.clock()
     if now.hour == 23 and now.minute >= 50:
@@ -157,12 +138,9 @@ def test_permission_error_queues_an_access_verification(harness: Harness) -> Non
 
 
 def test_dry_run_triggers_nothing(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
+    make_harness: Callable[..., Harness],
 ) -> None:
-    h = _harness(local_azure, azure_env, storage_env, monkeypatch, KEYGUARD_DRY_RUN="true")
+    h = make_harness(scenario(2, naked=False), KEYGUARD_DRY_RUN="true")
     item = _item(h)
     h.enqueue([item])
     assert h.pump() == {("backup", "done"): 1}

@@ -11,24 +11,12 @@ from typing import Any
 
 import pytest
 
-from local.azure.api import LocalAzure
 from shared.intake import IntakeDeps, Outcome, ingest
 from shared.inventory import inventory_for
 from shared.workitems import WorkKind
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.backups_support import Harness, scenario, vm_id
+from tests.integration.backups_support import Harness, vm_id
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def harness(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Harness:
-    return Harness.over(local_azure, azure_env, storage_env, monkeypatch, scenario())
 
 
 def _rotate_and_ingest(

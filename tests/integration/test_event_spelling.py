@@ -13,6 +13,7 @@ Through the worker, the real SDK clients, the local Azure and Azurite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,16 +26,8 @@ from shared.intake import IntakeDeps, Outcome, ingest
 from shared.planning import pin_item
 from shared.runtime import Runtime
 from shared.workitems import WorkKind
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.backups_support import KV, RSV, Harness, scenario, vm_id
-from tests.integration.pinning_support import (
-    KV_ADE,
-    demo_scenario,
-    drain,
-    runtime,
-    sweep_refresh,
-    versions,
-)
+from tests.integration.backups_support import KV, RSV, Harness, vm_id
+from tests.integration.pinning_support import KV_ADE, drain, sweep_refresh, versions
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +43,8 @@ def _shout(vault_id: str) -> str:
 
 
 @pytest.fixture
-def rt(
-    local_azure: Any,
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    return runtime(local_azure, storage_env, monkeypatch, KEYGUARD_ESCROW="true")
+def rt(demo_runtime: Callable[..., Runtime]) -> Runtime:
+    return demo_runtime(KEYGUARD_ESCROW="true")
 
 
 def test_a_pin_for_an_event_spelled_in_capitals_writes_and_alerts_azures_names(
@@ -86,16 +74,6 @@ def test_a_pin_for_an_event_spelled_in_capitals_writes_and_alerts_azures_names(
 
 
 # --- the backup fan-out -------------------------------------------------------------------
-
-
-@pytest.fixture
-def harness(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Harness:
-    return Harness.over(local_azure, azure_env, storage_env, monkeypatch, scenario())
 
 
 def _shouted_event(event: dict[str, Any]) -> dict[str, Any]:

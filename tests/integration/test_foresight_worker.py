@@ -10,6 +10,7 @@ an event's pin; ``exp`` never changed. Fails on the code before the item (no rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ POLICY = {
 
 
 @pytest.fixture
-def rt(local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+def rt(demo_runtime: Callable[..., Runtime]) -> Runtime:
     scenario = demo_scenario()
     ade = next(v for v in scenario["key_vaults"] if v["name"] == "kv-prod-ade")
     for entry in ade["access_policies"]:
@@ -45,8 +46,7 @@ def rt(local_azure: Any, storage_env: StorageEnv, monkeypatch: pytest.MonkeyPatc
     (kek,) = [k for k in ade["keys"] if k["name"] == "kek-app"]
     kek["versions"][-1]["expires_in_days"] = 10  # the version vm-web and vm-batch use
     kek["rotation_policy"] = POLICY
-    local_azure.admin.load_scenario(scenario)
-    return runtime(local_azure, storage_env, monkeypatch)
+    return demo_runtime(scenario)
 
 
 def _alerts(local_azure: Any) -> list[dict[str, Any]]:

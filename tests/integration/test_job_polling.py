@@ -12,6 +12,7 @@ SDK clients and the local Azure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,13 +33,8 @@ JOB_SECONDS = 900.0
 
 
 @pytest.fixture
-def harness(
-    local_azure: LocalAzure,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Harness:
-    h = Harness.over(local_azure, azure_env, storage_env, monkeypatch, scenario(VMS, naked=False))
+def harness(local_azure: LocalAzure, make_harness: Callable[..., Harness]) -> Harness:
+    h = make_harness(scenario(VMS, naked=False))
     local_azure.admin.post("/backup/settings", {"job_duration_seconds": JOB_SECONDS})
     return h
 

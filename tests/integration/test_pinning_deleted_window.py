@@ -13,6 +13,7 @@ pin step, the real SDK clients and the local Azure (which models the recorded be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,29 +25,15 @@ from shared.events.catalog import ObjectType
 from shared.pinning.execute import NOT_VISIBLE_CODE
 from shared.planning import pin_item
 from shared.runtime import Runtime
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import (
-    KV_ADE,
-    demo_scenario,
-    drain,
-    runtime,
-    sweep_refresh,
-    versions,
-)
+from tests.integration.pinning_support import KV_ADE, drain, sweep_refresh, versions
 
 pytestmark = pytest.mark.integration
 BASE = "/keyvault/vaults/kv-prod-ade"
 
 
 @pytest.fixture
-def rt(
-    local_azure: Any,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    rt = runtime(local_azure, storage_env, monkeypatch, KEYGUARD_REMEDIATION="true")
+def rt(demo_runtime: Callable[..., Runtime]) -> Runtime:
+    rt = demo_runtime(KEYGUARD_REMEDIATION="true")
     sweep_refresh(rt, "20261122T000000Z")  # the inventory: who needs which version
     drain(rt)
     return rt

@@ -9,6 +9,7 @@ Azure and Azurite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,23 +17,14 @@ import pytest
 from shared import names
 from shared.runtime import Runtime
 from shared.worker import Outcome
-from tests.fixtures.azurite import StorageEnv
-from tests.integration.pinning_support import demo_scenario, drain, runtime, sweep_refresh, versions
+from tests.integration.pinning_support import drain, sweep_refresh, versions
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def rt(
-    local_azure: Any,
-    azure_env: dict[str, str],
-    storage_env: StorageEnv,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Runtime:
-    local_azure.admin.load_scenario(demo_scenario())
-    rt = runtime(
-        local_azure, storage_env, monkeypatch, KEYGUARD_ESCROW="true", KEYGUARD_REMEDIATION="true"
-    )
+def rt(demo_runtime: Callable[..., Runtime]) -> Runtime:
+    rt = demo_runtime(KEYGUARD_ESCROW="true", KEYGUARD_REMEDIATION="true")
     rt.storage.container(names.ESCROW_CONTAINER).delete_container()  # infra without escrow
     return rt
 
