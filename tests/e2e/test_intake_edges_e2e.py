@@ -21,7 +21,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,28 +28,18 @@ import pytest
 from local.host import LocalHost
 from local.stack import REPO_ROOT, Stack
 from shared import names
+from tests.e2e.estate import vault_id
 
 pytestmark = pytest.mark.e2e
 
 VAULT = "kv-prod-ade"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack.start() as running:
-        yield running
-
-
-def _vault_id(stack: Stack) -> str:
-    vaults = stack.azure.admin.state()["keyvault_mgmt"]["key_vaults"]
-    return str(next(v["id"] for v in vaults if v["name"] == VAULT))
-
-
 def _policy_event(stack: Stack, **changes: Any) -> dict[str, Any]:
     """A VaultAccessPolicyChanged for the demo vault (its work: one read-only access check)."""
     event = {
         "id": str(uuid.uuid4()),
-        "topic": _vault_id(stack),
+        "topic": vault_id(stack, VAULT),
         "subject": VAULT,
         "eventType": "Microsoft.KeyVault.VaultAccessPolicyChanged",
         "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

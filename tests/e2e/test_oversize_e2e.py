@@ -16,13 +16,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from local.stack import Stack
 from shared import names
+from tests.e2e.estate import vault_id
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +30,11 @@ VAULT = "kv-prod-ade"
 LONG_NAME = "k" * 40_000
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack.start() as running:
-        yield running
-
-
-def _vault_id(stack: Stack) -> str:
-    vaults = stack.azure.admin.state()["keyvault_mgmt"]["key_vaults"]
-    return str(next(v["id"] for v in vaults if v["name"] == VAULT))
-
-
 def _key_event(stack: Stack, name: str) -> dict[str, Any]:
     version = uuid.uuid4().hex
     return {
         "id": str(uuid.uuid4()),
-        "topic": _vault_id(stack),
+        "topic": vault_id(stack, VAULT),
         "subject": name,
         "eventType": "Microsoft.KeyVault.KeyNewVersionCreated",
         "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -9,27 +9,21 @@ recovery points taken with them expire.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from local.stack import Stack
 from shared.pinning.decide import IN_USE, TAG_BY, TAG_UNTIL
-from shared.planning import inventory_item
-from shared.sweep import RECOVERY_VAULT_TYPE
+from tests.e2e.estate import sweep
 
 pytestmark = pytest.mark.e2e
 
 VAULT = "kv-prod-ade"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    # Not a dry run: KEYGUARD_DRY_RUN stops every write, pin tags included; the backups the
-    # re-encryption plans are triggered and followed like in production.
-    with Stack.start() as running:
-        yield running
+# The stack is conftest's: not a dry run (KEYGUARD_DRY_RUN stops every write, pin tags
+# included); the backups the re-encryption plans are triggered and followed like in production.
 
 
 def _versions(stack: Stack, collection: str, name: str) -> list[dict[str, Any]]:
@@ -37,18 +31,7 @@ def _versions(stack: Stack, collection: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_rotation_and_reencryption_pin_new_and_old_versions(stack: Stack) -> None:
-    rsv = stack.env["KEYGUARD_RECOVERY_VAULTS"].split(",")[0]
-    params = {
-        "resource_type": RECOVERY_VAULT_TYPE,
-        "operation": "sweep",
-        "vm_id": None,
-        "confirm_ade_extension": False,
-        "follow_up": ["verify", "pin"],
-    }
-    stack.runtime().work_queue.enqueue(
-        inventory_item(rsv, bucket="20261122T000000Z", reasons=("sweep:e2e",), params=params)
-    )
-    stack.wait_idle()
+    sweep(stack)
     before = _versions(stack, "keys", "kek-app")
     assert before[-1]["tags"][TAG_UNTIL] == IN_USE  # vm-web uses the current KEK
 

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
-from shared.planning import inventory_item
-from shared.sweep import RECOVERY_VAULT_TYPE
+from tests.e2e.estate import sweep
 from tests.integration.pinning_support import demo_scenario
 
 pytestmark = pytest.mark.e2e
@@ -53,18 +52,7 @@ def test_a_disabled_needed_version_is_re_enabled_and_alerted_within_one_period(
 ) -> None:
     described = {f["name"]: f for f in stack.host.info["functions"]}
     assert described["watch"]["schedule"] == "*/5 * * * * *"
-    rsv = stack.env["KEYGUARD_RECOVERY_VAULTS"].split(",")[0]
-    params = {
-        "resource_type": RECOVERY_VAULT_TYPE,
-        "operation": "sweep",
-        "vm_id": None,
-        "confirm_ade_extension": False,
-        "follow_up": ["verify", "pin"],
-    }
-    stack.runtime().work_queue.enqueue(
-        inventory_item(rsv, bucket="20261122T000000Z", reasons=("sweep:e2e",), params=params)
-    )
-    stack.wait_idle()
+    sweep(stack)
     needed = _kek_versions(stack)[-1]["id"]  # vm-web and vm-batch use it now
     assert not _disabled_alerts(stack, needed)
 

@@ -3,15 +3,17 @@ and the local Azure, and a drain loop that runs the work queue through the real 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from shared.clients import AzureClients
-from shared.config import load_settings
+from shared.config import get_settings, load_settings
 from shared.planning import inventory_item
-from shared.runtime import Runtime
+from shared.runtime import Runtime, get_runtime
 from shared.sweep import RECOVERY_VAULT_TYPE
 from shared.worker import Outcome, process
 from shared.workitems import WorkItem
@@ -51,6 +53,26 @@ def runtime(local_azure: Any, storage_env: StorageEnv, monkeypatch: Any, **extra
     monkeypatch.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
     settings = load_settings({**env, **storage_env.env, "KEYGUARD_RECOVERY_VAULTS": RSV, **extra})
     return Runtime(settings, AzureClients(settings), storage_env.clients)
+
+
+@contextmanager
+def app_settings(local_azure: Any, rt: Runtime, monkeypatch: Any) -> Iterator[None]:
+    """The app settings in the environment, as the Function App and the CLI read them (the
+    local Azure's, the demo estate's Recovery Services vault, ``rt``'s storage), with the
+    cached settings and runtime dropped on entry and on exit."""
+    for name, value in {
+        **local_azure.env(),
+        "KEYGUARD_RECOVERY_VAULTS": RSV,
+        "AzureWebJobsStorage": rt.settings.storage.connection_string,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()
+        get_runtime.cache_clear()
 
 
 def drain(rt: Runtime, *, limit: int = 500) -> list[tuple[WorkItem, Outcome]]:

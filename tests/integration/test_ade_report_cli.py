@@ -13,9 +13,8 @@ import pytest
 
 from shared.cli import FINDINGS
 from shared.cli.main import main
-from shared.config import get_settings
 from shared.runtime import Runtime, get_runtime
-from tests.integration.pinning_support import RSV, SUB, demo_scenario
+from tests.integration.pinning_support import SUB, app_settings, demo_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +25,8 @@ def app_env(local_azure: Any, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> I
     rsv = scenario["recovery_services_vaults"][0]
     rsv["recovery_points"].append({"vm": "vm-web", "age_days": 3, "retain_days": 1500})
     local_azure.admin.load_scenario(scenario)
-    for name, value in {
-        **local_azure.env(),
-        "KEYGUARD_RECOVERY_VAULTS": RSV,
-        "AzureWebJobsStorage": rt.settings.storage.connection_string,
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    with app_settings(local_azure, rt, monkeypatch):
+        yield
 
 
 def ade_report(capsys: Any) -> tuple[int, dict[str, Any]]:

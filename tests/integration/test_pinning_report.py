@@ -10,7 +10,6 @@ import azure.functions as func
 import pytest
 
 from local.azure.keyvault_state import DELETED_VISIBLE_AFTER_SECONDS
-from shared.config import get_settings
 from shared.report import (
     AT_RISK,
     DELETED,
@@ -20,8 +19,8 @@ from shared.report import (
     RESTORABLE,
     build_report,
 )
-from shared.runtime import Runtime, get_runtime
-from tests.integration.pinning_support import RSV, versions
+from shared.runtime import Runtime
+from tests.integration.pinning_support import app_settings, versions
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +61,7 @@ def test_http_function_and_cli(
     from handlers.report import restorability_report
     from shared.cli.main import main
 
-    for name, value in {
-        **local_azure.env(),
-        "KEYGUARD_RECOVERY_VAULTS": RSV,
-        "AzureWebJobsStorage": rt.settings.storage.connection_string,
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    try:
+    with app_settings(local_azure, rt, monkeypatch):
         req = func.HttpRequest("GET", "/api/report", params={"format": "table"}, body=b"")
         answer = restorability_report(req)
         assert answer.status_code == 200 and answer.mimetype == "text/plain"
@@ -82,6 +73,3 @@ def test_http_function_and_cli(
         assert main(["report", "--json"]) == 0
         printed = json.loads(capsys.readouterr().out)
         assert printed["summary"] == {RESTORABLE: 3}
-    finally:
-        get_settings.cache_clear()
-        get_runtime.cache_clear()

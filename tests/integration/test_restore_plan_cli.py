@@ -20,9 +20,8 @@ import pytest
 from local.azure.keyvault_state import DELETED_VISIBLE_AFTER_SECONDS
 from shared.cli import FINDINGS, OK, USAGE
 from shared.cli.main import main
-from shared.config import get_settings
 from shared.runtime import Runtime, get_runtime
-from tests.integration.pinning_support import KV_ADE, RSV, demo_scenario, versions
+from tests.integration.pinning_support import KV_ADE, app_settings, demo_scenario, versions
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +32,8 @@ VAULT = "kv-prod-ade"
 @pytest.fixture
 def app_env(local_azure: Any, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The app settings in the environment, as the Function App and the CLI read them."""
-    for name, value in {
-        **local_azure.env(),
-        "KEYGUARD_RECOVERY_VAULTS": RSV,
-        "AzureWebJobsStorage": rt.settings.storage.connection_string,
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    with app_settings(local_azure, rt, monkeypatch):
+        yield
 
 
 def plan(capsys: Any, *args: str) -> tuple[int, dict[str, Any]]:
