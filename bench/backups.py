@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault  # noqa: E402
+from local.azure.scenario import protecting, shared_kek_estate  # noqa: E402
 
 SUB = "00000000-1111-2222-3333-444444444444"
 TRIGGER = "recoveryservices.backups.trigger"
@@ -53,15 +53,20 @@ POLLS = (
 )
 
 
+#: ARM and Recovery Services limits lifted (``admin.set_throttle(**LIFTED)``).
+LIFTED = {k: (1e9, 1e9) for k in ("reads", "writes", "deletes", "resource_requests")}
+
+
 def scenario(vms: int) -> dict[str, Any]:
     """N ADE VMs sharing one KEK (each its own BEK), all protected by one vault."""
     names = [f"vm-{i:04d}" for i in range(vms)]
-    return build(
+    return shared_kek_estate(
         "bench-backups",
         SUB,
-        key_vaults=[shared_kek_vault("kv-bench", names, "kek-shared")],
-        virtual_machines=[ade_vm(n, "kv-bench", "kek-shared") for n in names],
-        recovery_services_vaults=[protecting("rsv-bench", names)],
+        names,
+        key_vault="kv-bench",
+        kek="kek-shared",
+        recovery_vaults=[protecting("rsv-bench", names)],
     )
 
 
@@ -111,14 +116,30 @@ def start_local_azure(scenario_path: Path) -> tuple[subprocess.Popen[str], dict[
     return proc, json.loads(line)
 
 
+def emulated_runtime(
+    info: dict[str, Any], admin: Any, storage_connection: str
+) -> tuple[Any, EmulatorClock]:
+    """A Keyguard runtime over the local Azure started as ``info`` says and Azurite, on the
+    emulator clock (returned with it): the managed identity pointed at the local Azure, the
+    storage queues, tables and containers created."""
+    from shared.clients import AzureClients
+    from shared.config import StorageSettings, load_settings
+    from shared.runtime import Runtime
+    from shared.storage import StorageClients
+
+    os.environ["IDENTITY_ENDPOINT"] = info["env"]["IDENTITY_ENDPOINT"]
+    os.environ["IDENTITY_HEADER"] = info["env"]["IDENTITY_HEADER"]
+    settings = load_settings({**info["env"], "AzureWebJobsStorage": storage_connection})
+    storage = StorageClients(StorageSettings(connection_string=storage_connection))
+    storage.ensure_resources()
+    clock = EmulatorClock(admin)
+    return Runtime(settings, AzureClients(settings), storage, now=clock.now), clock
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from local.azure.admin_client import AdminClient
     from local.azurite import Azurite
-    from shared.clients import AzureClients
-    from shared.config import StorageSettings, load_settings
     from shared.intake import IntakeDeps, ingest
-    from shared.runtime import Runtime
-    from shared.storage import StorageClients
     from shared.worker import Outcome, process
     from shared.workitems import WorkItem, WorkKind
     from shared.workqueue import WorkQueue
@@ -132,20 +153,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         admin = AdminClient(info["admin_url"].removesuffix("/_admin"), info["ca_path"])
         admin.post("/backup/settings", {"job_duration_seconds": args.job_seconds})
         if args.arm_limits == "off":
-            admin.set_throttle(
-                reads=(1e9, 1e9),
-                writes=(1e9, 1e9),
-                deletes=(1e9, 1e9),
-                resource_requests=(1e9, 1e9),
-            )
-        os.environ["IDENTITY_ENDPOINT"] = info["env"]["IDENTITY_ENDPOINT"]
-        os.environ["IDENTITY_HEADER"] = info["env"]["IDENTITY_HEADER"]
-        env = {**info["env"], "AzureWebJobsStorage": azurite.connection_string}
-        settings = load_settings(env)
-        storage = StorageClients(StorageSettings(connection_string=azurite.connection_string))
-        storage.ensure_resources()
-        clock = EmulatorClock(admin)
-        rt = Runtime(settings, AzureClients(settings), storage, now=clock.now)
+            admin.set_throttle(**LIFTED)
+        rt, clock = emulated_runtime(info, admin, azurite.connection_string)
+        settings = rt.settings
         queue = VirtualQueue(clock)
         rt.__dict__["work_queue"] = WorkQueue(queue, settings.retry, now=clock.now)  # type: ignore[arg-type]
 
@@ -154,12 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from shared.inventory.azure_read import AzureInventoryReader
             from shared.inventory.refresh import refresh_recovery_vault
 
-            admin.set_throttle(
-                reads=(1e9, 1e9),
-                writes=(1e9, 1e9),
-                deletes=(1e9, 1e9),
-                resource_requests=(1e9, 1e9),
-            )
+            admin.set_throttle(**LIFTED)
             rsv = next(iter(admin.state()["recoveryservices"]["vaults"]))["id"]
             refresh_recovery_vault(inventory_for(rt), AzureInventoryReader(rt.azure), rsv)
             if args.arm_limits == "azure":

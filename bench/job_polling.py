@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import os
 import sys
 import tempfile
 import time
@@ -43,28 +42,32 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backups import EmulatorClock, VirtualQueue, start_local_azure  # noqa: E402
-from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault  # noqa: E402
+from bench.backups import (  # noqa: E402
+    LIFTED,
+    EmulatorClock,
+    VirtualQueue,
+    emulated_runtime,
+    start_local_azure,
+)
+from local.azure.scenario import protecting, shared_kek_estate  # noqa: E402
 
 SUB = "00000000-1111-2222-3333-444444444444"
 LIST = "recoveryservices.backup_jobs.list"
 GET = "recoveryservices.job_details.get"
 POINTS = ("recoveryservices.recovery_points.list", "recoveryservices.recovery_points.get")
 BUDGET_PER_HOUR = 150
-LIFTED = {k: (1e9, 1e9) for k in ("reads", "writes", "deletes", "resource_requests")}
 
 
 def scenario(jobs: int, vaults: int) -> dict[str, Any]:
     """``jobs`` ADE VMs sharing one KEK, spread over ``vaults`` Recovery Services vaults."""
     names = [f"vm-{i:04d}" for i in range(jobs)]
-    return build(
+    return shared_kek_estate(
         "bench-job-polling",
         SUB,
-        key_vaults=[shared_kek_vault("kv-bench", names, "kek-shared")],
-        virtual_machines=[ade_vm(n, "kv-bench", "kek-shared") for n in names],
-        recovery_services_vaults=[
-            protecting(f"rsv-{v:02d}", names[v::vaults]) for v in range(vaults)
-        ],
+        names,
+        key_vault="kv-bench",
+        kek="kek-shared",
+        recovery_vaults=[protecting(f"rsv-{v:02d}", names[v::vaults]) for v in range(vaults)],
     )
 
 
@@ -104,11 +107,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     from local.azurite import Azurite
     from shared.backups.items import STAGE_JOB, ProtectedVm, track_item, vm_backup_item
     from shared.backups.trigger import trigger_backup
-    from shared.clients import AzureClients
-    from shared.config import StorageSettings, load_settings
     from shared.inventory.azure_read import AzureInventoryReader
-    from shared.runtime import Runtime
-    from shared.storage import StorageClients
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scenario.json"
@@ -118,14 +117,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     admin = AdminClient(info["admin_url"].removesuffix("/_admin"), info["ca_path"])
     admin.post("/backup/settings", {"job_duration_seconds": args.job_minutes * 60})
     admin.set_throttle(**LIFTED)
-    os.environ["IDENTITY_ENDPOINT"] = info["env"]["IDENTITY_ENDPOINT"]
-    os.environ["IDENTITY_HEADER"] = info["env"]["IDENTITY_HEADER"]
-    env = {**info["env"], "AzureWebJobsStorage": azurite.connection_string}
-    settings = load_settings(env)
-    storage = StorageClients(StorageSettings(connection_string=azurite.connection_string))
-    storage.ensure_resources()
-    clock = EmulatorClock(admin)
-    rt = Runtime(settings, AzureClients(settings), storage, now=clock.now)
+    rt, clock = emulated_runtime(info, admin, azurite.connection_string)
     vaults = [v["id"] for v in admin.state()["recoveryservices"]["vaults"]]
     reader = AzureInventoryReader(rt.azure)
     client = rt.azure.backup(SUB)

@@ -11,8 +11,8 @@ not exist, so a half-written module fails loudly instead of vanishing.
 
 Benches and tests that build a scenario in code start from :func:`build` (the tenant, the
 subscriptions and the two principals every code-built scenario names) and take the parts an
-estate of ADE VMs repeats from :func:`ade_vm`, :func:`shared_kek_vault` and
-:func:`protecting`.
+estate of ADE VMs repeats from :func:`ade_vm`, :func:`protecting` and
+:func:`shared_kek_estate`.
 """
 
 from __future__ import annotations
@@ -182,19 +182,32 @@ def ade_vm(
     }
 
 
-def shared_kek_vault(
-    name: str, vms: list[str], kek: str, *, resource_group: str = "rg-keys", **extra: Any
+def shared_kek_estate(
+    name: str,
+    subscription: str,
+    vms: list[str],
+    *,
+    key_vault: str,
+    kek: str,
+    recovery_vaults: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """A Key Vault Keyguard may read holding one key ``kek`` and a BEK ``bek-<vm>`` for each
-    of ``vms`` (as :func:`ade_vm` names them), plus ``extra`` keys of the vault section."""
-    return {
-        "name": name,
-        "resource_group": resource_group,
+    """A scenario (:func:`build`) of the ADE VMs ``vms`` (:func:`ade_vm`) sharing one KEK:
+    ``kek`` and each VM's BEK in the Key Vault ``key_vault`` (``rg-keys``, Keyguard granted),
+    the VMs protected as ``recovery_vaults`` (:func:`protecting`) say."""
+    vault = {
+        "name": key_vault,
+        "resource_group": "rg-keys",
         "grant_keyguard": True,
         "keys": [{"name": kek}],
         "secrets": [{"name": f"bek-{n}"} for n in vms],
-        **extra,
     }
+    return build(
+        name,
+        subscription,
+        key_vaults=[vault],
+        virtual_machines=[ade_vm(n, key_vault, kek) for n in vms],
+        recovery_services_vaults=recovery_vaults,
+    )
 
 
 def protecting(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault
+from local.azure.scenario import protecting, shared_kek_estate
 from shared import names
 from shared.actions.base import ActionContext
 from shared.actions.refresh_inventory import REFRESH_INVENTORY
@@ -47,12 +47,13 @@ def _vm_id(name: str) -> str:
 
 def _scenario() -> dict[str, Any]:
     every = [vm for vms in VMS.values() for vm in vms]
-    return build(
+    return shared_kek_estate(
         "sweep-fan-out",
         SUB,
-        key_vaults=[shared_kek_vault("kv-fan", every, "kek")],
-        virtual_machines=[ade_vm(n, "kv-fan", "kek") for n in every],
-        recovery_services_vaults=[
+        every,
+        key_vault="kv-fan",
+        kek="kek",
+        recovery_vaults=[
             protecting(
                 vault,
                 vms,

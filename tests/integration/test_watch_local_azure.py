@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from local.azure.scenario import ade_vm, build, protecting, shared_kek_vault
+from local.azure.scenario import protecting, shared_kek_estate
 from shared.clients import AzureClients
 from shared.config import load_settings
 from shared.inventory import inventory_for
@@ -38,12 +38,13 @@ KV_LIMIT_PER_10S = 4000
 
 def _scenario(vms: int) -> dict[str, Any]:
     names = [f"vm-{i:03d}" for i in range(vms)]
-    return build(
+    return shared_kek_estate(
         "watch-200",
         SUB,
-        key_vaults=[shared_kek_vault("kv-watch", names, "kek-shared")],
-        virtual_machines=[ade_vm(n, "kv-watch", "kek-shared") for n in names],
-        recovery_services_vaults=[protecting("rsv-watch", names)],
+        names,
+        key_vault="kv-watch",
+        kek="kek-shared",
+        recovery_vaults=[protecting("rsv-watch", names)],
     )
 
 
