@@ -1,11 +1,19 @@
 """Bringing the inventory up to date from Azure: a whole Recovery Services vault (the sweep),
 or the one resource an ARM event names (VM, ADE extension, disk, disk encryption set).
 
-Recovery points are listed each time but read (GET, for ``keyAndSecret``) only when not yet
-known, or known without a settled expiry (none recorded, or assumed because the backup policy
-could not be read: read again until it can, rewritten only when the answer differs); points no
-longer listed (expired) are forgotten. A VM's record is rewritten only when
-it changed, so a refresh over an unchanged estate writes nothing.
+Recovery points are listed by every vault and sweep refresh but read (GET, for
+``keyAndSecret``) only when not yet known, or known without a settled expiry (none recorded,
+or assumed because the backup policy could not be read: read again until it can, rewritten
+only when the answer differs); points no longer listed (expired) are forgotten. A VM's record
+is rewritten only when it changed, so a refresh over an unchanged estate writes nothing.
+
+A compute write (VM, ADE extension, disk, DES) on a VM the inventory already knows re-reads
+the VM only: the write changed what the VM uses, never its recovery points, and point reads
+spend Recovery Services' own budget (assumed ~150 an hour per subscription and route: one
+KEK rotation re-run by ADE on 1,000 VMs is 2,000 such writes, 13 hours of point listings —
+bench/rotation.py's "calls not sent"). New points come from Keyguard's job tracker (after its
+own backups) and the sweep (scheduled backups, expiry). A VM new to the inventory is read
+whole.
 
 Failures are isolated per VM and per point, so one odd record never blinds a vault:
 
@@ -114,13 +122,15 @@ def refresh_vm(
     protection: ProtectedVm,
     *,
     quarantine: Quarantine | None = None,
+    points: bool = True,
 ) -> RefreshOutcome:
-    """Re-read one protected VM and its recovery points into the inventory; a failure of
-    this VM or one of its points is isolated (module docstring), never raised."""
+    """Re-read one protected VM and (when ``points``) its recovery points into the
+    inventory; a failure of this VM or one of its points is isolated (module docstring),
+    never raised."""
     out = RefreshOutcome()
     marks = {m.point_id: m for m in inv.unreadable(protection.vm_id)}
     try:
-        _read_vm(inv, reader, protection, quarantine, marks, out)
+        _read_vm(inv, reader, protection, quarantine, marks, out, points=points)
     except Exception as exc:
         error = _isolated(exc)
         if isinstance(error, TransientError):
@@ -156,6 +166,8 @@ def _read_vm(
     quarantine: Quarantine | None,
     marks: dict[str | None, UnreadableRecord],
     out: RefreshOutcome,
+    *,
+    points: bool = True,
 ) -> None:
     old = inv.get_vm(protection.vm_id)
     record = reader.read_vm(protection.vm_id, protection)
@@ -173,6 +185,8 @@ def _read_vm(
                 out.des_changed.append((before, des))
     if _uses_changed(old, record):
         out.changed.append((old, record))
+    if not points:  # marks stay: a VM mark may be a refused point listing, not read here
+        return
     listed = set(reader.point_ids(protection))
     cleared = [m for pid, m in marks.items() if pid is None or pid not in listed]
     recorded = {p.point_id: p for p in inv.recovery_points(record.vm_id)}
@@ -327,8 +341,9 @@ def vault_key_alerts(
     return list(alerts)
 
 
-def _protection(inv: Inventory, reader: AzureInventoryReader, vm_id: str) -> ProtectedVm | None:
-    known = inv.get_vm(vm_id)
+def _protection(
+    inv: Inventory, reader: AzureInventoryReader, vm_id: str, known: VmRecord | None
+) -> ProtectedVm | None:
     if known and known.vault_id and known.container and known.protected_item:
         return ProtectedVm(known.vm_id, known.vault_id, known.container, known.protected_item)
     record = reader.read_vm(vm_id, None)
@@ -368,11 +383,13 @@ def refresh_resource(
         targets = [vm_id or resource_id.split("/extensions/")[0]]
     out = RefreshOutcome()
     for target in targets:
-        protection = _protection(inv, reader, target)
+        known = inv.get_vm(target)
+        protection = _protection(inv, reader, target, known)
         if protection is None:
             out.skipped = "not_protected"
             continue
-        out.add(refresh_vm(inv, reader, protection, quarantine=quarantine))
+        # a known VM's compute write changes its uses, not its points (module docstring)
+        out.add(refresh_vm(inv, reader, protection, quarantine=quarantine, points=known is None))
     if not targets:
         out.skipped = "no_vm"
     return out

@@ -196,3 +196,50 @@ def test_each_vault_step_pins_what_its_own_vms_use(local_azure: Any, rt: Runtime
     keys = {i.key for r in (a, b) for i in r.follow_ups if i.params.get("object_name") == "kek"}
     assert len(keys) == 1
     assert len([i for i in b.follow_ups if i.kind is WorkKind.REFRESH_INVENTORY]) == 2
+
+
+def _vm_write(vm_id: str) -> WorkItem:
+    """The inventory refresh intake plans for a ``virtualMachines/write`` on ``vm_id``."""
+    from shared.planning import FOLLOW_UP, inventory_item
+
+    params = {
+        "resource_type": "Microsoft.Compute/virtualMachines",
+        "operation": "write",
+        "correlation_id": None,
+        "confirm_ade_extension": False,
+        "vm_id": None,
+        "follow_up": list(FOLLOW_UP),
+        "window": "20261203T0000Z",
+    }
+    return inventory_item(vm_id, bucket="20261203T000000Z", reasons=("evt-1",), params=params)
+
+
+def test_a_compute_write_on_a_known_vm_reads_the_vm_not_its_points(
+    local_azure: Any, rt: Runtime
+) -> None:
+    """A write changes what a VM uses, never its recovery points: on a VM the inventory
+    knows, the refresh spends no Recovery Services read (its own budget, ~150 an hour per
+    route: an ADE re-run on 1,000 VMs is 2,000 writes). A VM the inventory does not know yet
+    is read whole. Before: every write listed the VM's points."""
+    vm_a0, vm_b0 = _vm_id("vm-a0"), _vm_id("vm-b0")
+    # only vm-a0 is known: its vault step's VM step ran
+    steps = {i.target: i for i in _vault_steps(rt, datetime.now(UTC))}
+    fanned = REFRESH_INVENTORY.run(steps[VAULT_A], _ctx(rt)).follow_ups
+    (a0_step,) = [i for i in fanned if i.target == vm_a0]
+    REFRESH_INVENTORY.run(a0_step, _ctx(rt))
+    inventory = inventory_for(rt)
+    assert len(inventory.recovery_points(vm_a0)) == POINTS
+
+    local_azure.admin.reset_calls()
+    REFRESH_INVENTORY.run(_vm_write(vm_a0), _ctx(rt))
+    routes = local_azure.admin.calls()["routes"]
+    assert routes["compute.virtualMachines.get"] == 1
+    assert not [r for r in routes if r.startswith("recoveryservices.recovery_points")], routes
+    assert len(inventory.recovery_points(vm_a0)) == POINTS  # what it knew stays
+
+    local_azure.admin.reset_calls()
+    REFRESH_INVENTORY.run(_vm_write(vm_b0), _ctx(rt))  # not inventoried yet: read whole
+    routes = local_azure.admin.calls()["routes"]
+    assert routes["recoveryservices.recovery_points.list"] == 1
+    assert routes["recoveryservices.recovery_points.get"] == POINTS
+    assert len(inventory.recovery_points(vm_b0)) == POINTS
