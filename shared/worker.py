@@ -218,23 +218,12 @@ def _covered(item: WorkItem, finished: Claim) -> bool:
         return True
     if set(item.reasons) <= finished.reasons:
         return True
-    queued, started = _utc(item.enqueued_at), finished.server_started_at
+    queued, started = item.first_queued, finished.server_started_at
     if queued is None or started is None:
         return False
     if queued.microsecond == 0:  # whole seconds, as the queue service reports them: truncated
         queued += QUEUE_TIME_RESOLUTION
     return queued < started
-
-
-def _utc(text: str | None) -> datetime | None:
-    """An aware ISO time, or None (absent, unreadable, or naive)."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
 
 
 #: Kinds that read, decide and write one Azure resource: two steps on the same target (e.g.

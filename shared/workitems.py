@@ -91,6 +91,17 @@ class WorkItem:
     version: int = SCHEMA_VERSION
     enqueued_at: str | None = None
 
+    @property
+    def first_queued(self) -> datetime | None:
+        """``enqueued_at`` as an aware time, or None (absent, unreadable or naive)."""
+        if not self.enqueued_at:
+            return None
+        try:
+            when = datetime.fromisoformat(self.enqueued_at)
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else None
+
     def to_json(self) -> str:
         """Serialise.
 

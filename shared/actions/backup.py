@@ -88,7 +88,7 @@ def fan_out(item: WorkItem, ctx: ActionContext) -> ActionResult:
         log.warning("backup.fan_out_rejected", work_key=item.key, **summary)
         return ActionResult(summary=summary)
     cause["version"] = new.version
-    uses = default_resolver(ctx).uses(ref)
+    uses = default_resolver(ctx, not_before=item.first_queued).uses(ref)
     ref = as_returned(ref, new, uses)
     cause.update(vault_id=ref.vault_id, object_name=ref.name)
     new_id = f"{vault_uri.rstrip('/')}/{ref.object_type}s/{ref.name}/{new.version}"

@@ -10,13 +10,17 @@ Objects are matched by their Key Vault's **ARM id** (``sourceVault.id``) and the
 (``/keys/{name}``), never by the URL host: an event's host is not trusted, and a VM model
 names the vault by id anyway.
 
-Concurrent steps share listings, never staleness: the host runs up to 16 invocations at once
-in one process, and a rotation of one KEK for 1,000 VMs brings 1,000 BEK fan-outs, each of
-which listed the subscription's VMs, disks and DESs and built their models — O(N²) work that
-kept the 1,000-VM rotation CPU-bound (bench/README.md, "rotation.py"). A resolver uses a
-listing another step of the process *started after this resolver was made* (so after its
-step began: what its own listing would have shown), waiting for one in flight rather than
-sending its own; a listing started earlier is never used.
+Steps of one process share listings, never stale ones: the host runs up to 16 invocations
+at once in one process, and a rotation of one KEK for 1,000 VMs brings 1,000 BEK fan-outs,
+each of which listed the subscription's VMs, disks and DESs and built their models — O(N²)
+work that kept the 1,000-VM rotation CPU-bound (bench/README.md, "rotation.py"; the SDK's
+model deserialization was half the host's CPU). A resolver uses a listing another step
+started after the resolver was made (what its own listing would have shown), or — given
+``not_before``, the time the work item was first queued (after the event, so after the
+write it reports) — one started at least :data:`SKEW_MARGIN` after that and at most
+:data:`SHARED_LISTING_SECONDS` ago; it waits for a listing in flight rather than sending its
+own. The margin covers the host's clock against the queue service's; a listing started
+earlier is never used.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlparse
 
 from shared.backups.items import ProtectedVm
@@ -153,21 +158,43 @@ class VmModels:
         return ("des" if des_refs else "none"), des_refs
 
 
-#: The latest listing of each subscription per process (per ``AzureClients``, weakly): when
-#: it started (``time.monotonic``) and its models.
-_LISTINGS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, VmModels]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: How much later than an item's first queueing (the queue service's clock) a shared listing
+#: must have started (the host's clock) to count for it.
+SKEW_MARGIN: Final = timedelta(seconds=5)
+#: The oldest shared listing a resolver given ``not_before`` uses.
+SHARED_LISTING_SECONDS: Final = 120.0
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One subscription's listing: when it started (both clocks) and its models."""
+
+    monotonic: float
+    wall: datetime
+    models: VmModels
+
+
+#: The latest listing of each subscription per process (per ``AzureClients``, weakly).
+_LISTINGS: weakref.WeakKeyDictionary[Any, dict[str, _Listing]] = weakref.WeakKeyDictionary()
 _LISTING_FLIGHTS = KeyedLocks()
 
 
 class DirectResolver:
     """Resolves VMs from Azure (no inventory): see the module docstring."""
 
-    def __init__(self, ctx: ActionContext) -> None:
+    def __init__(self, ctx: ActionContext, *, not_before: datetime | None = None) -> None:
         self._ctx = ctx
         self._models: dict[str, VmModels] = {}
         self._since = time.monotonic()  # listings started from now on are fresh enough
+        self._not_before = not_before + SKEW_MARGIN if not_before is not None else None
+
+    def _fresh(self, listing: _Listing | None) -> bool:
+        if listing is None:
+            return False
+        if listing.monotonic >= self._since:
+            return True
+        recent = time.monotonic() - listing.monotonic <= SHARED_LISTING_SECONDS
+        return recent and self._not_before is not None and listing.wall >= self._not_before
 
     def _subscription_models(self, subscription_id: str) -> VmModels:
         models = self._models.get(subscription_id)
@@ -176,17 +203,17 @@ class DirectResolver:
             key = subscription_id.lower()
             with _LISTING_FLIGHTS((id(azure), key)):  # one in flight serves those waiting
                 shared = _LISTINGS.get(azure, {}).get(key)
-                if shared is not None and shared[0] >= self._since:
-                    models = shared[1]
+                if shared is not None and self._fresh(shared):
+                    models = shared.models
                 else:
-                    started = time.monotonic()
+                    started, wall = time.monotonic(), datetime.now(UTC)
                     compute = azure.compute(subscription_id)
                     models = VmModels(
                         compute.virtual_machines.list_all(),
                         compute.disks.list(),
                         compute.disk_encryption_sets.list(),
                     )
-                    _LISTINGS.setdefault(azure, {})[key] = (started, models)
+                    _LISTINGS.setdefault(azure, {})[key] = _Listing(started, wall, models)
             self._models[subscription_id] = models
         return models
 
@@ -275,10 +302,12 @@ class InventoryResolver:
     ``vaultUri`` read from ARM — never an event's host.
     """
 
-    def __init__(self, ctx: ActionContext, inventory: Inventory) -> None:
+    def __init__(
+        self, ctx: ActionContext, inventory: Inventory, *, not_before: datetime | None = None
+    ) -> None:
         self._ctx = ctx
         self._inventory = inventory
-        self._direct = DirectResolver(ctx)
+        self._direct = DirectResolver(ctx, not_before=not_before)
 
     def vms_using(self, ref: ObjectRef) -> list[ProtectedVm]:
         uri = self._ctx.azure.vault_uri(ref.vault_id, self._inventory.vault_uri).rstrip("/")
@@ -308,12 +337,13 @@ class InventoryResolver:
         return from_record(record) if record is not None else None
 
 
-def default_resolver(ctx: ActionContext) -> VmResolver:
+def default_resolver(ctx: ActionContext, *, not_before: datetime | None = None) -> VmResolver:
     """The inventory when it holds VMs (storage only, no ARM call per VM); else Azure
-    directly (:class:`DirectResolver`)."""
+    directly (:class:`DirectResolver`). ``not_before``: when the step's work item was first
+    queued, if known (module docstring)."""
     from shared.inventory import inventory_for
 
     inventory = inventory_for(ctx)
     if inventory.knows_vms():
-        return InventoryResolver(ctx, inventory)
-    return DirectResolver(ctx)
+        return InventoryResolver(ctx, inventory, not_before=not_before)
+    return DirectResolver(ctx, not_before=not_before)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from shared.backups import impact
 from shared.backups.impact import DirectResolver
 
 SUB = "00000000-1111-2222-3333-444444444444"
@@ -93,4 +97,30 @@ def test_another_process_clients_list_for_themselves() -> None:
     r1, r2 = DirectResolver(first), DirectResolver(second)
     r1._subscription_models(SUB)
     r2._subscription_models(SUB)
+    assert compute.listings == 2
+
+
+def test_a_listing_started_after_the_item_was_queued_serves_a_later_step() -> None:
+    """Under a backlog an item waits in the queue; a listing another step started after the
+    item was queued (plus the clock margin) shows the write its event reports."""
+    compute = _Compute()
+    ctx = _ctx(_Azure(compute))
+    queued = datetime.now(UTC) - impact.SKEW_MARGIN - timedelta(seconds=30)
+    DirectResolver(ctx)._subscription_models(SUB)  # another step, 30 s after the queueing
+    DirectResolver(ctx, not_before=queued)._subscription_models(SUB)
+    assert compute.listings == 1
+    # an item queued after that listing started (or within the margin) lists again
+    DirectResolver(ctx, not_before=datetime.now(UTC))._subscription_models(SUB)
+    assert compute.listings == 2
+
+
+def test_a_shared_listing_is_not_used_past_its_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    compute = _Compute()
+    ctx = _ctx(_Azure(compute))
+    clock = [1000.0]
+    monkeypatch.setattr(impact.time, "monotonic", lambda: clock[0])
+    queued = datetime.now(UTC) - timedelta(minutes=10)
+    DirectResolver(ctx)._subscription_models(SUB)
+    clock[0] += impact.SHARED_LISTING_SECONDS + 1
+    DirectResolver(ctx, not_before=queued)._subscription_models(SUB)
     assert compute.listings == 2
