@@ -84,6 +84,24 @@ def _objects_of_change(inventory: Inventory, outcome: RefreshOutcome) -> set[tup
     return found
 
 
+def _vaults_new_to(outcome: RefreshOutcome) -> set[str]:
+    """Key Vaults (lower-case ids) a changed VM uses now and did not before, or that its new
+    points reference: only those need Backup's access checked again. An ADE re-run with new
+    versions in the same vault changes nothing Backup can or cannot read (its access is the
+    vault's, or the object's scope, never a version's); one KEK re-run on 1,000 VMs planned
+    2,000 verifies of one vault, all but one a duplicate step."""
+
+    def vaults(uses: dict[str, tuple[str, str, str | None]]) -> set[str]:
+        return {vault.lower() for _kind, _url, vault in uses.values() if vault}
+
+    found: set[str] = set()
+    for old, new in outcome.changed:
+        found |= vaults(new.uses()) - (vaults(old.uses()) if old is not None else set())
+    for _vm, point in outcome.new_points:
+        found |= vaults(point.references())
+    return found
+
+
 def _backup_items(
     changed: list[tuple[VmRecord | None, VmRecord]],
     ctx: ActionContext,
@@ -193,8 +211,11 @@ class RefreshInventoryAction:
             if is_vault:
                 self._pin_what_is_known(item, ctx, inventory, follow, exc)
             raise
-        objects = _known_objects(inventory) if is_vault else _objects_of_change(inventory, outcome)
-        follow_ups = _follow_ups(item, ctx, objects, follow)
+        if is_vault:
+            follow_ups = _follow_ups(item, ctx, _known_objects(inventory), follow)
+        else:
+            objects = _objects_of_change(inventory, outcome)
+            follow_ups = _follow_ups(item, ctx, objects, follow, _vaults_new_to(outcome))
         bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
         follow_ups.extend(_retry_items(outcome, bucket, reasons))
         sweep_vm = protection is not None and item.params.get("operation") == "sweep"
@@ -367,16 +388,23 @@ def _retry_items(outcome: RefreshOutcome, bucket: str, reasons: tuple[str, ...])
 
 
 def _follow_ups(
-    item: WorkItem, ctx: ActionContext, found: set[tuple[str, str, str]], follow: set[str]
+    item: WorkItem,
+    ctx: ActionContext,
+    found: set[tuple[str, str, str]],
+    follow: set[str],
+    verify: set[str] | None = None,
 ) -> list[WorkItem]:
-    """The verify and pin items for ``found`` objects (in scope only)."""
+    """The verify and pin items for ``found`` objects (in scope only); ``verify``: the vaults
+    to check, when not every found object's vault."""
     objects = {o for o in found if ctx.settings.vault_in_scope(o[0])}
     # Own bucket suffix: a pin the event planned in the same bucket may have run before
     # the inventory knew the change; this one must run after it.
     bucket, reasons = _bucket(item, ctx) + "-inv", item.reasons
     follow_ups: list[WorkItem] = []
     if "verify" in follow:
-        for vault in sorted({o[0] for o in objects}):
+        vaults = {o[0] for o in objects}
+        wanted = vaults if verify is None else {v for v in vaults if v.lower() in verify}
+        for vault in sorted(wanted):
             follow_ups.append(verify_item(vault, bucket=bucket, reasons=reasons))
     if "pin" in follow:
         from shared.events.catalog import ObjectType

@@ -243,3 +243,35 @@ def test_a_compute_write_on_a_known_vm_reads_the_vm_not_its_points(
     assert routes["recoveryservices.recovery_points.list"] == 1
     assert routes["recoveryservices.recovery_points.get"] == POINTS
     assert len(inventory.recovery_points(vm_b0)) == POINTS
+
+
+def test_an_ade_rerun_in_the_same_vault_plans_pins_not_a_verify(
+    local_azure: Any, rt: Runtime
+) -> None:
+    """ADE re-run with new versions in the same Key Vault changes nothing Backup can read
+    (its access is the vault's or the object's): the refresh pins the KEK and BEK (old and
+    new versions) and plans no access check; a VM new to the inventory gets its vault
+    checked. Before: every changed VM planned a verify of its vault (2,000 for one KEK
+    re-run on 1,000 VMs, all but one a duplicate step)."""
+    vm_a0, vm_b0 = _vm_id("vm-a0"), _vm_id("vm-b0")
+    steps = {i.target: i for i in _vault_steps(rt, datetime.now(UTC))}
+    (a0_step,) = [
+        i for i in REFRESH_INVENTORY.run(steps[VAULT_A], _ctx(rt)).follow_ups if i.target == vm_a0
+    ]
+    REFRESH_INVENTORY.run(a0_step, _ctx(rt))
+    local_azure.admin.post("/compute/virtualMachines/vm-a0/reencrypt", {"resource_group": "rg-app"})
+
+    result = REFRESH_INVENTORY.run(_vm_write(vm_a0), _ctx(rt))
+    assert result.summary["changed"] == [vm_a0]
+    kinds = {i.kind for i in result.follow_ups}
+    assert WorkKind.VERIFY_ACCESS not in kinds, result.follow_ups
+    pins = {
+        (i.params["object_type"], i.params["object_name"])
+        for i in result.follow_ups
+        if i.kind is WorkKind.PIN
+    }
+    assert pins == {("key", "kek"), ("secret", "bek-vm-a0")}
+
+    new = REFRESH_INVENTORY.run(_vm_write(vm_b0), _ctx(rt))  # not inventoried: its vault checked
+    verifies = [i for i in new.follow_ups if i.kind is WorkKind.VERIFY_ACCESS]
+    assert [i.target.rsplit("/", 1)[1] for i in verifies] == ["kv-fan"]
