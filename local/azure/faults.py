@@ -165,7 +165,7 @@ class CallCounts:
 
 
 BucketKind = Literal["reads", "writes", "deletes", "resource_requests"]
-#: Recovery Services' own read budget per subscription and route (``[size, refill/s]``):
+#: Recovery Services' own read budget per subscription and resource type (``[size, refill/s]``):
 #: ASSUMED from recorded traffic (Azure documents no figure): backupJobs reads fell 149 -> 27
 #: while polled every ~30 s for 71 minutes, i.e. about 150 calls per rolling hour.
 RS_LIMIT: tuple[float, float] = (150, 150 / 3600)
@@ -188,21 +188,37 @@ RS_ARM_ROUTES = frozenset(
 )
 
 
-def resource_bucket(route_name: str, method: str) -> str | None:
+def resource_type_of(path: str) -> str:
+    """The resource type a request path addresses, lower-cased: the last provider namespace
+    and the type segments after it (a list and a GET of one type give the same)."""
+    parts = [p.lower() for p in path.split("?", 1)[0].split("/") if p]
+    if "providers" not in parts:
+        return "arm"
+    at = len(parts) - 1 - parts[::-1].index("providers")
+    rest = parts[at + 1 :]
+    return "/".join([rest[0], *rest[1::2]]) if rest else "arm"
+
+
+def resource_bucket(route_name: str, method: str, path: str) -> str | None:
     """The resource-provider bucket a call spends, or None (ARM's buckets only).
 
     Recovery Services backup-management reads (jobs, operation statuses, protected items,
-    recovery points, policies...) spend Recovery Services' own budget, one per route; the
-    vault GET/lists and writes (the trigger POST reports ``-subscription-writes``) do not.
+    recovery points, policies...) spend Recovery Services' own budget, one per **resource
+    type** (a list and a GET of recovery points share one), as Azure names the header:
+    "subscription scoped resource type requests remaining" (ARM's throttling docs); the
+    recordings show different counts per type (operations 299, item and point GETs 249,
+    policy GET 1099), none for a list beside a GET of one type. The vault GET/lists and
+    writes (the trigger POST reports ``-subscription-writes``) do not spend it.
     """
     if not route_name.startswith("recoveryservices.") or route_name in RS_ARM_ROUTES:
         return None
-    return route_name if method.upper() in ("GET", "HEAD") else None
+    return resource_type_of(path) if method.upper() in ("GET", "HEAD") else None
 
 
 class Throttle:
     """ARM's token buckets per subscription and operation type, and resource providers'
-    (``resource_requests``, scope ``{subscription}|{route}``); real time, not the clock."""
+    (``resource_requests``, scope ``{subscription}|{resource type}``); real time, not the
+    clock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

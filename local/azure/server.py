@@ -255,7 +255,7 @@ class LocalAzureServer:
                 f" type - {op}. For more information, see - https://aka.ms/srpthrottlinglimits",
                 wait,
             )
-        bucket = faults.resource_bucket(route_name, request.method)
+        bucket = faults.resource_bucket(route_name, request.method, request.path)
         if bucket is None:
             extra[arm_header] = str(remaining)
             return None
