@@ -49,7 +49,10 @@ bursts, it never replaces durable retries (the work queue) or polling (delayed w
 A call that would find a budget empty even after that wait is not sent at all: it raises a
 ``TransientError`` (:data:`BUDGET_SPENT`, ``retry_after`` = when the budget is back at its
 low-water mark) and the work queue retries the step — no 429 spent, and no invocation held
-in azure-core's ``Retry-After`` sleeps.
+in azure-core's ``Retry-After`` sleeps. For a guessed budget "empty" means below a reserve
+(:data:`RP_RESERVE_FRACTION`, 10 %, 15 of Recovery Services' assumed 150): Keyguard leaves
+that much of the hour to the subscription's other automation, and it absorbs the calls in
+flight its estimate does not count yet.
 
 :func:`subject` sets, for the calls made inside it, the subject they are counted under
 (:meth:`ArmPacer.calls_by_subject`): the backup actions count ARM calls per VM that way.
@@ -80,6 +83,10 @@ RP_WINDOW_SECONDS: Final = 3600.0
 RP_MIN_SIZE: Final = 150.0
 #: A guessed budget is paced from this share of its size.
 RP_LOW_WATER_FRACTION: Final = 0.2
+#: Share of a guessed budget Keyguard never spends: left to the subscription's other
+#: automation, and a margin for calls in flight (concurrent invocations of one host send
+#: before the answers that count them arrive: a 300-VM rotation met 429s near zero).
+RP_RESERVE_FRACTION: Final = 0.1
 PREFIX: Final = "x-ms-ratelimit-remaining-"
 #: Code of the TransientError a call raises instead of being sent into an empty budget.
 BUDGET_SPENT: Final = "ArmBudgetSpent"
@@ -275,6 +282,14 @@ class ArmPacer:
             return float(self.low_water)
         return max(float(self.low_water), math.ceil(budget.size * RP_LOW_WATER_FRACTION))
 
+    @staticmethod
+    def _floor(budget: Budget) -> float:
+        """The estimate a call must still find after the longest wait to be sent: one call
+        of ARM's own budgets; :data:`RP_RESERVE_FRACTION` of a guessed one."""
+        if budget.documented:
+            return 1.0
+        return max(1.0, math.ceil(budget.size * RP_RESERVE_FRACTION))
+
     def delay_for(self, method: str, url: str) -> float:
         """Seconds to wait before sending this call (0 when every budget it spends is healthy).
 
@@ -302,7 +317,7 @@ class ArmPacer:
                 low = self._low_water(b)
                 if estimate < low:
                     wait = max(wait, (low - estimate) / b.refill_per_second)
-                if estimate + self.max_wait_seconds * b.refill_per_second < 1:
+                if estimate + self.max_wait_seconds * b.refill_per_second < self._floor(b):
                     back = (low - estimate) / b.refill_per_second  # healthy again
                     if refuse is None or back > refuse[0]:
                         refuse = (back, b.name)

@@ -33,7 +33,11 @@ def test_an_empty_guessed_budget_refuses_the_call_without_waiting_or_spending() 
     assert raised.value.retry_after == pytest.approx(720.0)
     assert classify(raised.value) is raised.value  # the worker retries it as it is
     assert clock.slept == [] and pacer.refused == 1 and pacer.paced_calls == 0
-    # nothing was spent: one token later (24 s) the call goes, paced by the cap
+    # nothing was spent; the call goes once the budget is back above Keyguard's reserve
+    # (10 % of 150: 15 calls, refilled one per 24 s), paced by the cap
+    clock.t += 14 * 24.0
+    with pytest.raises(TransientError):
+        pacer.before("GET", JOBS)  # 14 (+ the wait's 0.08) < 15: still refused
     clock.t += 24.0
     pacer.before("GET", JOBS)
     assert clock.slept == [2.0]
@@ -45,10 +49,25 @@ def test_a_budget_the_longest_wait_refills_is_paced_not_refused() -> None:
     pacer.after("POST", TRIGGER, {"x-ms-ratelimit-remaining-subscription-writes": "0"})
     pacer.before("POST", TRIGGER)  # ARM writes refill 10/s: 2 s bring 20 calls
     assert clock.slept == [2.0] and pacer.refused == 0
-    pacer.after("GET", JOBS, {RS_HEADER: "1"})
-    pacer.before("GET", JOBS)  # one call left: sent (after the capped wait)
+    pacer.after("GET", JOBS, {RS_HEADER: "15"})
+    pacer.before("GET", JOBS)  # the reserve (15 of ~150) still there: sent, after the wait
     with pytest.raises(TransientError):
-        pacer.before("GET", JOBS)  # the next one would be refused by Azure: not sent
+        pacer.before("GET", JOBS)  # it would spend the reserve: not sent
+
+
+def test_a_guessed_budget_keeps_a_reserve_for_other_automation_and_calls_in_flight() -> None:
+    """Keyguard never spends the last 10 % of a guessed budget (15 of Recovery Services'
+    assumed 150): the subscription's other tools keep it, and it covers the calls other
+    invocations have in flight (a 300-VM rotation met 6 429s near zero before)."""
+    clock = FakeClock()
+    pacer = clock.pacer(max_wait_seconds=2.0)
+    pacer.after("GET", JOBS, {RS_HEADER: "20"})
+    sent = 0
+    with pytest.raises(TransientError):
+        for _ in range(20):
+            pacer.before("GET", JOBS)
+            sent += 1
+    assert sent == 6  # 20 .. 15 sent, 14 refused
 
 
 def test_the_refusal_stops_the_request_in_the_sdk_pipeline() -> None:
