@@ -14,7 +14,10 @@ Two item shapes share the kind (``shared.planning`` docstring; :mod:`shared.back
   hold the same keys); read today's jobs once per Recovery Services vault and plan one
   ``backup:{vm}:{window}`` item per VM to back up, carrying its job snapshot. Items of one
   window share keys, so a KEK and a BEK rotated together back each VM up once.
-* **per VM**: one at a time (a running job → deferred past its expected end), the daily
+* **per VM**: nothing when a backup of Keyguard's already holds the versions the item
+  carries (planned with them, job not failed: ``covered_by_trigger``, its point perhaps not
+  tracked yet; re-runs and sweep checks also look at the recorded points after a fresh read
+  of the VM); one at a time (a running job → deferred past its expected end), the daily
   budget (spent → ``BackupBudgetExhausted``, deferred to the next UTC day), dry run (report,
   no trigger), then the trigger and a TRACK follow-up. Trigger errors: in progress → defer;
   Azure's daily cap → as budget spent; Key Vault permissions → VERIFY_ACCESS items + alert;
@@ -298,11 +301,18 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
         end = _window_end(item, ctx)
         if end is not None and now < end:
             return _deferred(item, (end - now).total_seconds(), "rerun_window_end")
+    ledger = budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE))
+    own = ledger.triggers(vm.vm_id, day, since=budgets.previous_day(day))
+    uses = item.params.get("uses")
     if RERUN_SEPARATOR in item.key or item.params.get("check_points"):
-        covered = _covered_by_point(ctx, vm)
-        if covered is not None:
-            log.info("backup.covered", work_key=item.key, point=covered)
-            return ActionResult(summary={"covered_by_point": covered})
+        covered, fresh = _covered_now(ctx, vm, own)
+        uses = fresh or uses
+    else:
+        trigger = budgets.covering_trigger(own, uses)
+        covered = {"covered_by_trigger": trigger} if trigger else None
+    if covered is not None:
+        log.info("backup.covered", work_key=item.key, **covered)
+        return ActionResult(summary=covered)
     client = ctx.azure.backup(str(vm.rs_vault_id).strip("/").split("/")[1])
     snapshot: dict[str, Any] = dict(item.params.get("jobs") or {})
     if not budgets.snapshot_usable(snapshot, now):
@@ -315,9 +325,8 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
             AFTER_END_MARGIN_SECONDS, (end - now).total_seconds() + AFTER_END_MARGIN_SECONDS
         )
         return _deferred(item, delay, "job_running", job_id=running.get("job_id"))
-    ledger = budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE))
     budget = _daily_budget(ctx)
-    spent = budgets.spent(ledger.triggers(vm.vm_id, day), snapshot)
+    spent = budgets.spent(budgets.on_day(own, day), snapshot)
     if spent >= budget:
         return _budget_spent(item, vm, now, spent, budget, day)
     if ctx.settings.backup.dry_run:
@@ -335,7 +344,7 @@ def _backup_vm(item: WorkItem, ctx: ActionContext, vm: ProtectedVm) -> ActionRes
         if handled is None:
             raise
         return handled
-    ledger.record(vm.vm_id, day, triggered.operation_id)
+    ledger.record(vm.vm_id, day, triggered.operation_id, uses=uses)
     wait = triggered.retry_after if triggered.retry_after is not None else 10.0
     track = track_item(
         item,
@@ -364,18 +373,27 @@ def _window_end(item: WorkItem, ctx: ActionContext) -> datetime | None:
     return start.replace(tzinfo=UTC) + timedelta(minutes=ctx.settings.backup.window_minutes)
 
 
-def _covered_by_point(ctx: ActionContext, vm: ProtectedVm) -> str | None:
-    """The newest recovery point already taken with the ADE versions the VM uses now (a
-    fresh read of the VM), or None: a backup is still needed."""
+def _covered_now(
+    ctx: ActionContext, vm: ProtectedVm, own: list[dict[str, Any]]
+) -> tuple[dict[str, str] | None, list[str] | None]:
+    """What already holds the versions the VM uses now (a fresh read of the VM): the newest
+    recovery point taken with them (``covered_by_point``), or a trigger of Keyguard's planned
+    with them whose job has not failed, its point not yet tracked (``covered_by_trigger``,
+    :func:`shared.backups.budget.covering_trigger`); None when a backup is still needed.
+    Also the versions read (what a trigger then records), None when the VM was unreadable."""
     from shared.inventory import inventory_for
     from shared.inventory.azure_read import AzureInventoryReader
 
     record = AzureInventoryReader(ctx.azure).read_vm(vm.vm_id, None)
     if record is None:
-        return None
+        return None, None
+    uses = rotation.uses_key(url for kind, url, _vault in record.uses().values() if kind != "des")
     points = inventory_for(ctx).recovery_points(vm.vm_id)
     with_keys = [p for p in points if rotation.point_has_keys(record, p)]
-    return with_keys[-1].point_id if with_keys else None
+    if with_keys:
+        return {"covered_by_point": with_keys[-1].point_id}, uses
+    trigger = budgets.covering_trigger(own, uses)
+    return ({"covered_by_trigger": trigger} if trigger else None), uses
 
 
 def _deferred(item: WorkItem, delay: float, why: str, **extra: Any) -> ActionResult:

@@ -12,8 +12,9 @@
   storage only; a job the list does not show costs one ``job_details.get``. Completed /
   CompletedWithWarnings → the new recovery point is read (list + one get), recorded in the
   inventory, and PIN items follow for its key and secret versions; none listed →
-  ``BackupNoRecoveryPoint``. Failed / Cancelled →
-  a transient cause (in progress, snapshot timeout...) plans another backup of the VM
+  ``BackupNoRecoveryPoint``. Failed / Cancelled → the trigger's budget row is marked
+  ``failed`` (it no longer covers the VM for a later item of the same change); then a
+  transient cause (in progress, snapshot timeout...) plans another backup of the VM
   (``:retry{n}``, at most :data:`MAX_RETRIES`, within the daily budget); Key Vault
   permissions → VERIFY_ACCESS items + ``BackupFailed``; item not found → REFRESH_INVENTORY;
   otherwise ``BackupFailed`` with Azure's code, message and recommendations.
@@ -21,6 +22,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -87,7 +89,7 @@ def _operation(item: WorkItem, ctx: ActionContext, vm: ProtectedVm, now: datetim
         )
     if state.status.lower() != "succeeded" or not state.job_id:
         error = JobError(state.error_code or state.status, None, state.error_message or "", ())
-        return _failed(item, vm, state.status, [error], None)
+        return _failed(item, ctx, vm, state.status, [error], None)
     triggered = budgets.parse_time(item.params.get("triggered_at")) or now
     budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE)).record(
         vm.vm_id, budgets.day_of(triggered), op_id, job_id=state.job_id
@@ -124,7 +126,7 @@ def _job(item: WorkItem, ctx: ActionContext, vm: ProtectedVm, now: datetime) -> 
             delay_seconds=delay,
         )
     if job.status in tracking.FAILED:
-        return _failed(item, vm, job.status, job_errors(job.properties), job_id)
+        return _failed(item, ctx, vm, job.status, job_errors(job.properties), job_id)
     return _completed(item, ctx, vm, job, client)
 
 
@@ -250,8 +252,18 @@ def _pins(record: dict[str, Any], reasons: tuple[str, ...]) -> tuple[WorkItem, .
 
 
 def _failed(
-    item: WorkItem, vm: ProtectedVm, status: str, errors: list[JobError], job_id: str | None
+    item: WorkItem,
+    ctx: ActionContext,
+    vm: ProtectedVm,
+    status: str,
+    errors: list[JobError],
+    job_id: str | None,
 ) -> ActionResult:
+    if ctx.storage is not None:  # first: the trigger covers the VM no more (budget module)
+        triggered = budgets.parse_time(item.params.get("triggered_at")) or ctx.now()
+        budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE)).record(
+            vm.vm_id, budgets.day_of(triggered), str(item.params["operation_id"]), failed=True
+        )
     code = errors[0].code if errors else status
     kind = disposition(code)
     window = str(item.params.get("window") or "")
@@ -261,6 +273,8 @@ def _failed(
         again = vm_backup_item(
             vm, window=window, reasons=item.reasons, cause=item.params.get("cause"), retry=retry + 1
         )
+        if item.params.get("uses"):
+            again = replace(again, params={**again.params, "uses": item.params["uses"]})
         log.warning("backup.retry", work_key=item.key, code=code, retry=retry + 1)
         return ActionResult(summary={**summary, "retry": retry + 1}, follow_ups=(again,))
     if kind is Disposition.NOT_FOUND:

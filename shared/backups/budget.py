@@ -5,7 +5,9 @@ Azure accepts at most nine on-demand backups per VM per day and recommends four
 is the union of
 
 * Keyguard's own triggers, one row each in ``names.BACKUP_BUDGET_TABLE`` (partition: a hash
-  of the VM id; row: ``{day}_{operation id}``, with the job id once the tracker knows it), and
+  of the VM id; row: ``{day}_{operation id}``, with the key/secret versions the VM used when
+  the backup was planned, the job id once the tracker knows it, and ``failed`` when the job
+  failed), and
 * the backup jobs the vault shows for the item today that may be on-demand — triggered by
   anyone — read with **one** filtered job list per vault (:func:`vault_snapshots`), shared
   by every VM of that vault in one run.
@@ -22,12 +24,19 @@ Backup`` jobs count (ConfigureBackup and restores do not).
 
 The same job list tells whether a backup of the item is running (one at a time) and when it
 should end.
+
+The same rows tell whether Keyguard already backed the VM up under the versions it uses now
+(:func:`covering_trigger`): a backup triggered in one window and not yet tracked to its
+recovery point covers the VM for a later window's item of the same change (a KEK fan-out
+that ran after the next window began, a sweep's check, a re-run at the window's end), which
+otherwise sees no point under the new version and triggers again. A failed job does not.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 import threading
 import weakref
@@ -248,32 +257,75 @@ class BudgetLedger:
         """The partition of a VM (ARM ids hold ``/``, which keys may not)."""
         return hashlib.sha256(vm_id.strip().lower().encode()).hexdigest()[:40]
 
-    def triggers(self, vm_id: str, day: str) -> list[dict[str, Any]]:
-        """Keyguard's triggers of ``vm_id`` on ``day``: ``{operation_id, job_id?}`` rows."""
+    def triggers(self, vm_id: str, day: str, *, since: str | None = None) -> list[dict[str, Any]]:
+        """Keyguard's triggers of ``vm_id`` from the day ``since`` (default: ``day``) to
+        ``day``, in one query: ``{day, operation_id, job_id?, uses?, failed?}`` rows
+        (:func:`on_day` keeps one day's for the budget)."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-        params = {"pk": self.partition(vm_id), "lo": f"{day}_", "hi": f"{day}`"}
+        params = {"pk": self.partition(vm_id), "lo": f"{since or day}_", "hi": f"{day}`"}
         try:
             rows = list(self._table.query_entities(query, parameters=params))
         except Exception as exc:  # any storage failure: do not guess a budget
             raise StorageError(f"backup budget read failed: {type(exc).__name__}") from exc
         return [dict(r) for r in rows]
 
-    def record(self, vm_id: str, day: str, operation_id: str, job_id: str | None = None) -> None:
-        """Count one trigger (idempotent per operation); ``job_id`` once known."""
+    def record(
+        self,
+        vm_id: str,
+        day: str,
+        operation_id: str,
+        job_id: str | None = None,
+        *,
+        uses: list[str] | None = None,
+        failed: bool = False,
+    ) -> None:
+        """Count one trigger (idempotent per operation), with the versions the VM used when
+        it was planned (``uses``, :func:`shared.backups.rotation.uses_key`); ``job_id`` once
+        known; ``failed`` once its job failed (it then covers nothing). Merged: a later call
+        keeps what an earlier one wrote."""
         entity: dict[str, Any] = {
             "PartitionKey": self.partition(vm_id),
             "RowKey": f"{day}_{operation_id}",
             "vm_id": vm_id,
+            "day": day,
             "operation_id": operation_id,
         }
         if job_id:
             entity["job_id"] = job_id
+        if uses:
+            entity["uses"] = json.dumps(sorted(uses))
+        if failed:
+            entity["failed"] = True
         try:
             from azure.data.tables import UpdateMode
 
             self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
         except Exception as exc:
             raise StorageError(f"backup budget write failed: {type(exc).__name__}") from exc
+
+
+def previous_day(day: str) -> str:
+    """The UTC day before ``day`` (both ``YYYY-MM-DD``)."""
+    return (datetime.strptime(day, "%Y-%m-%d") - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def on_day(rows: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:
+    """The ledger rows of triggers on ``day`` (what the day's budget counts)."""
+    return [r for r in rows if str(r.get("day") or r.get("RowKey") or "")[:10] == day]
+
+
+def covering_trigger(rows: list[dict[str, Any]], uses: Any) -> str | None:
+    """The operation id of a trigger of Keyguard's in ``rows`` planned with exactly the
+    versions ``uses`` (:func:`shared.backups.rotation.uses_key`) whose job has not failed, or
+    None. Its backup holds those versions, tracked to its point or not yet (see the module
+    docstring); nothing covers a VM whose versions are unknown."""
+    if not uses:
+        return None
+    wanted = json.dumps(sorted(str(u) for u in uses))
+    for row in rows:
+        if row.get("uses") == wanted and not row.get("failed"):
+            return str(row.get("operation_id") or row.get("RowKey"))
+    return None
 
 
 def spent(own: list[dict[str, Any]], snapshot: Mapping[str, Any]) -> int:

@@ -123,6 +123,7 @@ def track_item(
         "operation_id": operation_id,
         "job_id": job_id,
         "not_before": not_before,
+        **({"uses": backup.params["uses"]} if backup.params.get("uses") else {}),
         **dict(extra or {}),
     }
     return WorkItem(
