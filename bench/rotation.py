@@ -219,6 +219,8 @@ class Result:
     bound_by_bucket: dict[str, float]
     sweep_s: float
     trigger_times: list[float] = field(default_factory=list)
+    #: why steps waited: backup deferrals by reason, retries by (kind, code), covered by how
+    waits: dict[str, int] = field(default_factory=dict)
 
     @property
     def arm_calls(self) -> int:
@@ -422,13 +424,34 @@ def _measure(
         bound_by_bucket=paper_bound(minimum, limits),
         sweep_s=sweep_s,
         trigger_times=sorted(first_trigger.values()),
+        waits=_waits(records),
     )
+
+
+def _waits(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Why steps waited or did nothing, from the host's log: backup deferrals by reason,
+    backups covered (by a recorded point or by Keyguard's own trigger), retries by kind and
+    code."""
+    waits: Counter[str] = Counter()
+    for r in records:
+        msg = r.get("msg")
+        if msg == "backup.deferred":
+            waits[f"backup deferred: {r.get('reason')}"] += 1
+        elif msg == "backup.covered":
+            how = "by_trigger" if r.get("covered_by_trigger") else "by_point"
+            waits[f"backup covered {how}"] += 1
+        elif msg == "worker.retry":
+            kind = str(r.get("work_key") or "").split(":", 1)[0]
+            waits[f"retry: {kind} {r.get('code')}"] += 1
+    return dict(waits)
 
 
 def report(result: Result) -> None:
     n = result.vms
     say(f"triggers: {result.triggers} for {result.triggered_vms} VMs; jobs {result.statuses}")
     say(f"host log: {json.dumps(result.host)}")
+    for what, count in sorted(result.waits.items(), key=lambda wc: -wc[1]):
+        say(f"  {what}: {count}")
     say(f"local Azure calls by surface: {json.dumps(result.surfaces)}")
     say("ARM routes:")
     for route, count in sorted(result.routes.items(), key=lambda rc: -rc[1]):
