@@ -221,6 +221,8 @@ class Result:
     trigger_times: list[float] = field(default_factory=list)
     #: why steps waited: backup deferrals by reason, retries by (kind, code), covered by how
     waits: dict[str, int] = field(default_factory=dict)
+    #: 429s the local Azure answered, by route and bucket
+    throttled_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def arm_calls(self) -> int:
@@ -425,6 +427,7 @@ def _measure(
         sweep_s=sweep_s,
         trigger_times=sorted(first_trigger.values()),
         waits=_waits(records),
+        throttled_by=dict(calls.get("throttled", {})),
     )
 
 
@@ -460,6 +463,7 @@ def report(result: Result) -> None:
     for route, count in sorted(result.storage_routes.items(), key=lambda rc: -rc[1])[:15]:
         say(f"  {route}: {count} ({count / n:.2f} per VM)")
     say(f"host pacer: {json.dumps({k: round(v, 1) for k, v in result.pacer.items()})}")
+    say(f"429s the local Azure answered, by route (bucket): {json.dumps(result.throttled_by)}")
     times = result.trigger_times
     if times:
         for q in (0.1, 0.25, 0.5, 0.75, 0.9):

@@ -575,6 +575,7 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
             "invocations": sweep["invocations"],
             "throttled": sweep["throttled"],
             "routes": dict(sorted(sweep["calls"]["routes"].items())),
+            "throttled_by": sweep["calls"].get("throttled", {}),
         }
     out["second_sweep_writes"] = result["second"]["writes"] if result["second"] else None
     out["peak_rss_mib"] = result["peak_rss_mib"]
@@ -596,6 +597,7 @@ def print_figures(shape: Shape, fig: dict[str, Any]) -> None:
             print(f"  {route}: {n} (minimum {f['minimum'][route]})")
         print(f"  other ARM reads: {json.dumps(f['other_arm_reads'])}")
         print(f"  local Azure calls by route: {json.dumps(f['routes'])}")
+        print(f"  429s the local Azure answered (route, bucket): {json.dumps(f['throttled_by'])}")
         print(f"  storage requests: {json.dumps(f['storage'])}")
         print(f"  invocations: {json.dumps(f['invocations'])}")
         longest = {k: round(v, 2) for k, v in f["longest"].items()}

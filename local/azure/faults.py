@@ -139,12 +139,15 @@ class Faults:
 
 
 class CallCounts:
-    """Calls counted by route name and by surface (unmatched requests as ``(none)``)."""
+    """Calls counted by route name and by surface (unmatched requests as ``(none)``), and
+    the 429s the buckets answered, by route and bucket (``throttled``; only once one
+    happened): a benchmark's 429s then say which route and budget ran dry."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._routes: Counter[str] = Counter()
         self._surfaces: Counter[str] = Counter()
+        self._throttled: Counter[str] = Counter()
 
     def record(self, route_name: str, surface: str) -> None:
         """Count one call."""
@@ -152,16 +155,27 @@ class CallCounts:
             self._routes[route_name] += 1
             self._surfaces[surface] += 1
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        """``{"routes": {...}, "surfaces": {...}}``."""
+    def record_throttled(self, route_name: str, bucket: str) -> None:
+        """Count one 429 a bucket answered (``bucket``: ``reads``/``writes``/``deletes`` or
+        a Recovery Services resource type)."""
         with self._lock:
-            return {"routes": dict(self._routes), "surfaces": dict(self._surfaces)}
+            self._throttled[f"{route_name} ({bucket})"] += 1
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """``{"routes": {...}, "surfaces": {...}}``, and ``"throttled": {...}`` when a
+        bucket answered 429."""
+        with self._lock:
+            out = {"routes": dict(self._routes), "surfaces": dict(self._surfaces)}
+            if self._throttled:
+                out["throttled"] = dict(self._throttled)
+            return out
 
     def reset(self) -> None:
         """Forget all counts."""
         with self._lock:
             self._routes.clear()
             self._surfaces.clear()
+            self._throttled.clear()
 
 
 BucketKind = Literal["reads", "writes", "deletes", "resource_requests"]

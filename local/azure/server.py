@@ -247,8 +247,10 @@ class LocalAzureServer:
         allowed, remaining, wait = throttle.take(scope, kind)
         prefix = "subscription" if scope != "tenant" else "tenant"
         arm_header = f"x-ms-ratelimit-remaining-{prefix}-{kind}"
+        calls: faults.CallCounts = self.world.calls  # type: ignore[attr-defined]
         if not allowed:
             extra[arm_header] = "0"
+            calls.record_throttled(route_name, kind)
             op = {"reads": "Read", "writes": "Write", "deletes": "Delete"}[kind]
             return self._throttled(
                 f"The request is being throttled as the limit has been reached for operation"
@@ -263,6 +265,7 @@ class LocalAzureServer:
         extra[faults.RESOURCE_REQUESTS_HEADER] = str(remaining)
         if allowed:
             return None
+        calls.record_throttled(route_name, bucket)
         return self._throttled(
             "The request is being throttled as the limit has been reached for resource"
             " provider Microsoft.RecoveryServices. Please try again later.",

@@ -316,6 +316,9 @@ def test_arm_throttling_headers_and_429(env: dict[str, str], local_azure: LocalA
     assert throttled.json()["error"]["code"] == "TooManyRequests"
     assert int(throttled.headers["Retry-After"]) >= 1
     assert throttled.headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
+    # the call counts say which route and bucket answered 429 (a benchmark's 429s explained)
+    throttled_by = local_azure.admin.calls()["throttled"]
+    assert list(throttled_by.values()) == [1] and next(iter(throttled_by)).endswith(" (reads)")
 
 
 def test_clock_advances_only_forward(azure_env: dict[str, str], local_azure: LocalAzure) -> None:

@@ -79,6 +79,8 @@ def test_call_counts() -> None:
     calls.record("a", "arm")
     calls.record("b", "keyvault")
     assert calls.snapshot() == {"routes": {"a": 2, "b": 1}, "surfaces": {"arm": 2, "keyvault": 1}}
+    calls.record_throttled("a", "reads")
+    assert calls.snapshot()["throttled"] == {"a (reads)": 1}
     calls.reset()
     assert calls.snapshot() == {"routes": {}, "surfaces": {}}
 
