@@ -259,8 +259,10 @@ def _failed(
     errors: list[JobError],
     job_id: str | None,
 ) -> ActionResult:
-    if ctx.storage is not None:  # first: the trigger covers the VM no more (budget module)
-        triggered = budgets.parse_time(item.params.get("triggered_at")) or ctx.now()
+    triggered = budgets.parse_time(item.params.get("triggered_at"))
+    # first: the trigger covers the VM no more (budget module); only its own row (its day
+    # known), never a new row that the day's budget would count as one more trigger
+    if ctx.storage is not None and triggered is not None:
         budgets.BudgetLedger(ctx.storage.table(names.BACKUP_BUDGET_TABLE)).record(
             vm.vm_id, budgets.day_of(triggered), str(item.params["operation_id"]), failed=True
         )

@@ -36,6 +36,20 @@ def _item(h: Harness, retry: int = 0) -> WorkItem:
     return vm_backup_item(VM, window="20261122T060000Z", reasons=("evt-1",), retry=retry)
 
 
+def _next_job_lacks_key_vault_permissions(h: Harness) -> None:
+    """vm-00's next backup job fails as Backup does without Key Vault permissions."""
+    h.azure.admin.post(
+        "/backup/virtualMachines/vm-00/next_job",
+        {
+            "status": "Failed",
+            "error_code": 400001,
+            "error_title": "UserErrorKeyVaultPermissionsNotConfigured",
+            "error_string": "Backup doesn't have sufficient permissions on the key vault.",
+            "recommendations": ["Grant Backup get, list and backup on keys and secrets."],
+        },
+    )
+
+
 def _external_trigger(h: Harness) -> None:
     """A backup someone else started (portal, policy) on vm-00."""
     from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
@@ -119,16 +133,7 @@ def test_failed_job_is_retried_then_alerted(harness: Harness) -> None:
 
 def test_permission_error_queues_an_access_verification(harness: Harness) -> None:
     h = harness
-    h.azure.admin.post(
-        "/backup/virtualMachines/vm-00/next_job",
-        {
-            "status": "Failed",
-            "error_code": 400001,
-            "error_title": "UserErrorKeyVaultPermissionsNotConfigured",
-            "error_string": "Backup doesn't have sufficient permissions on the key vault.",
-            "recommendations": ["Grant Backup get, list and backup on keys and secrets."],
-        },
-    )
+    _next_job_lacks_key_vault_permissions(h)
     h.enqueue([_item(h)])
     h.pump()
     assert len(h.triggers()) == 1  # not retried: a permission problem is not transient
@@ -183,8 +188,9 @@ def test_missing_protected_item_refreshes_the_inventory(harness: Harness) -> Non
     assert refresh.kind is WorkKind.REFRESH_INVENTORY and refresh.target == VM.vm_id
 
 
-def _carrying(item: WorkItem, uses: list[str]) -> WorkItem:
-    """``item`` with the key/secret versions its planner saw the VM use."""
+def _carrying(window: str, reason: str, uses: list[str]) -> WorkItem:
+    """vm-00's item of ``window`` with the key/secret versions its planner saw the VM use."""
+    item = vm_backup_item(VM, window=window, reasons=(reason,))
     return replace(item, params={**item.params, "uses": uses})
 
 
@@ -199,19 +205,19 @@ def test_a_later_windows_item_of_the_same_keys_is_covered_by_the_untracked_trigg
     same change ran before the tracker had recorded the first backup's point. Keyguard's own
     trigger, planned with the same versions, covers the VM; other versions do not."""
     h = harness
-    first = _carrying(vm_backup_item(VM, window="20261122T060000Z", reasons=("e1",)), USES)
+    first = _carrying("20261122T060000Z", "e1", USES)
     h.enqueue([first])
     h.pump(kinds=frozenset({WorkKind.BACKUP}))  # its TRACK item is set aside: no point yet
     assert len(h.triggers()) == 1
     operation = h.summary(WorkKind.BACKUP, first.key)["operation_id"]
 
-    again = _carrying(vm_backup_item(VM, window="20261122T061500Z", reasons=("e2",)), USES)
+    again = _carrying("20261122T061500Z", "e2", USES)
     h.enqueue([again])
     assert h.pump(kinds=frozenset({WorkKind.BACKUP})) == {("backup", "done"): 1}
     assert len(h.triggers()) == 1
     assert h.summary(WorkKind.BACKUP, again.key)["covered_by_trigger"] == operation
 
-    newer = _carrying(vm_backup_item(VM, window="20261122T063000Z", reasons=("e3",)), LATER)
+    newer = _carrying("20261122T063000Z", "e3", LATER)
     h.enqueue([newer])
     h.pump()
     assert len(h.triggers()) == 2  # new versions: a new backup
@@ -221,19 +227,11 @@ def test_a_later_windows_item_of_the_same_keys_is_covered_by_the_untracked_trigg
 
 def test_a_failed_trigger_covers_nothing(harness: Harness) -> None:
     h = harness
-    h.azure.admin.post(
-        "/backup/virtualMachines/vm-00/next_job",
-        {
-            "status": "Failed",
-            "error_code": 400001,
-            "error_title": "UserErrorKeyVaultPermissionsNotConfigured",
-            "error_string": "Backup doesn't have sufficient permissions on the key vault.",
-        },
-    )
-    h.enqueue([_carrying(vm_backup_item(VM, window="20261122T060000Z", reasons=("e1",)), USES)])
+    _next_job_lacks_key_vault_permissions(h)
+    h.enqueue([_carrying("20261122T060000Z", "e1", USES)])
     h.pump()
     assert [t["status"] for t in h.triggers()] == ["Failed"]
-    later = _carrying(vm_backup_item(VM, window="20261122T061500Z", reasons=("e2",)), USES)
+    later = _carrying("20261122T061500Z", "e2", USES)
     h.enqueue([later])
     h.pump()
     assert [t["status"] for t in h.triggers()] == ["Failed", "Completed"]
@@ -248,11 +246,11 @@ def test_a_retry_after_a_transient_failure_carries_the_versions_and_then_covers(
         "/backup/virtualMachines/vm-00/next_job",
         {"status": "Failed", "error_code": 400138, "error_title": "GuestAgentSnapshotTaskTimeout"},
     )
-    h.enqueue([_carrying(vm_backup_item(VM, window="20261122T060000Z", reasons=("e1",)), USES)])
+    h.enqueue([_carrying("20261122T060000Z", "e1", USES)])
     h.pump()
     assert [t["status"] for t in h.triggers()] == ["Failed", "Completed"]  # retried once
     (retry,) = [i for i in h.done(WorkKind.BACKUP) if i.params.get("retry") == 1]
     assert retry.params["uses"] == USES
-    h.enqueue([_carrying(vm_backup_item(VM, window="20261122T061500Z", reasons=("e2",)), USES)])
+    h.enqueue([_carrying("20261122T061500Z", "e2", USES)])
     h.pump()
     assert len(h.triggers()) == 2  # the retry's completed backup covers the later item
