@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.alerts import AlertPublisher
     from shared.config import Settings
     from shared.deadletter import DeadLetterStore, QuarantineStore
+    from shared.follow_ups import FollowUpMemo
     from shared.ledger import Ledger
     from shared.workqueue import WorkQueue
 
@@ -84,6 +85,13 @@ class Runtime:
         from shared.workqueue import WorkQueue
 
         return WorkQueue(self.storage.queue(names.WORK_QUEUE), self.settings.retry, now=self.now)
+
+    @cached_property
+    def follow_up_memo(self) -> FollowUpMemo:
+        """The follow-ups this process enqueued (repeats of unclaimed copies are dropped)."""
+        from shared.follow_ups import FollowUpMemo
+
+        return FollowUpMemo()
 
     @cached_property
     def ledger(self) -> Ledger:

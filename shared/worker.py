@@ -56,6 +56,8 @@ from shared.logs import get_logger
 from shared.workitems import WorkItem, WorkKind
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from shared.actions.base import ActionResult
     from shared.config import Settings
     from shared.ledger import Ledger
@@ -358,7 +360,7 @@ def _run_claimed(
         return _dead_letter(rt, item, held, error, reason="permanent")
     if result.status == "deferred":
         return _defer(rt, item, held, result)
-    rt.work_queue.enqueue_many(result.follow_ups)
+    _enqueue_follow_ups(rt, result.follow_ups)
     rt.alerts.publish(result.alerts)
     rt.ledger.complete(held.claim, result.summary, unlock=held.lock, reasons=item.reasons)
     log.info("worker.done", work_key=item.key, follow_ups=len(result.follow_ups))
@@ -374,8 +376,17 @@ class _Held:
     lock: Claim | None
 
 
+def _enqueue_follow_ups(rt: Runtime, items: Sequence[WorkItem]) -> None:
+    """Store a step's follow-ups, less repeats of copies not claimed yet (``shared.follow_ups``)."""
+    fresh = rt.follow_up_memo.to_enqueue(items, rt.ledger)
+    if len(fresh) < len(items):
+        rt.counters.increment("worker.follow_ups_coalesced", len(items) - len(fresh))
+    rt.work_queue.enqueue_many(fresh)
+    rt.follow_up_memo.remember(fresh)
+
+
 def _defer(rt: Runtime, item: WorkItem, held: _Held, result: ActionResult) -> Outcome:
-    rt.work_queue.enqueue_many(result.follow_ups)
+    _enqueue_follow_ups(rt, result.follow_ups)
     rt.alerts.publish(result.alerts)
     # No delay given: wait the base retry delay rather than spinning on an immediate redelivery.
     delay = result.delay_seconds

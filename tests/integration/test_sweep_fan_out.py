@@ -158,6 +158,11 @@ def test_the_vm_steps_fill_the_inventory_and_a_second_sweep_writes_nothing(
         (i.params["object_type"], i.params["object_name"]) for i, _ in ran if i.kind is WorkKind.PIN
     }
     assert pins == {("key", "kek"), *(("secret", f"bek-{n}") for n in every)}
+    # every VM step plans its Key Vault's verify and KEK pin; while the first copy waits
+    # unclaimed, the others are not sent (shared.follow_ups): one message each, not six
+    shared_keys = [i for i, _ in ran if i.kind is WorkKind.VERIFY_ACCESS or i.key.count(":kek:")]
+    assert len(shared_keys) == 2, [i.key for i in shared_keys]
+    assert rt.counters.get("worker.follow_ups_coalesced") == 2 * (len(every) - 1)
 
     # a second sweep (its own window) over the unchanged estate
     local_azure.admin.reset_calls()
