@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
@@ -320,6 +321,20 @@ class ScriptedAction:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+
+def script_pin_steps(monkeypatch: pytest.MonkeyPatch) -> ScriptedAction:
+    """Make the worker run PIN steps with a :class:`ScriptedAction` (other kinds are real)."""
+    import shared.actions
+
+    scripted = ScriptedAction()
+    real = shared.actions.get_action
+
+    def get_action(kind: WorkKind) -> object:
+        return scripted if kind is WorkKind.PIN else real(kind)
+
+    monkeypatch.setattr(shared.actions, "get_action", get_action)
+    return scripted
 
 
 def make_runtime(

@@ -6,28 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-import shared.actions
 from shared import names
 from shared.actions.base import ActionResult
 from shared.follow_ups import FollowUpMemo
 from shared.ledger import LedgerState
 from shared.worker import Outcome, process
-from shared.workitems import WorkItem, WorkKind
-from tests.unit.pipeline_fakes import ScriptedAction, make_runtime, pin_item
+from shared.workitems import WorkItem
+from tests.unit.pipeline_fakes import ScriptedAction, make_runtime, pin_item, script_pin_steps
 
 KEK_PIN = "pin:/subscriptions/s/vault/key/kek:b1-inv"
 
 
 @pytest.fixture
 def action(monkeypatch: pytest.MonkeyPatch) -> ScriptedAction:
-    scripted = ScriptedAction()
-    real = shared.actions.get_action
-
-    def get_action(kind: WorkKind) -> object:
-        return scripted if kind is WorkKind.PIN else real(kind)
-
-    monkeypatch.setattr(shared.actions, "get_action", get_action)
-    return scripted
+    return script_pin_steps(monkeypatch)
 
 
 def _queued(storage: object) -> list[str]:
@@ -59,7 +51,7 @@ def test_a_repeat_after_the_copy_was_claimed_is_enqueued(action: ScriptedAction)
     rt, storage, _ = make_runtime()
     action.script = [ActionResult(summary={}, follow_ups=(_kek(),)), ActionResult(summary={})]
     process(rt, _vm_step(0).to_json())
-    (copy,) = storage.queue(names.WORK_QUEUE).items()  # type: ignore[attr-defined]
+    (copy,) = storage.queue(names.WORK_QUEUE).items()
     assert process(rt, copy.to_json()) is Outcome.DONE  # the KEK pin ran
     assert rt.ledger.state("pin", KEK_PIN) is LedgerState.DONE
 

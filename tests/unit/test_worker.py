@@ -9,7 +9,6 @@ import azure.functions as func
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
-import shared.actions
 from shared import names
 from shared.actions.base import ActionResult
 from shared.alerts import Alert
@@ -23,19 +22,13 @@ from tests.unit.pipeline_fakes import (
     make_runtime,
     make_settings,
     pin_item,
+    script_pin_steps,
 )
 
 
 @pytest.fixture
 def action(monkeypatch: pytest.MonkeyPatch) -> ScriptedAction:
-    scripted = ScriptedAction()
-    real = shared.actions.get_action
-
-    def get_action(kind: WorkKind) -> object:
-        return scripted if kind is WorkKind.PIN else real(kind)
-
-    monkeypatch.setattr(shared.actions, "get_action", get_action)
-    return scripted
+    return script_pin_steps(monkeypatch)
 
 
 def _work(storage: object) -> list[WorkItem]:
