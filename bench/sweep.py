@@ -30,6 +30,8 @@ Figures (printed last, one ``name: value`` per line):
   invocation_s`` (from the host's ``Executed`` lines), ``second_sweep_writes`` (inventory rows
   written or deleted by the second sweep: rows with a newer ``Timestamp`` plus the change in
   the row count), ``sweep_throttled`` (429s Keyguard's clients saw), storage requests.
+  Per sweep, the breakdown also names each work kind's longest step by its work key and
+  gives the peak RSS reached by that sweep's end.
 
 Run from the repo root: ``.venv/bin/python bench/sweep.py [--vms N] [--subscriptions S]
 [--key-vaults K] [--recovery-vaults R] [--points P]``.
@@ -272,13 +274,15 @@ def rs_bound_s(shape: Shape, minimum: dict[str, int]) -> float:
 
 class InvocationTimes(logging.Handler):
     """The longest invocation per function, from the host's ``Executed`` log lines, and the
-    longest step per work kind, from the worker's ``worker.start``/``worker.done`` lines."""
+    longest step per work kind, from the worker's ``worker.start``/``worker.done`` lines,
+    with that step's work key (which vault or VM it was: the figure to act on)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.longest: dict[str, float] = {}
         self.count: Counter[str] = Counter()
         self.steps: dict[str, float] = {}
+        self.slowest: dict[str, str] = {}
         self.step_count: Counter[str] = Counter()
         self._started: dict[str, tuple[str, float]] = {}
 
@@ -288,8 +292,10 @@ class InvocationTimes(logging.Handler):
             self._started[str(fields["work_key"])] = (str(fields.get("kind")), record.created)
             return
         if record.msg == "worker.done" and fields.get("work_key"):
-            kind, at = self._started.pop(str(fields["work_key"]), ("?", record.created))
-            self.steps[kind] = max(self.steps.get(kind, 0.0), record.created - at)
+            key = str(fields["work_key"])
+            kind, at = self._started.pop(key, ("?", record.created))
+            if record.created - at >= self.steps.get(kind, 0.0):
+                self.steps[kind], self.slowest[kind] = record.created - at, key
             self.step_count[kind] += 1
             return
         if not str(record.msg).startswith("Executed '") or not isinstance(record.args, tuple):
@@ -312,6 +318,7 @@ class InvocationTimes(logging.Handler):
         self.longest.clear()
         self.count.clear()
         self.steps.clear()
+        self.slowest.clear()
         self.step_count.clear()
         self._started.clear()
 
@@ -462,9 +469,12 @@ def one_sweep(
         "storage_routes": dict(requests.routes),
         "longest": dict(times.longest),
         "steps": dict(times.steps),
+        "slowest": dict(times.slowest),
         "step_count": dict(times.step_count),
         "invocations": dict(times.count),
         "throttled": get_runtime().azure.pacer.throttled - throttled_before,
+        # VmHWM is the process's peak so far: after the second sweep, both sweeps' peak
+        "peak_rss_mib": common.peak_rss_mib(os.getpid()),
     }
 
 
@@ -571,6 +581,8 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
             "storage": sweep["storage"],
             "longest": sweep["longest"],
             "steps": sweep["steps"],
+            "slowest": sweep["slowest"],
+            "peak_rss_mib": sweep["peak_rss_mib"],
             "step_count": sweep["step_count"],
             "invocations": sweep["invocations"],
             "throttled": sweep["throttled"],
@@ -604,6 +616,8 @@ def print_figures(shape: Shape, fig: dict[str, Any]) -> None:
         print(f"  longest invocation per function (s): {json.dumps(longest)}")
         steps = {k: round(v, 2) for k, v in f["steps"].items()}
         print(f"  longest step per work kind (s): {json.dumps(steps)}")
+        print(f"  the longest step's work key per kind: {json.dumps(f['slowest'])}")
+        print(f"  peak RSS by the end of this sweep (MiB): {f['peak_rss_mib']:.1f}")
         print(f"  steps done per work kind: {json.dumps(f['step_count'])}")
         print(f"  Recovery Services' assumed budget would bound it at {f['rs_bound_s']:.0f}s")
     first, second = fig["first"], fig["second"]
